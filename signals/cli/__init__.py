@@ -1,0 +1,45 @@
+"""The ``signals`` command line. Thin by design: parse, build the config, call one function.
+
+Each command family lives in its own module and is registered in ``_COMMAND_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from signals.cli.common import Context, run_cli
+
+# module path -> attribute holding a click command or group
+_COMMAND_MODULES: list[tuple[str, str]] = [
+    ("signals.cli.data", "data"),
+    ("signals.cli.pipeline", "run"),
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    envvar="SA_CONFIG",
+    help="Settings file (default: config/settings.yaml). SA_* environment variables still override it.",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.version_option(package_name="signals")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """Model lifecycle for daily stock signals: features, tuning, training, registry,
+    monitoring and signals, all tracked in MLflow."""
+    ctx.obj = Context(config_path=config_path, verbose=verbose)
+    ctx.obj.setup_logging()
+
+
+for _module, _attr in _COMMAND_MODULES:
+    cli.add_command(getattr(importlib.import_module(_module), _attr))
+
+
+def main() -> None:
+    run_cli(cli)

@@ -1,0 +1,83 @@
+"""Shared CLI plumbing: lazy settings, logging, and turning user errors into exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import click
+
+from signals.errors import SignalsError
+
+log = logging.getLogger("signals")
+
+
+@dataclass
+class Context:
+    config_path: str | None = None
+    verbose: int = 0
+    _settings: Any = field(default=None, repr=False)
+
+    @property
+    def settings(self):  # noqa: ANN201 - Settings, imported lazily
+        if self._settings is None:
+            from signals.config import load_settings
+
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    def setup_logging(self) -> None:
+        level = logging.WARNING - 10 * min(self.verbose, 2)
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        logging.getLogger("signals").setLevel(min(level, logging.INFO))
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def run_cli(group: click.Group) -> None:
+    """Run the click group; a :class:`SignalsError` becomes ``Error: ...`` and exit 1."""
+    try:
+        group.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SignalsError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+def print_table(rows: Iterable[dict[str, Any]], columns: list[str] | None = None) -> None:
+    """A plain fixed-width table (no extra dependency; output stays greppable)."""
+    rows = list(rows)
+    if not rows:
+        click.echo("(no rows)")
+        return
+    cols = columns or list(rows[0].keys())
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "" if v is None else str(v)
+
+    cells = [[fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    click.echo("  ".join("-" * w for w in widths))
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))

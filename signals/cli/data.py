@@ -1,0 +1,37 @@
+"""``signals data ...``: inspect and validate a data source."""
+
+from __future__ import annotations
+
+import click
+
+from signals.cli.common import Context, echo_json, pass_ctx, print_table
+
+
+@click.group()
+def data() -> None:
+    """Inspect and validate the configured data source."""
+
+
+@data.command("check")
+@click.option("--symbols", "-s", multiple=True, help="Symbols to check (repeatable; default: the whole universe).")
+@click.option("--provider", type=click.Choice(["sample", "parquet", "sql"]), default=None, help="Override data.provider.")
+@click.option("--path", default=None, help="Override data.path (parquet layout directory).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+def check(ctx: Context, symbols: tuple[str, ...], provider: str | None, path: str | None, as_json: bool) -> None:
+    """Validate bars and event tables; print per-symbol coverage."""
+    from signals.data.checks import check_source
+
+    settings = ctx.settings
+    if provider or path:
+        settings = settings.model_copy(
+            update={"data": settings.data.model_copy(update={k: v for k, v in {"provider": provider, "path": path}.items() if v})}
+        )
+    summary = check_source(settings, list(symbols) or settings.data.symbols or None)
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"source: {summary['source']}")
+    print_table(summary["symbols"], ["symbol", "rows", "first", "last", "gaps", "adjusted_rows", "fixes"])
+    click.echo("")
+    print_table(summary["tables"], ["table", "rows", "symbols", "first_available", "last_available", "synthetic"])

@@ -1,0 +1,42 @@
+"""Atomic file writes: write to a temporary file in the same directory, then rename.
+
+A crash mid-write leaves the old file (or nothing), never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+
+def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
+    """Call ``writer(tmp_path)`` then atomically rename the temporary file onto ``path``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        writer(tmp_path)
+        os.replace(tmp_path, target)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def atomic_write_parquet(df: pd.DataFrame, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+    return atomic_write(path, lambda p: df.to_parquet(p, engine="pyarrow", **kwargs))
+
+
+def atomic_write_text(text: str, path: str | os.PathLike[str]) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text))
+
+
+def atomic_write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
+    return atomic_write_text(json.dumps(obj, indent=2, sort_keys=True, default=str), path)
