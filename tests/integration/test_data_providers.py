@@ -1,0 +1,118 @@
+"""Providers on real data: the shipped sample and a parquet-layout directory written here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from signals.data.errors import DataError, DataValidationError, UnknownSymbolError
+from signals.data.parquet import ParquetProvider, export_provider, write_layout
+from signals.data.sample import SampleProvider
+
+
+@pytest.fixture(scope="module")
+def sample() -> SampleProvider:
+    return SampleProvider()
+
+
+def test_sample_universe_and_coverage(sample: SampleProvider) -> None:
+    assert sample.symbols() == ["AAPL", "GOOG", "IBM", "MSFT"]
+    reports = {r.symbol: r for r in sample.check()}
+    assert reports["AAPL"].first == pd.Timestamp("2000-03-01")
+    assert reports["AAPL"].last == pd.Timestamp("2013-03-01")
+    assert reports["GOOG"].first == pd.Timestamp("2004-08-19")
+    assert all(r.adjusted_rows > 0 for r in reports.values())
+
+
+def test_aapl_2005_split_is_not_a_crash(sample: SampleProvider) -> None:
+    """AAPL split 2:1 on 2005-02-28: raw close halves, the adjusted series does not."""
+    from bokeh_sampledata import stocks
+
+    raw = pd.DataFrame(stocks.AAPL).set_index("date")["close"]
+    raw_ret = raw.loc["2005-02-28"] / raw.loc["2005-02-25"] - 1
+    assert raw_ret < -0.45
+
+    adj = sample.bars("AAPL", "2005-02-20", "2005-03-10")
+    ret = adj["close"].loc["2005-02-28"] / adj["close"].loc["2005-02-25"] - 1
+    assert abs(ret) < 0.02
+    # volume is scaled inversely, so dollar volume is preserved
+    raw_full = pd.DataFrame(stocks.AAPL).set_index("date")
+    day = "2005-03-01"
+    assert np.isclose(
+        adj.loc[day, "close"] * adj.loc[day, "volume"], raw_full.loc[day, "close"] * raw_full.loc[day, "volume"]
+    )
+    assert (adj["high"] >= adj["low"]).all()
+
+
+def test_sample_market_and_events(sample: SampleProvider) -> None:
+    spy = sample.market_bars("SPY")
+    assert spy.index[0] == pd.Timestamp("1999-01-04") and not spy.isna().any().any()
+    vix = sample.market_bars("VIX")
+    assert vix.index[0].year == 2014  # the shipped VIX starts in 2014: never invented earlier
+    assert sample.market_bars("NOPE") is None
+    fund = sample.fundamentals(["AAPL"])
+    lag = (fund["filed_at"] - fund["period_end"]).dt.days
+    assert lag.min() >= 30
+    si = sample.short_interest(["MSFT"])
+    assert ((si["published_at"] - si["settlement_date"]).dt.days >= 8).all()
+    assert sample.synthetic_tables == {"fundamentals", "insider_transactions", "short_interest"}
+    # deterministic across instances
+    pd.testing.assert_frame_equal(fund, SampleProvider().fundamentals(["AAPL"]))
+
+
+def test_unknown_symbol_and_empty_range(sample: SampleProvider) -> None:
+    with pytest.raises(UnknownSymbolError, match="'TSLA'.*AAPL"):
+        sample.bars("TSLA")
+    with pytest.raises(DataValidationError, match="no data between"):
+        sample.bars("AAPL", "2020-01-01", "2020-12-31")
+
+
+def test_parquet_layout_roundtrip(tmp_path, sample: SampleProvider) -> None:
+    root = export_provider(sample, tmp_path / "data", ["AAPL", "IBM"])
+    p = ParquetProvider(root)
+    assert p.symbols() == ["AAPL", "IBM"]
+    pd.testing.assert_frame_equal(p.bars("AAPL"), sample.bars("AAPL"), check_freq=False)
+    pd.testing.assert_frame_equal(p.fundamentals(["IBM"]), sample.fundamentals(["IBM"]))
+    assert p.market_bars("SPY") is not None and p.market_bars("XLK") is not None
+
+
+def test_parquet_provider_with_raw_adj_close_and_optional_tables(tmp_path) -> None:
+    dates = pd.bdate_range("2020-01-01", periods=6, name="date")
+    close = np.array([100.0, 101, 50.5, 51, 52, 53])
+    raw = pd.DataFrame(
+        {
+            "date": dates,
+            "open": close,
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "volume": 1000.0,
+            "adj_close": np.r_[close[:2] / 2, close[2:]],
+        }
+    )
+    root = write_layout(
+        tmp_path / "d",
+        {"universe": pd.DataFrame({"symbol": ["xyz"], "sector": ["Tech"], "sector_etf": ["XLK"]}), "bars": {"XYZ": raw}},
+    )
+    p = ParquetProvider(root)
+    out = p.bars("XYZ")
+    assert abs(out["close"].pct_change().iloc[2]) < 0.01
+    assert p.fundamentals().empty and p.short_interest().empty and p.insider_transactions().empty
+    assert p.market_bars("SPY") is None
+
+
+def test_parquet_errors_name_the_problem(tmp_path) -> None:
+    with pytest.raises(DataError, match="universe.csv"):
+        ParquetProvider(tmp_path)
+    root = write_layout(
+        tmp_path / "d",
+        {"universe": pd.DataFrame({"symbol": ["AAA", "BBB"], "sector": "T", "sector_etf": "X"}), "bars": {}},
+    )
+    with pytest.raises(DataError, match="BBB.*does not exist"):
+        ParquetProvider(root).bars("BBB")
+    bad = pd.DataFrame({"date": ["2020-01-01", "2020-01-01"], "open": [1, 2], "high": [1, 2], "low": [1, 2],
+                        "close": [1, 2], "volume": [1, 1]})
+    bad.to_parquet(root / "bars" / "AAA.parquet")
+    with pytest.raises(DataValidationError, match="'AAA'.*duplicate date"):
+        ParquetProvider(root).bars("AAA")

@@ -1,0 +1,168 @@
+"""Every validation rule on tiny frames: each error names the symbol, the column and the first bad row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from signals.data.errors import DataValidationError
+from signals.data.validation import slice_dates, validate_bars, validate_events
+
+
+def bars(n: int = 5, **overrides) -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "date": pd.bdate_range("2024-01-01", periods=n),
+            "open": np.linspace(10, 11, n),
+            "high": np.linspace(10.5, 11.5, n),
+            "low": np.linspace(9.5, 10.5, n),
+            "close": np.linspace(10.2, 11.2, n),
+            "volume": np.full(n, 1000.0),
+        }
+    )
+    for k, v in overrides.items():
+        df[k] = v
+    return df
+
+
+def test_clean_frame_passes() -> None:
+    out, report = validate_bars(bars(), "ABC")
+    assert list(out.columns) == ["open", "high", "low", "close", "volume"]
+    assert out.index.name == "date" and out.index.tz is None
+    assert report.rows == 5 and report.fixes == [] and report.adjusted_rows == 0
+
+
+def test_empty_frame() -> None:
+    with pytest.raises(DataValidationError, match="'ABC'.*empty"):
+        validate_bars(bars().iloc[:0], "ABC")
+
+
+def test_missing_column_is_named() -> None:
+    with pytest.raises(DataValidationError) as exc:
+        validate_bars(bars().drop(columns="low"), "ABC")
+    assert exc.value.column == "low" and "ABC" in str(exc.value)
+
+
+def test_non_numeric_price_names_column_and_row() -> None:
+    df = bars()
+    df["close"] = df["close"].astype(object)
+    df.loc[3, "close"] = "n/a"
+    with pytest.raises(DataValidationError) as exc:
+        validate_bars(df, "ABC")
+    assert exc.value.column == "close" and exc.value.row.startswith("#3 (2024-01-04)")
+
+
+def test_nan_price_is_an_error() -> None:
+    df = bars()
+    df.loc[2, "open"] = np.nan
+    with pytest.raises(DataValidationError, match="NaN") as exc:
+        validate_bars(df, "ABC")
+    assert exc.value.column == "open" and exc.value.row.startswith("#2")
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0])
+def test_non_positive_price(value: float) -> None:
+    df = bars()
+    df.loc[1, "low"] = value
+    with pytest.raises(DataValidationError, match="non-positive") as exc:
+        validate_bars(df, "ABC")
+    assert exc.value.column == "low" and exc.value.row.startswith("#1")
+
+
+def test_negative_volume() -> None:
+    df = bars()
+    df.loc[4, "volume"] = -5
+    with pytest.raises(DataValidationError, match="negative volume"):
+        validate_bars(df, "ABC")
+
+
+def test_high_below_low() -> None:
+    df = bars()
+    df.loc[2, "high"] = df.loc[2, "low"] - 0.1
+    with pytest.raises(DataValidationError, match="high is below low") as exc:
+        validate_bars(df, "ABC")
+    assert exc.value.row.startswith("#2 (2024-01-03)")
+
+
+def test_unsorted_dates_are_sorted_and_reported() -> None:
+    df = bars().iloc[[0, 2, 1, 3, 4]]
+    out, report = validate_bars(df, "ABC")
+    assert out.index.is_monotonic_increasing
+    assert any("sorted" in f for f in report.fixes)
+
+
+def test_exact_duplicates_dropped_and_counted() -> None:
+    df = pd.concat([bars(), bars().iloc[[2]]])
+    out, report = validate_bars(df, "ABC")
+    assert len(out) == 5
+    assert any("1 exact duplicate" in f for f in report.fixes)
+
+
+def test_conflicting_duplicates_are_an_error() -> None:
+    dup = bars().iloc[[2]].copy()
+    dup["close"] = 99.0
+    dup["high"] = 100.0
+    with pytest.raises(DataValidationError, match="duplicate date") as exc:
+        validate_bars(pd.concat([bars(), dup]), "ABC")
+    assert exc.value.column == "date"
+
+
+def test_mixed_timezones_are_an_error() -> None:
+    df = bars()
+    dates = list(df["date"])
+    dates[3] = pd.Timestamp(dates[3]).tz_localize("America/New_York")
+    df["date"] = pd.Series(dates, dtype=object)
+    with pytest.raises(DataValidationError, match="timezone") as exc:
+        validate_bars(df, "ABC")
+    assert exc.value.row.startswith("#3")
+
+
+def test_uniform_tz_aware_dates_keep_local_calendar_date() -> None:
+    df = bars()
+    df["date"] = df["date"].dt.tz_localize("America/New_York")
+    out, _ = validate_bars(df, "ABC")
+    assert out.index.tz is None
+    assert out.index[0] == pd.Timestamp("2024-01-01")
+
+
+def test_split_adjustment_scales_prices_and_volume_inversely() -> None:
+    df = bars(4)
+    df["close"] = [100.0, 102.0, 51.0, 52.0]  # 2:1 split before day 3
+    df["open"], df["high"], df["low"] = df["close"], df["close"] * 1.01, df["close"] * 0.99
+    df["adj_close"] = [50.0, 51.0, 51.0, 52.0]
+    out, report = validate_bars(df, "ABC")
+    assert report.adjusted_rows == 2
+    np.testing.assert_allclose(out["close"], [50.0, 51.0, 51.0, 52.0])
+    np.testing.assert_allclose(out["volume"], [2000.0, 2000.0, 1000.0, 1000.0])
+    assert abs(out["close"].pct_change().iloc[2]) < 0.01
+
+
+def test_slice_dates_errors() -> None:
+    out, _ = validate_bars(bars(), "ABC")
+    assert len(slice_dates(out, "ABC", "2024-01-02", "2024-01-03")) == 2
+    with pytest.raises(DataValidationError, match="no data between"):
+        slice_dates(out, "ABC", "2030-01-01", "2030-02-01")
+    with pytest.raises(DataValidationError, match="after end"):
+        slice_dates(out, "ABC", "2024-02-01", "2024-01-01")
+
+
+def test_event_availability_before_event_is_rejected() -> None:
+    ins = pd.DataFrame(
+        {
+            "symbol": ["ABC", "ABC"],
+            "transaction_date": ["2024-01-05", "2024-01-10"],
+            "filed_at": ["2024-01-08", "2024-01-09"],
+            "shares": [100, -50],
+            "value": [1000.0, -500.0],
+        }
+    )
+    with pytest.raises(DataValidationError, match="filed_at is before transaction_date") as exc:
+        validate_events(ins, "insider_transactions")
+    assert exc.value.symbol == "ABC" and exc.value.row == "#1"
+
+
+def test_event_missing_column_named() -> None:
+    with pytest.raises(DataValidationError) as exc:
+        validate_events(pd.DataFrame({"symbol": ["A"], "period_end": ["2024-01-01"]}), "fundamentals")
+    assert exc.value.column == "filed_at"
