@@ -89,6 +89,7 @@ class DataSettings(_Section):
     provider: Literal["sample", "parquet", "sql"] = "sample"
     path: str | None = None
     sql_url: str | None = None
+    sql_schema: str | None = None
     symbols: list[str] = Field(default_factory=list)
     start: str | None = None
     end: str | None = None

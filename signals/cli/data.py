@@ -35,3 +35,28 @@ def check(ctx: Context, symbols: tuple[str, ...], provider: str | None, path: st
     print_table(summary["symbols"], ["symbol", "rows", "first", "last", "gaps", "adjusted_rows", "fixes"])
     click.echo("")
     print_table(summary["tables"], ["table", "rows", "symbols", "first_available", "last_available", "synthetic"])
+
+
+@data.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=str))
+@click.option("--symbols", "-s", multiple=True, help="Symbols to export (default: all).")
+@pass_ctx
+def export(ctx: Context, directory: str, symbols: tuple[str, ...]) -> None:
+    """Write the configured source (e.g. the sample) as a parquet-layout DIRECTORY."""
+    from signals.data.parquet import export_provider
+    from signals.data.providers import get_provider
+
+    root = export_provider(get_provider(ctx.settings), directory, list(symbols) or None)
+    click.echo(f"wrote parquet layout to {root}")
+
+
+@data.command("load-sql")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.option("--url", envvar="SA_DATA__SQL_URL", required=True, help="SQLAlchemy URL, e.g. postgresql://user@127.0.0.1:5432/db.")
+@click.option("--schema", default=None, help="Database schema to create/fill (default: the connection's).")
+def load_sql(directory: str, url: str, schema: str | None) -> None:
+    """Load a parquet-layout DIRECTORY into SQL tables (one transaction; replaces those symbols)."""
+    from signals.data.sql import load_layout_to_sql
+
+    counts = load_layout_to_sql(directory, url, schema)
+    print_table([{"table": k, "rows": v} for k, v in counts.items()], ["table", "rows"])

@@ -150,5 +150,5 @@ def get_provider(settings: "Settings") -> DataProvider:
     if kind == "sql":
         from signals.data.sql import SqlProvider
 
-        return SqlProvider(settings.data.sql_url)  # type: ignore[arg-type]
+        return SqlProvider(settings.data.sql_url, schema=settings.data.sql_schema)  # type: ignore[arg-type]
     raise ValueError(f"data.provider: unknown provider {kind!r}")
