@@ -152,6 +152,13 @@ class AlertSettings(_Section):
     dedup_minutes: float = Field(60, ge=0)
 
 
+class RegistrySettings(_Section):
+    gate_alpha: float = Field(0.05, gt=0, lt=1)
+    gate_min_rows: int = Field(100, ge=1)
+    gate_resamples: int = Field(2000, ge=100)
+    gate_block_days: int = Field(5, ge=1)
+
+
 class ServeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(5001, ge=1, le=65535)
@@ -182,6 +189,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     strategy: StrategySettings = Field(default_factory=StrategySettings)
 
