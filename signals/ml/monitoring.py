@@ -1,0 +1,377 @@
+"""ModelMonitor: feature drift (PSI), rolling accuracy and staleness of the champion.
+
+* Drift: per feature, the PSI between the champion's training reference sample (logged with
+  the model, see :func:`signals.ml.pyfunc.load_reference`) and a recent window of features,
+  computed by Evidently over *reference-quantile bins* (the robust binning and the NaN policy
+  are documented in :mod:`signals.ml.psi`). Levels: PSI < ``psi_minor`` none,
+  ``psi_minor``..``psi_major`` minor, > ``psi_major`` major. A feature "drifts" when major.
+* Rolling accuracy: share of the last ``rolling_window`` *resolved* predictions (outcome known,
+  see :func:`signals.predictions_log.resolve_outcomes`) whose predicted class was right. It
+  is only judged against ``accuracy_threshold`` once a full window is available; with fewer
+  resolved predictions it is reported but neither alerts nor triggers a retrain.
+* Staleness: the champion's age, measured against an injectable clock, against
+  ``ml.model_staleness_days``.
+
+:func:`decide_retrain` is the pure retrain rule: retrain when at least
+``drifted_features_for_retrain`` features have major drift, or the (full-window) rolling
+accuracy is below the threshold, or the model is stale.
+
+Everything here is computation (frames in, dataclasses out) plus the heatmap renderer; the
+MLflow / Redis / alert side effects live in :mod:`entrypoints.monitor`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from signals.errors import SignalsError
+from signals.ml.psi import LEVEL_MAJOR, LEVEL_MINOR, QuantileBinner, evidently_psi, psi_codes, psi_level
+
+if TYPE_CHECKING:  # pragma: no cover
+    from signals.alerts import Alert
+    from signals.config import Settings
+
+
+class MonitoringError(SignalsError):
+    """The monitor cannot run on the inputs given (e.g. no overlapping features)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _as_utc(ts: datetime | pd.Timestamp) -> datetime:
+    t = pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.to_pydatetime()
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class DriftResult:
+    psi: pd.Series  # feature -> PSI
+    levels: pd.Series  # feature -> none | minor | major
+    n_reference: int
+    n_current: int
+    engine: str
+    window_start: pd.Timestamp | None = None
+    window_end: pd.Timestamp | None = None
+    psi_major: float = 0.2
+    snapshot: Any = field(default=None, repr=False)  # Evidently snapshot (save_html)
+
+    @property
+    def n_major(self) -> int:
+        return int((self.levels == LEVEL_MAJOR).sum())
+
+    @property
+    def n_minor(self) -> int:
+        return int((self.levels == LEVEL_MINOR).sum())
+
+    @property
+    def max_psi(self) -> float:
+        return float(self.psi.max()) if len(self.psi) else 0.0
+
+    def drifted(self) -> list[str]:
+        return self.psi[self.levels == LEVEL_MAJOR].sort_values(ascending=False).index.tolist()
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame({"feature": self.psi.index, "psi": self.psi.to_numpy(), "level": self.levels.to_numpy()})
+
+
+@dataclass
+class AccuracyResult:
+    accuracy: float | None  # None when nothing is resolved yet
+    n: int  # resolved predictions used (<= window)
+    window: int
+    threshold: float
+
+    @property
+    def sufficient(self) -> bool:
+        return self.n >= self.window
+
+    @property
+    def below(self) -> bool:
+        return self.sufficient and self.accuracy is not None and self.accuracy < self.threshold
+
+
+@dataclass
+class StalenessResult:
+    created_at: datetime
+    checked_at: datetime
+    max_days: float
+
+    @property
+    def age_days(self) -> float:
+        return (self.checked_at - self.created_at).total_seconds() / 86400.0
+
+    @property
+    def stale(self) -> bool:
+        return self.age_days > self.max_days
+
+
+@dataclass
+class RetrainDecision:
+    needed: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MonitorReport:
+    drift: DriftResult
+    accuracy: AccuracyResult
+    staleness: StalenessResult
+    decision: RetrainDecision
+
+    def summary(self) -> dict[str, Any]:
+        a, s, d = self.accuracy, self.staleness, self.drift
+        return {
+            "drifted_features": d.n_major,
+            "minor_drift_features": d.n_minor,
+            "max_psi": d.max_psi,
+            "top_drifted": d.drifted()[:10],
+            "n_reference": d.n_reference,
+            "n_current": d.n_current,
+            "rolling_accuracy": a.accuracy,
+            "n_resolved": a.n,
+            "accuracy_window": a.window,
+            "accuracy_below_threshold": a.below,
+            "model_age_days": round(s.age_days, 3),
+            "stale": s.stale,
+            "retrain_needed": self.decision.needed,
+            "reasons": list(self.decision.reasons),
+        }
+
+
+def decide_retrain(
+    drift: DriftResult, accuracy: AccuracyResult, staleness: StalenessResult, *, drifted_features_for_retrain: int
+) -> RetrainDecision:
+    """The retrain rule (pure): major drift on enough features, low accuracy, or a stale model."""
+    reasons = []
+    if drift.n_major >= drifted_features_for_retrain:
+        reasons.append(
+            f"drift: {drift.n_major} feature(s) with PSI > major threshold "
+            f"(>= {drifted_features_for_retrain} triggers a retrain)"
+        )
+    if accuracy.below:
+        reasons.append(
+            f"accuracy: rolling accuracy {accuracy.accuracy:.3f} over the last {accuracy.n} resolved "
+            f"predictions is below {accuracy.threshold:.2f}"
+        )
+    if staleness.stale:
+        reasons.append(f"staleness: champion is {staleness.age_days:.1f} days old (limit {staleness.max_days:g})")
+    return RetrainDecision(needed=bool(reasons), reasons=reasons)
+
+
+# --------------------------------------------------------------------------- monitor
+class ModelMonitor:
+    """Compares recent features with the champion's training reference; judges accuracy and age."""
+
+    def __init__(
+        self,
+        reference: pd.DataFrame,
+        *,
+        psi_bins: int = 10,
+        psi_minor: float = 0.1,
+        psi_major: float = 0.2,
+        drifted_features_for_retrain: int = 5,
+        rolling_window: int = 100,
+        accuracy_threshold: float = 0.5,
+        staleness_days: float = 14,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if reference is None or reference.empty:
+            raise MonitoringError("the drift reference sample is empty")
+        self.reference = reference.reset_index(drop=True)
+        self.psi_bins = psi_bins
+        self.psi_minor = psi_minor
+        self.psi_major = psi_major
+        self.drifted_features_for_retrain = drifted_features_for_retrain
+        self.rolling_window = rolling_window
+        self.accuracy_threshold = accuracy_threshold
+        self.staleness_days = staleness_days
+        self.clock = clock
+        self.binner = QuantileBinner(psi_bins).fit(self.reference)
+        self._ref_codes = self.binner.transform(self.reference)
+
+    @classmethod
+    def from_settings(
+        cls, settings: "Settings", reference: pd.DataFrame, *, clock: Callable[[], datetime] = utc_now
+    ) -> "ModelMonitor":
+        m = settings.monitoring
+        return cls(
+            reference,
+            psi_bins=m.psi_bins,
+            psi_minor=m.psi_minor,
+            psi_major=m.psi_major,
+            drifted_features_for_retrain=m.drifted_features_for_retrain,
+            rolling_window=m.rolling_window,
+            accuracy_threshold=m.accuracy_threshold,
+            staleness_days=settings.ml.model_staleness_days,
+            clock=clock,
+        )
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.binner.columns_)
+
+    # ------------------------------------------------------------------ drift
+    def check_drift(self, current: pd.DataFrame, *, engine: str = "evidently") -> DriftResult:
+        """PSI per reference feature; ``engine`` = ``evidently`` (with an HTML report) or ``numpy``."""
+        missing = [c for c in self.features if c not in current.columns]
+        if missing:
+            raise MonitoringError(
+                f"the current window lacks {len(missing)} of the model's {len(self.features)} features, "
+                f"e.g. {missing[:5]} (was the feature set changed since the champion was trained?)"
+            )
+        if current.empty:
+            raise MonitoringError("the current feature window is empty")
+        cur_codes = self.binner.transform(current)
+        if engine == "evidently":
+            psi, snapshot = evidently_psi(self._ref_codes, cur_codes)
+        elif engine == "numpy":
+            psi, snapshot = psi_codes(self._ref_codes, cur_codes), None
+        else:
+            raise ValueError(f"engine must be 'evidently' or 'numpy', got {engine!r}")
+        levels = psi.map(lambda v: psi_level(v, self.psi_minor, self.psi_major))
+        dates = _dates_of(current)
+        return DriftResult(
+            psi=psi,
+            levels=levels,
+            n_reference=len(self.reference),
+            n_current=len(current),
+            engine=engine,
+            window_start=dates.min() if len(dates) else None,
+            window_end=dates.max() if len(dates) else None,
+            psi_major=self.psi_major,
+            snapshot=snapshot,
+        )
+
+    # ------------------------------------------------------------------ accuracy
+    def check_accuracy(self, resolved: pd.DataFrame) -> AccuracyResult:
+        """Accuracy over the newest ``rolling_window`` resolved predictions (by date, then symbol)."""
+        if resolved is None or resolved.empty:
+            return AccuracyResult(None, 0, self.rolling_window, self.accuracy_threshold)
+        r = resolved.sort_values(["date", "symbol"], kind="stable").tail(self.rolling_window)
+        acc = float(np.mean(r["correct"].astype(bool)))
+        return AccuracyResult(acc, len(r), self.rolling_window, self.accuracy_threshold)
+
+    # ------------------------------------------------------------------ staleness
+    def check_staleness(self, created_at: datetime) -> StalenessResult:
+        return StalenessResult(_as_utc(created_at), _as_utc(self.clock()), float(self.staleness_days))
+
+    # ------------------------------------------------------------------ all together
+    def evaluate(
+        self, current: pd.DataFrame, resolved: pd.DataFrame, created_at: datetime, *, engine: str = "evidently"
+    ) -> MonitorReport:
+        drift = self.check_drift(current, engine=engine)
+        accuracy = self.check_accuracy(resolved)
+        staleness = self.check_staleness(created_at)
+        decision = decide_retrain(
+            drift, accuracy, staleness, drifted_features_for_retrain=self.drifted_features_for_retrain
+        )
+        return MonitorReport(drift, accuracy, staleness, decision)
+
+
+def _dates_of(frame: pd.DataFrame) -> pd.DatetimeIndex:
+    idx = frame.index
+    if isinstance(idx, pd.MultiIndex):
+        level = "date" if "date" in idx.names else idx.nlevels - 1
+        return pd.DatetimeIndex(idx.get_level_values(level))
+    if isinstance(idx, pd.DatetimeIndex):
+        return idx
+    if "date" in frame.columns:
+        return pd.DatetimeIndex(frame["date"])
+    return pd.DatetimeIndex([])
+
+
+# --------------------------------------------------------------------------- alerts
+def build_alerts(report: MonitorReport, subject: str, check_date: object) -> list["Alert"]:
+    """One alert per problem (drift / accuracy / staleness); dedup key = kind + ``subject``."""
+    from signals.alerts import Alert
+
+    day = pd.Timestamp(check_date).date().isoformat() if check_date is not None else ""
+    out = []
+    d, a, s = report.drift, report.accuracy, report.staleness
+    if d.n_major > 0:
+        top = ", ".join(f"{f} ({d.psi[f]:.2f})" for f in d.drifted()[:5])
+        out.append(
+            Alert(
+                kind="drift",
+                subject=subject,
+                title=f"Feature drift on {subject}",
+                message=f"{d.n_major} feature(s) with major drift (PSI > {d.psi_major:g}) as of {day}: {top}",
+                severity="critical" if report.decision.needed else "warning",
+                fields={"drifted_features": d.n_major, "max_psi": d.max_psi, "check_date": day},
+            )
+        )
+    if a.below:
+        out.append(
+            Alert(
+                kind="accuracy",
+                subject=subject,
+                title=f"Rolling accuracy low on {subject}",
+                message=f"accuracy {a.accuracy:.3f} over the last {a.n} resolved predictions < {a.threshold:.2f}",
+                severity="critical",
+                fields={"rolling_accuracy": a.accuracy, "n_resolved": a.n, "check_date": day},
+            )
+        )
+    if s.stale:
+        out.append(
+            Alert(
+                kind="staleness",
+                subject=subject,
+                title=f"Model {subject} is stale",
+                message=f"the champion is {s.age_days:.1f} days old (limit {s.max_days:g} days)",
+                severity="warning",
+                fields={"model_age_days": round(s.age_days, 2), "created_at": s.created_at.isoformat()},
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- heatmap
+def psi_heatmap(history: pd.DataFrame, path: str | Path, *, minor: float = 0.1, major: float = 0.2, title: str = "") -> Path:
+    """PNG heatmap of PSI, features (rows) x check dates (columns); NaN cells (no check) blank."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h = history.copy()
+    h.columns = [pd.Timestamp(c).date().isoformat() for c in h.columns]
+    n_rows, n_cols = max(len(h.index), 1), max(len(h.columns), 1)
+    fig_h = min(2 + 0.22 * n_rows, 40)
+    fig_w = min(4 + 0.45 * n_cols, 30)
+    fig, ax = plt.subplots(figsize=(fig_w, fig_h))
+    top = max(float(np.nanmax(h.to_numpy())) if h.size and np.isfinite(h.to_numpy()).any() else 0.0, major * 2.5)
+    bounds = [0.0, minor / 2, minor, (minor + major) / 2, major, major * 1.5, major * 2.5, max(top, major * 2.5 + 1e-9)]
+    cmap = ListedColormap(["#f7fcf5", "#c7e9c0", "#fff7bc", "#fee391", "#fdae6b", "#e6550d", "#a50f15"])
+    norm = BoundaryNorm(bounds, cmap.N, clip=True)
+    data = np.ma.masked_invalid(h.to_numpy(dtype=float))
+    im = ax.imshow(data, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
+    ax.set_yticks(range(len(h.index)))
+    ax.set_yticklabels(list(h.index), fontsize=7)
+    ax.set_xticks(range(len(h.columns)))
+    ax.set_xticklabels(list(h.columns), rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("check date")
+    ax.set_title(title or f"PSI by feature (minor >= {minor:g}, major > {major:g})", fontsize=9)
+    cbar = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
+    cbar.set_label("PSI")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
