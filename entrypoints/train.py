@@ -1,0 +1,309 @@
+"""``train`` step: honest hold-out evaluation, then the deployable calibrated model.
+
+One MLflow run (tag ``signals.step=train``):
+
+1. **Params**: explicit ``params`` > ``tune_run_id`` > the latest finished ``tune`` parent run in
+   the experiment > ``ml.xgb_params`` from the config (the source is logged as
+   ``params_source``).
+2. **Evaluation model** (for the promotion gate): the hold-out is the last
+   ``walk_forward.test_months`` calendar months of the labelled data. A model with the same params
+   is fitted on the rows before it (purged: labels must end before the hold-out starts, plus
+   ``walk_forward.embargo_days``) and calibrated on its own time-ordered last slice; it predicts the
+   hold-out -> ``holdout_predictions.parquet`` and ``holdout_*`` metrics (with baselines on the same
+   rows).
+3. **Deployable model**: the same recipe on *all* labelled rows (booster on all but the last
+   ``ml.calibration_fraction`` of the dates, calibrator on that purged last slice), logged with
+   :func:`signals.ml.pyfunc.log_signal_model`. It is not registered here.
+
+``python -m entrypoints.train --symbols AAPL,MSFT --tune-run-id <id>``
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from entrypoints import TrainingData, load_training_data
+from signals.errors import SignalsError
+
+if TYPE_CHECKING:
+    from signals.config import Settings
+
+log = logging.getLogger("signals.entrypoints.train")
+
+HOLDOUT_PREDICTIONS_FILE = "holdout_predictions.parquet"
+HOLDOUT_COLUMNS = ("symbol", "date", "y", "p_down", "p_flat", "p_up")
+
+
+class TuneRunError(SignalsError, ValueError):
+    """The requested tune run is missing, unfinished, or has no final params."""
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    params_source: str
+    tune_run_id: str | None
+    artifacts: dict[str, str]
+    data_window: dict[str, Any]
+    model_info: Any = field(default=None, repr=False)
+    seconds: float = 0.0
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        m = self.metrics
+        return [
+            {"metric": "holdout_log_loss", "model": m.get("holdout_log_loss"),
+             "raw_model": m.get("holdout_log_loss_raw"), "baseline": m.get("holdout_baseline_prior_log_loss"),
+             "baseline_kind": "class prior"},
+            {"metric": "holdout_accuracy", "model": m.get("holdout_accuracy"), "raw_model": m.get("holdout_accuracy_raw"),
+             "baseline": m.get("holdout_baseline_always_up_accuracy"), "baseline_kind": "always UP"},
+            {"metric": "holdout_sharpe", "model": m.get("holdout_sharpe"), "raw_model": None,
+             "baseline": m.get("holdout_baseline_buy_hold_sharpe"), "baseline_kind": "buy and hold"},
+            {"metric": "holdout_brier", "model": m.get("holdout_brier"), "raw_model": m.get("holdout_brier_raw"),
+             "baseline": None, "baseline_kind": ""},
+            {"metric": "holdout_ece", "model": m.get("holdout_ece"), "raw_model": m.get("holdout_ece_raw"),
+             "baseline": None, "baseline_kind": ""},
+        ]
+
+
+def params_from_tune_run(client: Any, run_id: str, settings: "Settings") -> dict[str, Any]:
+    """The final params a tune run logged (``final_params.json``); checks it is a finished tune run."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from signals import tracking as T
+    from entrypoints.tune import FINAL_PARAMS_FILE
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise TuneRunError(f"tune run {run_id!r} not found in {settings.mlflow.tracking_uri}") from exc
+    if run.data.tags.get(T.TAG_STEP) != T.STEP_TUNE:
+        raise TuneRunError(f"run {run_id} is not a tune run (tag {T.TAG_STEP}={run.data.tags.get(T.TAG_STEP)!r})")
+    if run.info.status != "FINISHED":
+        raise TuneRunError(f"tune run {run_id} did not finish (status {run.info.status})")
+    try:
+        final = mlflow.artifacts.load_dict(f"{run.info.artifact_uri.rstrip('/')}/{FINAL_PARAMS_FILE}")
+    except Exception as exc:  # noqa: BLE001 - any failure: the artifact is unusable
+        raise TuneRunError(f"tune run {run_id} has no readable {FINAL_PARAMS_FILE}: {exc}") from exc
+    for key in ("ml.prediction_horizon", "ml.up_threshold", "ml.down_threshold"):
+        tuned = run.data.params.get(f"cfg.{key}")
+        now = settings.flat().get(key)
+        if tuned is not None and str(tuned) != str(now):
+            log.warning("tune run %s used %s=%s but the current config has %s", run_id, key, tuned, now)
+    return dict(final["params"])
+
+
+def resolve_params(
+    settings: "Settings", client: Any, experiment_id: str, *, params: dict[str, Any] | None = None,
+    tune_run_id: str | None = None,
+) -> tuple[dict[str, Any], str, str | None]:
+    """(params, source, tune_run_id) by precedence explicit > tune run > latest tune run > config."""
+    from signals import tracking as T
+    from signals.ml.pipeline import xgb_params_from
+
+    if params:
+        return xgb_params_from({**xgb_params_from(settings.ml.xgb_params), **params}), "explicit", None
+    if tune_run_id:
+        return xgb_params_from(params_from_tune_run(client, tune_run_id, settings)), "tune_run", tune_run_id
+    latest = T.latest_run(client, experiment_id, T.STEP_TUNE)
+    if latest is not None:
+        rid = latest.info.run_id
+        return xgb_params_from(params_from_tune_run(client, rid, settings)), "latest_tune_run", rid
+    return xgb_params_from(settings.ml.xgb_params), "config", None
+
+
+def train_with_tracking(
+    settings: "Settings", data: TrainingData, *, tune_run_id: str | None = None, params: dict[str, Any] | None = None
+) -> TrainResult:
+    import mlflow
+
+    from signals import tracking as T
+    from signals.ml import metrics as M
+    from signals.ml import plots
+    from signals.ml.pipeline import InsufficientDataError
+    from signals.ml.pyfunc import log_signal_model, reference_sample
+    from signals.ml.splits import frame_holdout_split
+    from signals.ml.train import date_range_of, fit_calibrated, holdout_start, predictions_frame
+
+    t0 = time.perf_counter()
+    experiment_id = T.configure_mlflow(settings)
+    client = mlflow.MlflowClient()
+    chosen, source, tune_id = resolve_params(settings, client, experiment_id, params=params, tune_run_id=tune_run_id)
+    ml, wf = settings.ml, settings.walk_forward
+    h = ml.prediction_horizon
+    X, y, fwd = data.features, data.y, data.forward_return
+    common = dict(horizon=h, calibration_fraction=ml.calibration_fraction, method=ml.calibration_method,
+                  embargo_days=wf.embargo_days, seed=ml.seed, min_training_samples=ml.min_training_samples)
+
+    # ---- hold-out split (last test_months months), purged by horizon + embargo
+    hs = holdout_start(data.last_date, wf.test_months)
+    fit_idx, hold_idx, hs = frame_holdout_split(X, start=hs, horizon=h, embargo_days=wf.embargo_days)
+    if len(hold_idx) == 0 or len(fit_idx) == 0:
+        raise InsufficientDataError(f"cannot carve a {wf.test_months}-month hold-out out of {data.window()}")
+    train_start, train_end = date_range_of(X)
+    ho_start, ho_end = date_range_of(X.iloc[hold_idx])
+    window = {**data.window(), "train_start": train_start, "train_end": train_end,
+              "holdout_start": ho_start, "holdout_end": ho_end, "n_train_rows": int(len(X))}
+
+    tags = {
+        T.TAG_STEP: T.STEP_TRAIN,
+        **T.provenance_tags(data.feature_version),
+        T.TAG_DATA_DIGEST: data.digest,
+        T.TAG_DATA_PROVIDER: str(data.source.get("provider", "unknown")),
+        T.TAG_DATA_SYNTHETIC: str(data.source.get("synthetic", "none")),
+        "params_source": source,
+        **({T.TAG_TUNE_RUN: tune_id} if tune_id else {}),
+        **{k: str(v) for k, v in window.items() if k in ("train_start", "train_end", "holdout_start", "holdout_end",
+                                                          "n_train_rows")},
+    }
+    with mlflow.start_run(run_name=f"train-{train_start}-{train_end}", tags=tags) as run:
+        rid = run.info.run_id
+        T.log_resolved_config(client, rid, settings)
+        T.log_params_batch(client, rid, {f"xgb.{k}": v for k, v in chosen.items()})
+        T.log_params_batch(client, rid, {
+            "params_source": source, "tune_run_id": tune_id or "", "data.symbols_used": ",".join(data.symbols),
+            **{k: window[k] for k in ("train_start", "train_end", "holdout_start", "holdout_end", "n_train_rows")},
+        })
+        T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
+                               digest=data.digest)
+
+        # ---- 1. evaluation model: before the hold-out only
+        y_arr = y.to_numpy()
+        eval_model = fit_calibrated(X.iloc[fit_idx], y.iloc[fit_idx], chosen, **common)
+        X_ho, y_ho = X.iloc[hold_idx], y_arr[hold_idx]
+        raw_ho = eval_model.predict_raw(X_ho)
+        p_ho = eval_model.calibrator.transform(raw_ho)
+        ho_dates = X_ho.index.get_level_values("date").to_numpy()
+        hm = M.evaluation_metrics(y_ho, p_ho, dates=ho_dates, forward_returns=fwd.to_numpy()[hold_idx], horizon=h,
+                                  y_train=y_arr[fit_idx])
+        raw_m = M.evaluation_metrics(y_ho, raw_ho)
+        metrics: dict[str, float] = {f"holdout_{k}": v for k, v in hm.items()}
+        metrics.update({f"holdout_{k}_raw": raw_m[k] for k in ("log_loss", "accuracy", "brier", "ece")})
+        metrics.update({f"eval_{k}": v for k, v in eval_model.calibration_metrics.items()})
+        metrics["eval_fit_rows"] = float(eval_model.fit_rows)
+        metrics["eval_calibration_rows"] = float(eval_model.calibration_rows)
+        ho_frame = predictions_frame(X_ho.index, y_ho, p_ho)[list(HOLDOUT_COLUMNS)]
+        artifacts = {"holdout_predictions": T.log_parquet(client, rid, ho_frame, HOLDOUT_PREDICTIONS_FILE)}
+
+        # ---- 2. deployable model: all labelled rows (calibrated on its own last slice)
+        final = fit_calibrated(X, y, chosen, **common)
+        metrics.update(final.calibration_metrics)
+        in_sample = final.pipeline.train_metrics_
+        metrics.update({"train_log_loss": in_sample["log_loss"], "train_accuracy": in_sample["accuracy"],
+                        "fit_rows": float(final.fit_rows), "calibration_rows": float(final.calibration_rows),
+                        "n_rounds": float(in_sample["n_rounds"])})
+        T.log_params_batch(client, rid, {
+            "fit_start": final.fit_range[0], "fit_end": final.fit_range[1],
+            "calibration_start": final.calibration_range[0], "calibration_end": final.calibration_range[1],
+        })
+        T.log_metrics_batch(client, rid, metrics)
+
+        metadata = {
+            "feature_version": data.feature_version,
+            "xgb_params": chosen,
+            "params_source": source,
+            "tune_run_id": tune_id,
+            "train_run_id": rid,
+            "prediction_horizon": h,
+            "up_threshold": ml.up_threshold,
+            "down_threshold": ml.down_threshold,
+            "calibration_method": ml.calibration_method,
+            "data_digest": data.digest,
+            **{k: window[k] for k in ("train_start", "train_end", "holdout_start", "holdout_end", "n_train_rows")},
+            "calibration_start": final.calibration_range[0],
+            "holdout_log_loss": metrics["holdout_log_loss"],
+        }
+        predictor = final.to_predictor(ml.confidence_threshold, metadata)
+        reference = reference_sample(X, settings.monitoring.reference_rows, seed=ml.seed)
+        info = log_signal_model(predictor, reference=reference, input_example=X.head(5), metadata_extra=metadata)
+        client.set_tag(rid, "signals.model_uri", info.model_uri)
+
+        # ---- plots
+        imp = final.pipeline.feature_importance("gain")
+        figures = {
+            "plots/feature_importance.png": plots.feature_importance(imp),
+            "plots/confusion_matrix.png": plots.confusion_matrix(y_ho, p_ho, "Hold-out confusion matrix"),
+            "plots/reliability.png": plots.reliability_diagram(
+                y_ho, {"raw": raw_ho, "calibrated": p_ho}, title="Hold-out reliability (evaluation model)"),
+            "plots/reliability_calibration_slice.png": plots.reliability_diagram(
+                final.calibration_y, {"raw": final.calibration_raw_proba,
+                                      "calibrated": final.calibrator.transform(final.calibration_raw_proba)},
+                title="Calibration slice reliability (deployable model, in-sample for the calibrator)"),
+            "plots/cumulative_returns.png": plots.cumulative_returns(plots.signal_period_frame(
+                ho_frame.assign(forward_return=fwd.to_numpy()[hold_idx]), h), "Hold-out signal vs buy-and-hold"),
+        }
+        for path, fig in figures.items():
+            artifacts[path.split("/")[-1].removesuffix(".png")] = T.log_figure(client, rid, fig, path)
+        T.log_json(client, rid, {"params": chosen, "source": source, "tune_run_id": tune_id}, "params.json")
+        seconds = time.perf_counter() - t0
+        T.log_metrics_batch(client, rid, {"train_seconds": seconds})
+    return TrainResult(
+        run_id=rid, experiment_id=experiment_id, model_uri=info.model_uri, metrics=metrics, params=chosen,
+        params_source=source, tune_run_id=tune_id, artifacts=artifacts, data_window=window, model_info=info,
+        seconds=seconds,
+    )
+
+
+def run_train(
+    settings: "Settings",
+    *,
+    symbols: list[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    tune_run_id: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Load the labelled panel, evaluate on the hold-out, fit and log the deployable model."""
+    data = load_training_data(settings, symbols, start, end)
+    return train_with_tracking(settings, data, tune_run_id=tune_run_id, params=params)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from entrypoints import check_date_order, common_parser, jsonable, opt_str, run_main
+
+    parser = common_parser("python -m entrypoints.train", "Fit, evaluate and log the calibrated signal model.")
+    parser.add_argument("--tune-run-id", dest="tune_run_id", type=opt_str, default=None,
+                        help="take the final params of this tune run (default: the latest finished one)")
+    parser.add_argument("--params", type=opt_str, default=None,
+                        help='explicit XGBoost params as JSON, e.g. \'{"max_depth": 4}\' (overrides tune runs)')
+    args = parser.parse_args(argv)
+    check_date_order(parser, args.start, args.end)
+    explicit = None
+    if args.params:
+        try:
+            explicit = json.loads(args.params)
+        except json.JSONDecodeError as exc:
+            parser.error(f"--params must be a JSON object: {exc}")
+        if not isinstance(explicit, dict):
+            parser.error("--params must be a JSON object")
+        try:
+            from signals.ml.pipeline import xgb_params_from
+
+            xgb_params_from(explicit)
+        except ValueError as exc:
+            parser.error(f"--params: {exc}")
+
+    def body() -> int:
+        from signals.config import load_settings
+
+        settings = load_settings(args.config)
+        res = run_train(settings, symbols=args.symbols, start=args.start, end=args.end,
+                        tune_run_id=args.tune_run_id, params=explicit)
+        out = {k: getattr(res, k) for k in ("run_id", "model_uri", "metrics", "params", "params_source",
+                                            "tune_run_id", "data_window")}
+        print(json.dumps(jsonable(out), indent=2, default=str))
+        return 0
+
+    run_main(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,344 @@
+"""``tune`` step: purged walk-forward with Optuna per window, logged as nested MLflow runs.
+
+Run layout (experiment ``mlflow.experiment``)::
+
+    tune (parent, tag signals.step=tune)          config, provenance, dataset, aggregate OOS
+    |                                             metrics + baselines, final params,
+    |                                             oos_predictions.parquet, plots
+    +-- window-000 (child, signals.step=tune-window)   dates, best params, OOS metrics
+    |   +-- trial-000 (grandchild, tune-trial)         params, validation log-loss, pruned
+    |   +-- ...
+    +-- window-001 ...
+
+Window and trial runs are created with ``MlflowClient.create_run(tags={"mlflow.parentRunId":
+...})``, never through MLflow's per-thread active-run stack, so parallel trials
+(``tuning.n_jobs > 1``) stay nested correctly.
+
+The final params (read by ``signals train``) are the best params of the most recent window; see
+:mod:`signals.ml.tuning`. They are logged as ``final.*`` params and ``final_params.json``.
+
+``python -m entrypoints.tune --symbols AAPL,MSFT --trials 20``
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from entrypoints import TrainingData, load_training_data
+
+if TYPE_CHECKING:
+    from signals.config import Settings
+    from signals.ml.splits import Window
+    from signals.ml.tuning import TrialCallback, WalkForwardResult, WindowResult
+
+log = logging.getLogger("signals.entrypoints.tune")
+
+FINAL_PARAMS_FILE = "final_params.json"
+OOS_PREDICTIONS_FILE = "oos_predictions.parquet"
+FINAL_PARAMS_RULE = "best params of the most recent walk-forward window (n_estimators = early-stopped rounds)"
+SHARPE_DEFINITION = (
+    "annualised Sharpe of non-overlapping horizon-day returns: position (+1 UP / -1 DOWN / 0 FLAT) x "
+    "realised forward return, equal-weighted across symbols per date, averaged over the horizon start "
+    "offsets; no costs, rf = 0"
+)
+
+
+@dataclass
+class TuneResult:
+    run_id: str
+    experiment_id: str
+    metrics: dict[str, float]
+    final_params: dict[str, Any]
+    final_params_window: int
+    windows: list[dict[str, Any]]
+    artifacts: dict[str, str]
+    data_window: dict[str, Any]
+    storage: str
+    study_names: list[str] = field(default_factory=list)
+    skipped_windows: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        """OOS metric vs baseline on the same (stitched) test rows."""
+        m = self.metrics
+        return [
+            {"metric": "log_loss", "model": m.get("oos_log_loss"), "baseline": m.get("baseline_prior_log_loss"),
+             "baseline_kind": "class prior (train windows)"},
+            {"metric": "accuracy", "model": m.get("oos_accuracy"), "baseline": m.get("baseline_always_up_accuracy"),
+             "baseline_kind": "always UP"},
+            {"metric": "sharpe", "model": m.get("oos_sharpe"), "baseline": m.get("baseline_buy_hold_sharpe"),
+             "baseline_kind": "buy and hold"},
+            {"metric": "brier", "model": m.get("oos_brier"), "baseline": None, "baseline_kind": ""},
+            {"metric": "ece", "model": m.get("oos_ece"), "baseline": None, "baseline_kind": ""},
+        ]
+
+
+class MlflowWalkForwardHooks:
+    """Creates a child run per window and a grandchild run per trial (see module docstring)."""
+
+    def __init__(self, client: Any, experiment_id: str, parent_run_id: str, *, background_trial_logging: bool = True):
+        self.client = client
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self.background = background_trial_logging
+        self.window_runs: dict[int, str] = {}
+        self.study_names: list[str] = []
+        self._open: str | None = None
+        self._trial_logger: Any = None
+
+    def window_started(self, window: "Window", n_train: int, n_test: int, study_name: str) -> "TrialCallback":
+        from signals import tracking as T
+
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"window-{window.index:03d}",
+            tags={T.PARENT_TAG: self.parent_run_id, T.TAG_STEP: T.STEP_WINDOW, T.TAG_WINDOW: str(window.index),
+                  "optuna.study_name": study_name},
+        )
+        rid = run.info.run_id
+        self._open = rid
+        self.window_runs[window.index] = rid
+        self.study_names.append(study_name)
+        T.log_params_batch(self.client, rid, {**window.as_dict(), "n_train_rows": n_train, "n_test_rows": n_test,
+                                              "study_name": study_name})
+        self._trial_logger = T.TrialRunLogger(self.client, self.experiment_id, rid, window=window.index,
+                                              background=self.background)
+        return self._trial_logger
+
+    def _close_trials(self) -> None:
+        if self._trial_logger is not None:
+            logger, self._trial_logger = self._trial_logger, None
+            logger.close()
+
+    def window_finished(self, result: "WindowResult") -> None:
+        from signals import tracking as T
+
+        self._close_trials()
+        rid = self.window_runs[result.window.index]
+        t = result.tuning
+        T.log_params_batch(self.client, rid, {f"best.{k}": v for k, v in t.best_params.items()})
+        T.log_params_batch(self.client, rid, {"validation_start": t.validation_start, "tune_fit_rows": t.fit_rows,
+                                              "validation_rows": t.validation_rows})
+        metrics = {**result.metrics, **result.calibration_metrics,
+                   "best_val_log_loss": t.best_value, "best_trial": t.best_trial, "n_trials": t.n_trials_total,
+                   "n_trials_run": t.n_trials_run, "n_trials_resumed": t.n_trials_resumed, "n_pruned": t.n_pruned,
+                   "tuning_seconds": t.seconds}
+        T.log_metrics_batch(self.client, rid, {f"oos_{k}" if k in _OOS_KEYS else k: v for k, v in metrics.items()})
+        self.client.set_terminated(rid, "FINISHED")
+        self._open = None
+
+    def window_skipped(self, window: "Window", reason: str) -> None:
+        from signals import tracking as T
+
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"window-{window.index:03d}-skipped",
+            tags={T.PARENT_TAG: self.parent_run_id, T.TAG_STEP: T.STEP_WINDOW, T.TAG_WINDOW: str(window.index),
+                  "skipped": "true", "skip_reason": reason[:250]},
+        )
+        T.log_params_batch(self.client, run.info.run_id, window.as_dict())
+        self.client.set_terminated(run.info.run_id, "FINISHED")
+
+    def fail_open(self) -> None:
+        """Mark a window run left open by an exception as FAILED (trial runs already logged stay)."""
+        try:
+            self._close_trials()
+        except Exception:  # noqa: BLE001 - already failing; keep the original error
+            log.exception("trial logging failed while handling another error")
+        if self._open is not None:
+            self.client.set_terminated(self._open, "FAILED")
+            self._open = None
+
+
+_OOS_KEYS = {"log_loss", "accuracy", "brier", "ece", "sharpe", "n_rows"}
+
+
+def tune_config(settings: "Settings", *, n_trials: int | None = None, n_jobs: int | None = None,
+                storage: str | None = None):
+    from signals.ml.tuning import TuneConfig
+
+    return TuneConfig.from_settings(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage)
+
+
+def window_table(res: "WalkForwardResult", window_runs: dict[int, str] | None = None) -> list[dict[str, Any]]:
+    rows = []
+    for w in res.windows:
+        rows.append({
+            **w.window.as_dict(),
+            "run_id": (window_runs or {}).get(w.window.index),
+            "study_name": w.tuning.study_name,
+            "n_train": w.n_train,
+            "n_test": w.n_test,
+            "best_val_log_loss": w.tuning.best_value,
+            "best_params": w.tuning.best_params,
+            **{k: w.metrics.get(k) for k in ("log_loss", "accuracy", "brier", "ece", "sharpe",
+                                              "baseline_prior_log_loss", "baseline_always_up_accuracy",
+                                              "baseline_buy_hold_sharpe")},
+        })
+    return rows
+
+
+def log_walk_forward_outputs(client: Any, run_id: str, res: "WalkForwardResult", horizon: int,
+                             window_runs: dict[int, str] | None = None) -> dict[str, str]:
+    """Parent-run artifacts: OOS predictions, final params, per-window table, plots."""
+    from signals import tracking as T
+    from signals.ml import plots
+    from signals.ml.tuning import OOS_COLUMNS, stitch_predictions
+
+    artifacts: dict[str, str] = {}
+    oos = res.predictions[list(OOS_COLUMNS)].copy()
+    artifacts["oos_predictions"] = T.log_parquet(client, run_id, oos, OOS_PREDICTIONS_FILE)
+    final = {"params": res.final_params, "window": res.final_params_window, "rule": FINAL_PARAMS_RULE}
+    T.log_json(client, run_id, final, FINAL_PARAMS_FILE)
+    artifacts["final_params"] = T.artifact_uri(client, run_id, FINAL_PARAMS_FILE)
+    rows = window_table(res, window_runs)
+    T.log_json(client, run_id, rows, "windows.json")
+    artifacts["windows"] = T.artifact_uri(client, run_id, "windows.json")
+
+    frame = pd.DataFrame(rows)
+    st = stitch_predictions(res.predictions)
+    y = st["y"].to_numpy()
+    proba = st[["p_down", "p_flat", "p_up"]].to_numpy()
+    raw = st[["raw_down", "raw_flat", "raw_up"]].to_numpy()
+    imp = _mean_gain_share([w.feature_importance for w in res.windows])
+    figures = {
+        "plots/window_metrics.png": plots.window_metrics(frame),
+        "plots/cumulative_returns.png": plots.cumulative_returns(plots.signal_period_frame(st, horizon)),
+        "plots/confusion_matrix.png": plots.confusion_matrix(y, proba, "Out-of-sample confusion matrix (all windows)"),
+        "plots/reliability.png": plots.reliability_diagram(y, {"raw": raw, "calibrated": proba},
+                                                           title="Out-of-sample reliability (all windows)"),
+        "plots/feature_importance.png": plots.feature_importance(imp, title="Mean gain share across windows"),
+    }
+    for path, fig in figures.items():
+        artifacts[path.split("/")[-1].removesuffix(".png")] = T.log_figure(client, run_id, fig, path)
+    return artifacts
+
+
+def _mean_gain_share(importances: list[dict[str, float]]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for imp in importances:
+        s = sum(imp.values()) or 1.0
+        for k, v in imp.items():
+            total[k] = total.get(k, 0.0) + v / s / len(importances)
+    return total
+
+
+def tune_with_tracking(
+    settings: "Settings",
+    data: TrainingData,
+    *,
+    n_trials: int | None = None,
+    n_jobs: int | None = None,
+    storage: str | None = None,
+    max_windows: int | None = None,
+    background_trial_logging: bool = True,
+) -> TuneResult:
+    """The tune step on already loaded data (the benchmark calls this directly)."""
+    import mlflow
+    import optuna
+
+    from signals import tracking as T
+    from signals.ml.tuning import run_walk_forward
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t0 = time.perf_counter()
+    experiment_id = T.configure_mlflow(settings)
+    config = tune_config(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage)
+    client = mlflow.MlflowClient()
+    window = data.window()
+    tags = {
+        T.TAG_STEP: T.STEP_TUNE,
+        **T.provenance_tags(data.feature_version),
+        T.TAG_DATA_DIGEST: data.digest,
+        T.TAG_DATA_PROVIDER: str(data.source.get("provider", "unknown")),
+        T.TAG_DATA_SYNTHETIC: str(data.source.get("synthetic", "none")),
+    }
+    with mlflow.start_run(run_name=f"tune-{window['start']}-{window['end']}", tags=tags) as run:
+        rid = run.info.run_id
+        T.log_resolved_config(client, rid, settings)
+        T.log_params_batch(client, rid, {
+            "data.symbols_used": ",".join(data.symbols), "data.first_date": window["start"],
+            "data.last_date": window["end"], "data.n_rows": window["n_rows"],
+            "tune.n_trials": config.n_trials, "tune.n_jobs": config.n_jobs,
+            "tune.storage": T.redact("storage", config.storage or "in-memory"),
+            "tune.final_params_rule": FINAL_PARAMS_RULE, "tune.sharpe_definition": SHARPE_DEFINITION,
+            "tune.max_windows": max_windows if max_windows is not None else "all",
+        })
+        T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
+                               digest=data.digest)
+        hooks = MlflowWalkForwardHooks(client, experiment_id, rid, background_trial_logging=background_trial_logging)
+        try:
+            res = run_walk_forward(data.features, data.y, data.forward_return, config=config, hooks=hooks,
+                                   max_windows=max_windows)
+        except BaseException:
+            hooks.fail_open()
+            raise
+        T.log_params_batch(client, rid, {f"final.{k}": v for k, v in res.final_params.items()})
+        T.log_params_batch(client, rid, {"final_params_window": res.final_params_window})
+        T.log_metrics_batch(client, rid, res.metrics)
+        artifacts = log_walk_forward_outputs(client, rid, res, config.horizon, hooks.window_runs)
+        seconds = time.perf_counter() - t0
+        T.log_metrics_batch(client, rid, {"tune_seconds": seconds})
+    return TuneResult(
+        run_id=rid,
+        experiment_id=experiment_id,
+        metrics=res.metrics,
+        final_params=res.final_params,
+        final_params_window=res.final_params_window,
+        windows=window_table(res, hooks.window_runs),
+        artifacts=artifacts,
+        data_window=window,
+        storage=config.storage or "in-memory",
+        study_names=hooks.study_names,
+        skipped_windows=[{**w.as_dict(), "reason": r} for w, r in res.skipped],
+        seconds=seconds,
+    )
+
+
+def run_tune(
+    settings: "Settings",
+    *,
+    symbols: list[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    n_trials: int | None = None,
+    n_jobs: int | None = None,
+    storage: str | None = None,
+) -> TuneResult:
+    """Load the labelled panel and run the tracked walk-forward tuning (see module docstring)."""
+    data = load_training_data(settings, symbols, start, end)
+    return tune_with_tracking(settings, data, n_trials=n_trials, n_jobs=n_jobs, storage=storage)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from entrypoints import check_date_order, common_parser, jsonable, opt_int, opt_str, run_main
+
+    parser = common_parser("python -m entrypoints.tune", "Walk-forward Optuna tuning logged to MLflow.")
+    parser.add_argument("--trials", "--n-trials", dest="n_trials", type=opt_int("trials"), default=None,
+                        help="Optuna trials per window (default tuning.n_trials)")
+    parser.add_argument("--jobs", "--n-jobs", dest="n_jobs", type=opt_int("jobs"), default=None,
+                        help="parallel trials (default tuning.n_jobs)")
+    parser.add_argument("--storage", type=opt_str, default=None, help="Optuna storage URL (default: beside MLflow)")
+    args = parser.parse_args(argv)
+    check_date_order(parser, args.start, args.end)
+
+    def body() -> int:
+        from signals.config import load_settings
+
+        settings = load_settings(args.config)
+        res = run_tune(settings, symbols=args.symbols, start=args.start, end=args.end, n_trials=args.n_trials,
+                       n_jobs=args.n_jobs, storage=args.storage)
+        out = {k: getattr(res, k) for k in ("run_id", "metrics", "final_params", "data_window", "artifacts")}
+        print(json.dumps(jsonable(out), indent=2, default=str))
+        return 0
+
+    run_main(body)
+
+
+if __name__ == "__main__":
+    main()

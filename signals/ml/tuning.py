@@ -1,0 +1,442 @@
+"""Optuna tuning per walk-forward window, and the walk-forward loop itself.
+
+Per window (:func:`tune_window`):
+
+* the window's (purged) training rows are split in time: the last ``validation_fraction`` of
+  their dates is the validation slice, the rows before it whose label window reaches into it
+  are purged, the rest is what each trial fits on. The test window is never seen by tuning;
+* objective = validation log-loss (unweighted) of the booster at its early-stopped best
+  iteration (``early_stopping_rounds`` on the same slice);
+* TPE sampler with a fixed seed, ``MedianPruner`` fed by an XGBoost callback that reports the
+  validation log-loss every ``report_every`` boosting rounds;
+* the study lives in its own Optuna storage under a name derived from the base study name, the
+  window, and a digest of the window's data and the tuning config, with
+  ``load_if_exists=True``: an interrupted run resumes and only runs the missing trials.
+
+The walk-forward loop (:func:`run_walk_forward`) then refits the best params of each window with
+the calibration recipe of :mod:`signals.ml.train` on the whole training window, predicts the test
+window, and reports through :class:`WalkForwardHooks` (the MLflow side lives in ``entrypoints``).
+
+Final params: the best params of the **most recent** window (tuned on the data closest to
+deployment), with ``n_estimators`` replaced by the number of boosting rounds early stopping kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from signals.ml import metrics as M
+from signals.ml.pipeline import DEFAULT_N_JOBS, InsufficientDataError, MLPipeline
+from signals.ml.splits import Window, WalkForwardValidator, frame_holdout_split, row_dates
+from signals.ml.train import fit_calibrated, frame_digest, predictions_frame
+
+log = logging.getLogger(__name__)
+
+#: name -> (kind, low, high, log)
+SEARCH_SPACE: dict[str, tuple[str, float, float, bool]] = {
+    "n_estimators": ("int", 100, 500, False),
+    "max_depth": ("int", 3, 10, False),
+    "learning_rate": ("float", 0.01, 0.2, True),
+    "subsample": ("float", 0.6, 1.0, False),
+    "colsample_bytree": ("float", 0.6, 1.0, False),
+    "min_child_weight": ("float", 1.0, 10.0, False),
+}
+SEARCH_SPACE_VERSION = "1"
+
+
+def suggest_params(trial: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (kind, lo, hi, log_scale) in SEARCH_SPACE.items():
+        if kind == "int":
+            out[name] = trial.suggest_int(name, int(lo), int(hi), log=log_scale)
+        else:
+            out[name] = trial.suggest_float(name, float(lo), float(hi), log=log_scale)
+    return out
+
+
+# ------------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class TuneConfig:
+    horizon: int = 5
+    train_months: int = 24
+    test_months: int = 6
+    step_months: int = 3
+    embargo_days: int = 0
+    n_trials: int = 100
+    n_jobs: int = 1
+    validation_fraction: float = 0.2
+    early_stopping_rounds: int = 30
+    report_every: int = 10
+    study_name: str = "signals-walk-forward"
+    storage: str | None = None
+    seed: int = 42
+    calibration_method: str = "sigmoid"
+    calibration_fraction: float = 0.2
+    min_training_samples: int = 500
+    xgb_threads: int = DEFAULT_N_JOBS
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> "TuneConfig":
+        ml, wf, tu = settings.ml, settings.walk_forward, settings.tuning
+        kw: dict[str, Any] = dict(
+            horizon=ml.prediction_horizon,
+            train_months=wf.train_months,
+            test_months=wf.test_months,
+            step_months=wf.step_months,
+            embargo_days=wf.embargo_days,
+            n_trials=tu.n_trials,
+            n_jobs=tu.n_jobs,
+            validation_fraction=tu.validation_fraction,
+            early_stopping_rounds=tu.early_stopping_rounds,
+            study_name=tu.study_name,
+            storage=settings.optuna_storage(),
+            seed=ml.seed,
+            calibration_method=ml.calibration_method,
+            calibration_fraction=ml.calibration_fraction,
+            min_training_samples=ml.min_training_samples,
+        )
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**kw)
+
+    def study_digest_payload(self) -> dict[str, Any]:
+        """What changes the meaning of a trial (n_trials / n_jobs / storage do not)."""
+        return {
+            "search_space": SEARCH_SPACE_VERSION,
+            "horizon": self.horizon,
+            "embargo_days": self.embargo_days,
+            "validation_fraction": self.validation_fraction,
+            "early_stopping_rounds": self.early_stopping_rounds,
+            "report_every": self.report_every,
+            "seed": self.seed,
+        }
+
+
+def study_name_for(base: str, window: Window, data_digest: str, config: TuneConfig) -> str:
+    payload = json.dumps({"data": data_digest, "config": config.study_digest_payload(), "window": window.as_dict()},
+                         sort_keys=True)
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:12]
+    return f"{base}-w{window.index:03d}-{window.test_start.date().isoformat()}-{digest}"
+
+
+# ------------------------------------------------------------------------------- trial records
+@dataclass
+class TrialRecord:
+    """What one finished trial reports (to the MLflow grandchild run)."""
+
+    number: int
+    params: dict[str, Any]
+    value: float | None
+    state: str  # COMPLETE | PRUNED
+    intermediate: list[tuple[int, float]]
+    n_rounds: int | None
+    start_time: float
+    end_time: float
+
+    @property
+    def pruned(self) -> bool:
+        return self.state == "PRUNED"
+
+
+TrialCallback = Callable[[TrialRecord], None]
+
+
+def make_pruning_callback(trial: Any, report_every: int = 10, data_name: str = "validation", metric: str = "mlogloss"):
+    """An XGBoost callback reporting the validation loss every ``report_every`` rounds to Optuna
+    and raising ``optuna.TrialPruned`` when the pruner says so."""
+    import optuna
+    import xgboost as xgb
+
+    class _PruningCallback(xgb.callback.TrainingCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reported: list[tuple[int, float]] = []
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+            step = epoch + 1
+            if step % report_every:
+                return False
+            value = float(evals_log[data_name][metric][-1])
+            trial.report(value, step)
+            self.reported.append((step, value))
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at boosting round {step} (validation {metric} {value:.5f})")
+            return False
+
+    return _PruningCallback()
+
+
+@dataclass
+class WindowTuning:
+    study_name: str
+    best_params: dict[str, Any]
+    best_value: float
+    best_trial: int
+    n_rounds: int
+    n_trials_total: int
+    n_trials_run: int
+    n_trials_resumed: int
+    n_pruned: int
+    fit_rows: int
+    validation_rows: int
+    validation_start: str
+    seconds: float
+
+
+def create_study(storage: str | None, name: str, seed: int, report_every: int = 10):
+    import optuna
+
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3 * report_every),
+        load_if_exists=True,
+    )
+
+
+def finished_trials(study: Any) -> list[Any]:
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+def tune_window(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    config: TuneConfig,
+    study_name: str,
+    n_trials: int | None = None,
+    on_trial: TrialCallback | None = None,
+) -> WindowTuning:
+    """Run (or resume) the window's study up to ``n_trials`` finished trials; return its best."""
+    import optuna
+    from optuna.trial import TrialState
+
+    t0 = time.perf_counter()
+    y = np.asarray(y, dtype=np.int64)
+    fit_idx, val_idx, val_start = frame_holdout_split(
+        X, fraction=config.validation_fraction, horizon=config.horizon, embargo_days=config.embargo_days
+    )
+    if len(fit_idx) < config.min_training_samples:
+        raise InsufficientDataError(
+            f"window has {len(fit_idx)} rows to fit on after the validation slice "
+            f"(need ml.min_training_samples={config.min_training_samples})"
+        )
+    if len(val_idx) < 10:
+        raise InsufficientDataError(f"validation slice has {len(val_idx)} rows; need at least 10")
+    X_fit, y_fit, X_val, y_val = X.iloc[fit_idx], y[fit_idx], X.iloc[val_idx], y[val_idx]
+    n_jobs = max(1, int(config.n_jobs))
+    threads = max(1, int(config.xgb_threads) // n_jobs)
+
+    def objective(trial: optuna.Trial) -> float:
+        start = time.time()
+        params = suggest_params(trial)
+        pipe = MLPipeline(params, horizon=config.horizon, min_training_samples=1, seed=config.seed, n_jobs=threads)
+        pruning = make_pruning_callback(trial, config.report_every)
+        record = TrialRecord(trial.number, params, None, "PRUNED", pruning.reported, None, start, start)
+        try:
+            m = pipe.train(X_fit, y_fit, eval_set=(X_val, y_val),
+                           early_stopping_rounds=config.early_stopping_rounds, callbacks=[pruning])
+        except optuna.TrialPruned:
+            record.end_time = time.time()
+            record.value = pruning.reported[-1][1] if pruning.reported else None
+            if on_trial is not None:
+                on_trial(record)
+            raise
+        trial.set_user_attr("n_rounds", int(m["n_rounds"]))
+        record.value, record.state, record.n_rounds, record.end_time = float(m["val_log_loss"]), "COMPLETE", int(m["n_rounds"]), time.time()
+        if on_trial is not None:
+            on_trial(record)
+        return float(m["val_log_loss"])
+
+    study = create_study(config.storage, study_name, config.seed, config.report_every)
+    target = int(n_trials if n_trials is not None else config.n_trials)
+    resumed = len(finished_trials(study))
+    remaining = max(0, target - resumed)
+    if remaining:
+        study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, gc_after_trial=False, show_progress_bar=False)
+    done = finished_trials(study)
+    complete = [t for t in done if t.state == TrialState.COMPLETE]
+    if not complete:
+        raise InsufficientDataError(f"study {study_name}: no trial completed (all {len(done)} pruned or failed)")
+    best = study.best_trial
+    n_rounds = int(best.user_attrs.get("n_rounds", best.params["n_estimators"]))
+    best_params = {k: best.params[k] for k in SEARCH_SPACE}
+    best_params["n_estimators"] = n_rounds
+    return WindowTuning(
+        study_name=study_name,
+        best_params=best_params,
+        best_value=float(best.value),
+        best_trial=int(best.number),
+        n_rounds=n_rounds,
+        n_trials_total=len(done),
+        n_trials_run=len(done) - resumed,
+        n_trials_resumed=resumed,
+        n_pruned=sum(1 for t in done if t.state == TrialState.PRUNED),
+        fit_rows=len(fit_idx),
+        validation_rows=len(val_idx),
+        validation_start=val_start.date().isoformat(),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+# ------------------------------------------------------------------------------- walk-forward
+@dataclass
+class WindowResult:
+    window: Window
+    tuning: WindowTuning
+    metrics: dict[str, float]
+    n_train: int
+    n_test: int
+    calibration_metrics: dict[str, float]
+    predictions: pd.DataFrame
+    feature_importance: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class WalkForwardResult:
+    windows: list[WindowResult]
+    skipped: list[tuple[Window, str]]
+    predictions: pd.DataFrame
+    metrics: dict[str, float]
+    final_params: dict[str, Any]
+    final_params_window: int
+
+
+class WalkForwardHooks:
+    """Observer of the walk-forward loop; the default does nothing (tracking off)."""
+
+    def window_started(self, window: Window, n_train: int, n_test: int, study_name: str) -> TrialCallback | None:
+        return None
+
+    def window_finished(self, result: WindowResult) -> None:
+        return None
+
+    def window_skipped(self, window: Window, reason: str) -> None:
+        return None
+
+
+OOS_COLUMNS = ("symbol", "date", "window", "y", "p_down", "p_flat", "p_up", "forward_return")
+
+
+def stitch_predictions(pred: pd.DataFrame) -> pd.DataFrame:
+    """One row per (symbol, date): where test windows overlap, keep the latest window's prediction
+    (its model was trained on the most recent data). Sorted by date, symbol."""
+    if pred.empty:
+        return pred.copy()
+    out = pred.sort_values(["window"]).drop_duplicates(["symbol", "date"], keep="last")
+    return out.sort_values(["date", "symbol"]).reset_index(drop=True)
+
+
+def aggregate_metrics(pred: pd.DataFrame, horizon: int, per_window: list[dict[str, float]]) -> dict[str, float]:
+    """Pooled OOS metrics on the stitched predictions, baselines on the same rows, and the mean
+    of the per-window metrics."""
+    st = stitch_predictions(pred)
+    proba = st[["p_down", "p_flat", "p_up"]].to_numpy()
+    prior = st[["prior_down", "prior_flat", "prior_up"]].to_numpy()
+    y = st["y"].to_numpy()
+    out = M.evaluation_metrics(
+        y, proba, dates=st["date"].to_numpy(), forward_returns=st["forward_return"].to_numpy(), horizon=horizon
+    )
+    out["baseline_prior_log_loss"] = M.log_loss(y, prior)
+    agg = {f"oos_{k}" if not k.startswith("baseline") else k: v for k, v in out.items()}
+    agg["oos_log_loss_skill_vs_prior"] = agg["baseline_prior_log_loss"] - agg["oos_log_loss"]
+    if per_window:
+        for key in ("log_loss", "accuracy", "brier", "sharpe"):
+            vals = [w[key] for w in per_window if key in w]
+            if vals:
+                agg[f"mean_window_{key}"] = float(np.mean(vals))
+        agg["n_windows"] = float(len(per_window))
+    return agg
+
+
+def run_walk_forward(
+    features: pd.DataFrame,
+    y: pd.Series,
+    forward_return: pd.Series,
+    *,
+    config: TuneConfig,
+    hooks: WalkForwardHooks | None = None,
+    max_windows: int | None = None,
+) -> WalkForwardResult:
+    """Tune, refit, calibrate and predict every walk-forward window.
+
+    ``features``/``y``/``forward_return`` hold only labelled rows, aligned, indexed by
+    (symbol, date). ``max_windows`` keeps only the most recent windows (benchmarks, demos).
+    """
+    hooks = hooks or WalkForwardHooks()
+    y_arr = np.asarray(y, dtype=np.int64)
+    fwd = np.asarray(forward_return, dtype=np.float64)
+    validator = WalkForwardValidator(
+        config.train_months, config.test_months, config.step_months,
+        horizon=config.horizon, embargo_days=config.embargo_days,
+    )
+    splits = list(validator.split_windows(features))
+    if max_windows is not None:
+        splits = splits[-max_windows:]
+    if not splits:
+        raise InsufficientDataError(
+            f"no walk-forward window fits the data ({config.train_months} train + {config.test_months} test months)"
+        )
+    results: list[WindowResult] = []
+    skipped: list[tuple[Window, str]] = []
+    for window, tr, te in splits:
+        X_tr, y_tr, X_te, y_te = features.iloc[tr], y_arr[tr], features.iloc[te], y_arr[te]
+        if len(tr) < config.min_training_samples:
+            reason = f"{len(tr)} training rows < ml.min_training_samples={config.min_training_samples}"
+            log.warning("window %d skipped: %s", window.index, reason)
+            skipped.append((window, reason))
+            hooks.window_skipped(window, reason)
+            continue
+        name = study_name_for(config.study_name, window, frame_digest(X_tr, pd.Series(y_tr, index=X_tr.index)), config)
+        on_trial = hooks.window_started(window, len(tr), len(te), name)
+        tuning = tune_window(X_tr, y_tr, config=config, study_name=name, on_trial=on_trial)
+        model = fit_calibrated(
+            X_tr, pd.Series(y_tr, index=X_tr.index), tuning.best_params,
+            horizon=config.horizon, calibration_fraction=config.calibration_fraction,
+            method=config.calibration_method, embargo_days=config.embargo_days, seed=config.seed,
+            n_jobs=config.xgb_threads,
+        )
+        raw = model.predict_raw(X_te)
+        proba = model.calibrator.transform(raw)
+        te_dates = row_dates(X_te)
+        metrics = M.evaluation_metrics(y_te, proba, dates=te_dates, forward_returns=fwd[te],
+                                       horizon=config.horizon, y_train=y_tr)
+        metrics.update({f"raw_{k}": v for k, v in M.evaluation_metrics(y_te, raw).items()
+                        if k in ("log_loss", "accuracy", "brier", "ece")})
+        pred = predictions_frame(X_te.index, y_te, proba, forward_return=fwd[te], window=window.index)
+        prior = np.asarray(M.class_distribution(y_tr))
+        pred[["prior_down", "prior_flat", "prior_up"]] = np.tile(prior, (len(pred), 1))
+        pred[["raw_down", "raw_flat", "raw_up"]] = raw
+        result = WindowResult(
+            window=window, tuning=tuning, metrics=metrics, n_train=len(tr), n_test=len(te),
+            calibration_metrics=model.calibration_metrics, predictions=pred,
+            feature_importance=model.pipeline.feature_importance("gain"),
+        )
+        results.append(result)
+        hooks.window_finished(result)
+    if not results:
+        raise InsufficientDataError(
+            "every walk-forward window was skipped: " + "; ".join(f"window {w.index}: {r}" for w, r in skipped)
+        )
+    predictions = pd.concat([r.predictions for r in results], ignore_index=True)
+    metrics = aggregate_metrics(predictions, config.horizon, [r.metrics for r in results])
+    last = results[-1]
+    return WalkForwardResult(
+        windows=results,
+        skipped=skipped,
+        predictions=predictions,
+        metrics=metrics,
+        final_params=dict(last.tuning.best_params),
+        final_params_window=last.window.index,
+    )
