@@ -14,6 +14,8 @@ confidence         max probability
 direction          LONG / SHORT / FLAT after the confidence threshold
 generated_at       wall-clock UTC time the row was written
 replay             True when made by an as-of replay of a past date (``--replay-days``)
+in_sample          True when the date lies inside the model's own training data window
+                   (a replay of the past with today's champion): its outcome flatters the model
 =================  =========================================================================
 
 Appends read the file, add the new rows, drop older duplicates of the same
@@ -54,6 +56,7 @@ COLUMNS = [
     "direction",
     "generated_at",
     "replay",
+    "in_sample",
 ]
 
 
@@ -71,8 +74,9 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
         out["direction"] = "FLAT"
     if "generated_at" not in out.columns:
         out["generated_at"] = pd.Timestamp(datetime.now(timezone.utc)).tz_localize(None)
-    if "replay" not in out.columns:
-        out["replay"] = False
+    for flag in ("replay", "in_sample"):
+        if flag not in out.columns:
+            out[flag] = False
     out["symbol"] = out["symbol"].astype(str)
     dates = pd.to_datetime(out["date"])
     out["date"] = dates.dt.tz_localize(None) if dates.dt.tz is not None else dates
@@ -83,6 +87,7 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     out["direction"] = out["direction"].astype(str)
     out["generated_at"] = pd.to_datetime(out["generated_at"])
     out["replay"] = out["replay"].astype(bool)
+    out["in_sample"] = out["in_sample"].astype(bool)
     return out[COLUMNS]
 
 
@@ -139,6 +144,7 @@ _EMPTY_DTYPES = {
     "direction": "object",
     "generated_at": "datetime64[ns]",
     "replay": "bool",
+    "in_sample": "bool",
 }
 
 

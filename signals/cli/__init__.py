@@ -15,6 +15,8 @@ from signals.cli.common import Context, run_cli
 _COMMAND_MODULES: list[tuple[str, str]] = [
     ("signals.cli.data", "data"),
     ("signals.cli.pipeline", "run"),
+    *[("signals.cli.monitor", c) for c in ("monitor", "retrain")],
+    *[("signals.cli.signals_cmd", c) for c in ("generate", "backtest")],
 ]
 
 
