@@ -1,0 +1,83 @@
+"""Roll the champion back: to a named version, or (bare) to the previous champion.
+
+``python -m entrypoints.rollback`` or ``python -m entrypoints.rollback --version 3``; the
+decision is recorded as an MLflow run (``signals.step=rollback``) like a promotion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+from entrypoints.promote import open_registry, parse_version, record_decision
+from signals.errors import SignalsError
+
+if TYPE_CHECKING:
+    from signals.config import Settings
+
+
+@dataclass
+class RollbackResult:
+    champion_before: str | None
+    champion_after: str
+    message: str
+    mirror_ok: bool | None = None
+    mlflow_run_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def run_rollback(settings: "Settings", version: str | int | None = None, reason: str | None = None) -> RollbackResult:
+    """Move ``champion`` back; raises a :class:`SignalsError` subclass (nothing changed) when it cannot."""
+    version = parse_version(version)
+    registry = open_registry(settings)
+    before = registry.get_active()
+    new = registry.rollback(version, reason=reason)
+    was = before.version_id if before else None
+    result = RollbackResult(
+        champion_before=was,
+        champion_after=new.version_id,
+        message=f"rolled back {registry.name!r}: champion is now version {new.version_id} (was {was or 'none'})",
+        mirror_ok=registry.last_mirror_ok,
+    )
+    result.mlflow_run_id = record_decision(
+        settings,
+        "rollback",
+        {
+            "requested_version": version,
+            "champion_before": was,
+            "champion_after": new.version_id,
+            "model_name": registry.name,
+            "message": result.message,
+        },
+        {},
+    )
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m entrypoints.rollback", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", default=None, help="version to roll back to (default: the previous champion)")
+    parser.add_argument("--reason", default=None, help="free text recorded on the version")
+    parser.add_argument("--config", default=None, help="settings file (default config/settings.yaml)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        from signals.config import load_settings
+
+        result = run_rollback(load_settings(args.config), version=args.version, reason=args.reason)
+    except SignalsError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    print(result.message)
+    if result.mirror_ok is False:
+        print("Warning: the Redis mirror was not updated and is marked stale; run `signals registry sync`.", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

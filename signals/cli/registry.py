@@ -1,0 +1,211 @@
+"""``signals registry list|sync``, ``signals register``, ``promote``, ``rollback`` and ``serve``.
+
+Thin: parse, build the config, call one function in ``entrypoints`` / ``signals.ml.registry``.
+A registry change whose Redis mirror write failed still succeeded in MLflow: that prints a
+warning on stderr and exits 0; ``signals registry sync`` repairs the mirror.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from signals.cli.common import Context, echo_json, pass_ctx, print_table
+from signals.errors import SignalsError
+
+KEY_METRICS = ("holdout_log_loss", "holdout_accuracy", "log_loss", "accuracy")
+
+
+class NoChampionError(SignalsError):
+    pass
+
+
+def _warn_mirror(ok: bool | None, ctx: Context) -> None:
+    if ok is False:
+        from signals.redis_conn import describe
+
+        click.echo(
+            f"Warning: MLflow was updated but the Redis mirror ({describe(ctx.settings.redis)}) was not; "
+            "it is marked stale. Run `signals registry sync` once Redis is reachable.",
+            err=True,
+        )
+
+
+def _fmt_metric(metrics: dict[str, float], key: str) -> str:
+    value = metrics.get(key)
+    return "" if value is None else f"{value:.4f}"
+
+
+@click.group("registry")
+def registry() -> None:
+    """Inspect the model registry and its Redis mirror."""
+
+
+@registry.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+def list_versions(ctx: Context, as_json: bool) -> None:
+    """Registered versions, newest first, with aliases and key metrics."""
+    from signals.ml.registry import ModelRegistry
+
+    reg = ModelRegistry.from_settings(ctx.settings, mirror=False)
+    versions = reg.list_versions()
+    previous = reg.previous_champion()
+    if as_json:
+        echo_json(
+            {
+                "model_name": reg.name,
+                "previous_champion": previous,
+                "versions": [
+                    {
+                        "version_id": v.version_id,
+                        "aliases": list(v.aliases),
+                        "stage": v.stage,
+                        "created_at": v.created_at.isoformat(),
+                        "metrics": v.metrics,
+                        "run_id": v.run_id,
+                        "path": v.path,
+                        **{k: v.tags.get(k) for k in ("promoted_by", "promoted_at", "gate.p_value")},
+                    }
+                    for v in versions
+                ],
+            }
+        )
+        return
+    if not versions:
+        click.echo(f"no versions registered for model {reg.name!r} yet (train, then `signals register RUN_ID`)")
+        return
+    present = [k for k in KEY_METRICS if any(k in v.metrics for v in versions)]
+    rows = [
+        {
+            "version": v.version_id,
+            "aliases": ",".join(v.aliases),
+            "created": v.created_at.strftime("%Y-%m-%d %H:%M"),
+            **{k: _fmt_metric(v.metrics, k) for k in present},
+            "gate_p": v.tags.get("gate.p_value", "")[:6],
+            "promoted_by": v.tags.get("promoted_by", ""),
+            "run": (v.run_id or "")[:8],
+        }
+        for v in versions
+    ]
+    click.echo(f"model: {reg.name}   previous champion: {previous or '-'}")
+    print_table(rows)
+
+
+@registry.command("sync")
+@pass_ctx
+def sync(ctx: Context) -> None:
+    """Rebuild the Redis mirror from MLflow (after an outage, or a Redis that lost its data)."""
+    from signals.ml.registry import ModelRegistry
+    from signals.redis_conn import describe
+
+    reg = ModelRegistry.from_settings(ctx.settings)
+    ok = reg.sync_mirror()
+    where = describe(ctx.settings.redis)
+    if ok is None:
+        click.echo(f"Redis mirror is off ({where}); nothing to sync")
+    elif ok:
+        snap = reg.snapshot()
+        click.echo(
+            f"mirror at {where} (prefix {ctx.settings.redis.prefix!r}) rebuilt: {len(snap.versions)} version(s), "
+            f"champion {snap.champion or '-'}, challenger {snap.challenger or '-'}"
+        )
+    else:
+        raise SignalsError(f"could not write the Redis mirror at {where}: {reg.mirror.last_error}; it stays marked stale")
+
+
+@click.command("register")
+@click.argument("run_id")
+@pass_ctx
+def register(ctx: Context, run_id: str) -> None:
+    """Register the model logged by training run RUN_ID as the new challenger."""
+    from entrypoints.register import run_register
+
+    version = run_register(ctx.settings, run_id)
+    click.echo(f"run {run_id} -> version {version.version_id} (aliases: {', '.join(version.aliases) or '-'})")
+
+
+@click.command("promote")
+@click.argument("version", required=False)
+@click.option("--auto", is_flag=True, help="Promote the challenger only if the gate says it beats the champion.")
+@click.option("--reason", default=None, help="Why (recorded on the version).")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@pass_ctx
+def promote(ctx: Context, version: str | None, auto: bool, reason: str | None, as_json: bool) -> None:
+    """Make VERSION the champion, or (--auto) let the promotion gate decide about the challenger."""
+    from entrypoints.promote import run_promote
+
+    result = run_promote(ctx.settings, version=version, auto=auto, reason=reason)
+    if as_json:
+        echo_json(result.as_dict())
+    else:
+        click.echo(result.message)
+        gate = result.gate
+        if gate is not None and gate.p_value is not None:
+            click.echo(
+                f"gate: decision={gate.decision} p_value={gate.p_value:.4f} alpha={gate.alpha} "
+                f"improvement={gate.improvement:+.5f} rows={gate.n_rows} dates={gate.n_dates}"
+            )
+    _warn_mirror(result.mirror_ok, ctx)
+
+
+@click.command("rollback")
+@click.argument("version", required=False)
+@click.option("--reason", default=None, help="Why (recorded on the version).")
+@pass_ctx
+def rollback(ctx: Context, version: str | None, reason: str | None) -> None:
+    """Move the champion back to VERSION, or to the previous champion."""
+    from entrypoints.rollback import run_rollback
+
+    result = run_rollback(ctx.settings, version=version, reason=reason)
+    click.echo(result.message)
+    _warn_mirror(result.mirror_ok, ctx)
+
+
+def serve_command(settings, host: str | None = None, port: int | None = None) -> tuple[list[str], dict[str, str], str]:
+    """The ``mlflow models serve`` command line and environment for the champion (and its version)."""
+    from signals.ml.registry import ModelRegistry
+
+    reg = ModelRegistry.from_settings(settings, mirror=False)
+    champion = reg.get_active()
+    if champion is None:
+        raise NoChampionError(
+            f"model {reg.name!r} has no champion to serve; promote one first (`signals promote VERSION`)"
+        )
+    tracking = settings.mlflow.tracking_uri
+    cmd = [
+        sys.executable, "-m", "mlflow", "models", "serve",
+        "-m", f"models:/{reg.name}@champion",
+        "--env-manager", "local",
+        "-h", host or settings.serve.host,
+        "-p", str(port or settings.serve.port),
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking,
+        "MLFLOW_REGISTRY_URI": settings.mlflow.registry_uri or tracking,
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
+    return cmd, env, champion.version_id
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Interface to bind (default: serve.host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: serve.port).")
+@pass_ctx
+def serve(ctx: Context, host: str | None, port: int | None) -> None:
+    """Serve the champion over HTTP with `mlflow models serve` (POST /invocations).
+
+    The alias is resolved once at start: restart the server after a promotion or rollback.
+    """
+    cmd, env, version = serve_command(ctx.settings, host, port)
+    h, p = host or ctx.settings.serve.host, port or ctx.settings.serve.port
+    click.echo(
+        f"serving {ctx.settings.mlflow.model_name}@champion (version {version}) on http://{h}:{p}/invocations",
+        err=True,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(cmd[0], cmd, env)  # replace this process: signals (SIGTERM, Ctrl-C) reach the server

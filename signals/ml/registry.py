@@ -1,0 +1,836 @@
+"""Model registry on the MLflow Model Registry: register, promote, roll back, list.
+
+MLflow is the source of truth; this module adds the rules a trading desk needs on top of it.
+
+Version ids
+    ``version_id`` is the MLflow registry version number as a string (``"1"``, ``"2"``, ...).
+    ``register(None, ...)`` lets MLflow assign it; a given id must be the one MLflow assigns
+    (else :class:`VersionIdMismatchError` and nothing is left behind). Numbers are never reused,
+    even after a version is deleted.
+
+Aliases are the truth
+    ``champion`` is the served model (``models:/<name>@champion``); ``register`` points
+    ``challenger`` at the new version. Moving one alias is a single atomic write in MLflow, so
+    there can never be two champions. The deprecated stages are mirrored (``Production`` for the
+    champion, ``Archived`` for the one it replaced) for tools that still read stages; if MLflow
+    refuses (stages removed), that is logged and ignored.
+
+Previous champion
+    Registered-model tag ``champion_history`` holds JSON ``{"champion": "7", "previous": ["3",
+    "5"]}`` (oldest first, capped at 50) and tag ``previous_champion`` its last entry (for the UI).
+    Promotion and an explicit rollback push the outgoing champion; a bare ``rollback()`` pops,
+    so repeated bare rollbacks walk back through earlier champions. The alias is moved *before*
+    the record is rewritten; if a process dies in between (or someone moves the alias in the
+    MLflow UI), the next operation sees ``record.champion != alias`` and treats the recorded
+    champion as the previous one, so the record heals instead of drifting.
+
+Locking
+    The alias write is atomic, but "read champion, move alias, record previous" is a
+    read-modify-write. It runs under one lock per registered model: a ``filelock`` beside a
+    SQLite store (``mlflow.db.registry.lock``), a PostgreSQL session advisory lock
+    (``pg_try_advisory_lock`` polled, key derived from the model name) when the registry URI is
+    PostgreSQL -- correct across machines, released by PostgreSQL if the process dies -- and, for
+    any other store (an MLflow tracking server over HTTP), a local file lock, which only
+    serialises promotions started from the same machine. The Redis mirror is written while the
+    lock is held, so the mirror sees changes in MLflow order. After moving the alias the target
+    version is re-read; if it was deleted concurrently, the alias is put back.
+
+Version tags
+    ``metric.<name>`` (metrics given to ``register``), ``train_start``/``train_end``/
+    ``holdout_start``/``holdout_end`` (data window), ``registered_by``/``registered_at``,
+    ``promoted_by`` (``user@host`` or ``auto-gate``), ``promoted_at`` (ISO-8601 UTC),
+    ``promotion_reason``, ``previous_champion``, and the gate's ``gate.*`` results.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import logging
+import socket
+import tempfile
+import time
+import warnings
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from signals.errors import SignalsError
+
+if TYPE_CHECKING:  # imported lazily at run time: MLflow is slow to import
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from signals.mirror import Mirror, RegistrySnapshot
+    from signals.ml.gate import GateResult
+
+log = logging.getLogger("signals.registry")
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+TAG_CHAMPION_HISTORY = "champion_history"
+TAG_PREVIOUS_CHAMPION = "previous_champion"
+METRIC_TAG_PREFIX = "metric."
+GATE_TAG_PREFIX = "gate."
+WINDOW_KEYS = ("train_start", "train_end", "holdout_start", "holdout_end")
+HOLDOUT_ARTIFACT = "holdout_predictions.parquet"
+AUTO_GATE_ACTOR = "auto-gate"
+HISTORY_LIMIT = 50
+STAGE_PRODUCTION, STAGE_ARCHIVED = "Production", "Archived"
+
+
+# ---------------------------------------------------------------------------- errors
+class RegistryError(SignalsError):
+    """A registry operation cannot be done as asked; nothing was changed."""
+
+
+class EmptyRegistryError(RegistryError):
+    pass
+
+
+class UnknownVersionError(RegistryError):
+    pass
+
+
+class AlreadyChampionError(RegistryError):
+    pass
+
+
+class NoPreviousChampionError(RegistryError):
+    pass
+
+
+class VersionIdMismatchError(RegistryError):
+    pass
+
+
+class RegistryBusyError(RegistryError):
+    pass
+
+
+# ---------------------------------------------------------------------------- helpers
+def current_actor() -> str:
+    """``user@host`` of whoever runs this process (recorded as ``promoted_by``)."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _vid(value: Any) -> str:
+    """Normalise a version id (MLflow returns ints in places, strings in others)."""
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise UnknownVersionError(f"version ids are MLflow registry version numbers (1, 2, ...), got {value!r}")
+    return str(int(text))
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version as the rest of ``signals`` sees it."""
+
+    version_id: str  # the MLflow registry version number, as a string
+    path: str  # the version's MLflow source (e.g. models:/m-<id> or an artifact URI)
+    metrics: dict[str, float]
+    created_at: datetime
+    is_active: bool  # True for the champion
+    model_name: str = ""
+    aliases: tuple[str, ...] = ()
+    run_id: str | None = None
+    stage: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def model_uri(self) -> str:
+        """Loadable URI pinned to this version: ``models:/<name>/<version>``."""
+        return f"models:/{self.model_name}/{self.version_id}"
+
+    @property
+    def data_window(self) -> dict[str, str]:
+        return {k: self.tags[k] for k in WINDOW_KEYS if k in self.tags}
+
+
+@dataclass(frozen=True)
+class AutoPromoteOutcome:
+    """What ``promote_if_better`` decided and did."""
+
+    gate: "GateResult"
+    challenger: ModelVersion | None
+    champion_before: ModelVersion | None
+    promoted: ModelVersion | None  # the new champion, None when nothing changed
+
+
+# ---------------------------------------------------------------------------- locks
+class FileRegistryLock(AbstractContextManager):
+    """Process lock via a lock file (fcntl): right for a SQLite store on one machine."""
+
+    def __init__(self, path: str | Path, timeout: float = 60.0) -> None:
+        from filelock import FileLock
+
+        self.path = Path(path)
+        self.timeout = timeout
+        self._lock = FileLock(str(self.path), timeout=timeout)
+
+    def __enter__(self) -> "FileRegistryLock":
+        from filelock import Timeout
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise RegistryBusyError(
+                f"another registry change has held {self.path} for over {self.timeout:.0f}s; try again "
+                "(if no signals process is running, the lock is stale: it is released when its holder exits)"
+            ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def __repr__(self) -> str:
+        return f"FileRegistryLock({self.path})"
+
+
+class PostgresAdvisoryLock(AbstractContextManager):
+    """Session-level ``pg_advisory_lock`` on the registry database: correct across machines.
+
+    Reentrant within one object (PostgreSQL counts session locks); released by PostgreSQL when
+    the holding connection dies, so a crashed promoter never wedges the registry.
+    """
+
+    def __init__(self, uri: str, name: str, timeout: float = 60.0, poll: float = 0.05) -> None:
+        self.uri = uri
+        self.key = int.from_bytes(hashlib.blake2b(f"signals-registry:{name}".encode(), digest_size=8).digest(), "big", signed=True)
+        self.timeout = timeout
+        self.poll = poll
+        self._conn: Any = None
+        self._depth = 0
+
+    def __enter__(self) -> "PostgresAdvisoryLock":
+        import sqlalchemy as sa
+        from sqlalchemy.pool import NullPool
+
+        if self._depth:
+            self._depth += 1
+            return self
+        engine = sa.create_engine(self.uri, poolclass=NullPool)
+        conn = engine.connect()
+        deadline = time.monotonic() + self.timeout
+        while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar():
+            conn.rollback()
+            if time.monotonic() > deadline:
+                conn.close()
+                raise RegistryBusyError(
+                    f"another registry change has held PostgreSQL advisory lock {self.key} for over "
+                    f"{self.timeout:.0f}s; try again"
+                )
+            time.sleep(self.poll)
+        conn.commit()  # session lock survives; end the implicit transaction
+        self._conn, self._depth = conn, 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import sqlalchemy as sa
+
+        self._depth -= 1
+        if self._depth:
+            return
+        conn, self._conn = self._conn, None
+        try:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            conn.commit()
+        finally:
+            conn.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresAdvisoryLock(key={self.key})"
+
+
+def registry_lock(registry_uri: str, model_name: str, timeout: float = 60.0) -> AbstractContextManager:
+    """The lock serialising registry changes for ``registry_uri`` (see the module docstring)."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model_name)
+    if registry_uri.startswith("sqlite:///"):
+        db = Path(registry_uri[len("sqlite:///") :].split("?", 1)[0])
+        return FileRegistryLock(db.with_name(f"{db.name}.{safe}.registry.lock"), timeout)
+    if registry_uri.startswith(("postgresql", "postgres")):
+        return PostgresAdvisoryLock(registry_uri, model_name, timeout)
+    digest = hashlib.sha1(registry_uri.encode()).hexdigest()[:12]
+    log.debug("registry %s: using a local file lock (serialises this machine only)", registry_uri)
+    return FileRegistryLock(Path(tempfile.gettempdir()) / f"signals-registry-{digest}-{safe}.lock", timeout)
+
+
+# ---------------------------------------------------------------------------- the registry
+class ModelRegistry:
+    """Register / promote / roll back versions of one registered model (see module docstring)."""
+
+    def __init__(
+        self,
+        client: "MlflowClient",
+        model_name: str,
+        *,
+        lock: AbstractContextManager | None = None,
+        mirror: "Mirror | None" = None,
+        registry_uri: str | None = None,
+    ) -> None:
+        self.client = client
+        self.name = model_name
+        self.registry_uri = registry_uri or client._registry_uri  # noqa: SLF001 - for the lock only
+        self.lock = lock if lock is not None else registry_lock(self.registry_uri, model_name)
+        self.mirror = mirror
+        self.last_mirror_ok: bool | None = None  # result of the last mirror write (None: off / none)
+        self._stage_warned = False
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, mirror: bool = True) -> "ModelRegistry":
+        """The registry configured by ``settings.mlflow`` (+ the Redis mirror unless ``mirror=False``)."""
+        from mlflow import MlflowClient
+
+        tracking = settings.mlflow.tracking_uri
+        registry_uri = settings.mlflow.registry_uri or tracking
+        reg = cls(MlflowClient(tracking_uri=tracking, registry_uri=registry_uri), settings.mlflow.model_name, registry_uri=registry_uri)
+        if mirror:
+            from signals.mirror import Mirror
+
+            reg.mirror = Mirror.from_settings(settings, snapshot_provider=reg.snapshot)
+        return reg
+
+    # ------------------------------------------------------------------ reading
+    def _registered_model(self) -> Any | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_registered_model(self.name)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                return None
+            raise
+
+    def _require_model(self) -> Any:
+        rm = self._registered_model()
+        if rm is None:
+            raise EmptyRegistryError(
+                f"the registry has no model named {self.name!r} yet; train and register one first "
+                "(`signals train`, or `signals register RUN_ID`)"
+            )
+        return rm
+
+    @staticmethod
+    def _aliases(rm: Any) -> dict[str, str]:
+        return {alias: str(v) for alias, v in (rm.aliases or {}).items()} if rm is not None else {}
+
+    def _iter_mlflow_versions(self) -> Iterator[Any]:
+        token = None
+        while True:
+            page = self.client.search_model_versions(f"name='{self.name}'", max_results=200, page_token=token)
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    def _to_version(self, mv: Any, aliases: Mapping[str, str]) -> ModelVersion:
+        vid = str(mv.version)
+        tags = dict(mv.tags or {})
+        metrics: dict[str, float] = {}
+        for key, value in tags.items():
+            if key.startswith(METRIC_TAG_PREFIX):
+                try:
+                    metrics[key[len(METRIC_TAG_PREFIX) :]] = float(value)
+                except ValueError:
+                    pass
+        mine = tuple(sorted(a for a, v in aliases.items() if v == vid))
+        return ModelVersion(
+            version_id=vid,
+            path=str(mv.source),
+            metrics=metrics,
+            created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=timezone.utc),
+            is_active=aliases.get(CHAMPION) == vid,
+            model_name=self.name,
+            aliases=mine,
+            run_id=mv.run_id or None,
+            stage=mv.current_stage if mv.current_stage not in (None, "None") else None,
+            tags=tags,
+        )
+
+    def _mlflow_version(self, version_id: str) -> Any | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version(self.name, version_id)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
+    def get(self, version_id: str) -> ModelVersion:
+        """One version; :class:`UnknownVersionError` if it does not exist (or was deleted)."""
+        rm = self._require_model()
+        vid = _vid(version_id)
+        mv = self._mlflow_version(vid)
+        if mv is None:
+            known = ", ".join(v.version_id for v in reversed(self.list_versions())) or "none"
+            raise UnknownVersionError(f"model {self.name!r} has no version {vid} (existing versions: {known})")
+        return self._to_version(mv, self._aliases(rm))
+
+    def list_versions(self) -> list[ModelVersion]:
+        """Every live version, newest first, with its aliases (read from the registered model)."""
+        rm = self._registered_model()
+        if rm is None:
+            return []
+        aliases = self._aliases(rm)
+        versions = [self._to_version(mv, aliases) for mv in self._iter_mlflow_versions()]
+        return sorted(versions, key=lambda v: int(v.version_id), reverse=True)
+
+    def _by_alias(self, alias: str) -> ModelVersion | None:
+        rm = self._registered_model()
+        vid = self._aliases(rm).get(alias)
+        if vid is None:
+            return None
+        mv = self._mlflow_version(vid)
+        return None if mv is None else self._to_version(mv, self._aliases(rm))
+
+    def get_active(self) -> ModelVersion | None:
+        """The champion (what ``signals serve`` serves), or None."""
+        return self._by_alias(CHAMPION)
+
+    def get_challenger(self) -> ModelVersion | None:
+        return self._by_alias(CHALLENGER)
+
+    def champion_history(self) -> list[str]:
+        """Earlier champions, oldest first (what bare rollbacks walk back through)."""
+        rm = self._registered_model()
+        if rm is None:
+            return []
+        return self._history(rm)
+
+    def previous_champion(self) -> str | None:
+        hist = self.champion_history()
+        return hist[-1] if hist else None
+
+    def _history(self, rm: Any) -> list[str]:
+        """The recorded history, healed if the alias moved without the record (crash, UI edit)."""
+        tags = dict(rm.tags or {})
+        actual = self._aliases(rm).get(CHAMPION)
+        raw = tags.get(TAG_CHAMPION_HISTORY)
+        record: dict[str, Any] = {}
+        if raw:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                log.warning("registered-model tag %s is not JSON (%r); starting a new history", TAG_CHAMPION_HISTORY, raw[:80])
+        history = [str(v) for v in record.get("previous", [])]
+        if not raw and tags.get(TAG_PREVIOUS_CHAMPION):
+            history = [tags[TAG_PREVIOUS_CHAMPION]]
+        recorded = record.get("champion")
+        if recorded and recorded != actual:
+            log.warning(
+                "the champion alias points at %s but the history recorded %s (moved outside signals, or an "
+                "interrupted change); counting %s as the previous champion",
+                actual,
+                recorded,
+                recorded,
+            )
+            if not history or history[-1] != recorded:
+                history.append(str(recorded))
+        return history
+
+    def snapshot(self) -> "RegistrySnapshot":
+        """The registry state for the Redis mirror, read from MLflow."""
+        from signals.mirror import RegistrySnapshot, VersionRecord
+
+        rm = self._registered_model()
+        if rm is None:
+            return RegistrySnapshot(model_name=self.name)
+        aliases = self._aliases(rm)
+        records = tuple(
+            VersionRecord(
+                version_id=v.version_id,
+                path=v.path,
+                model_uri=v.model_uri,
+                metrics=v.metrics,
+                created_at=v.created_at,
+                is_active=v.is_active,
+                aliases=v.aliases,
+                run_id=v.run_id,
+                stage=v.stage,
+                promoted_at=v.tags.get("promoted_at"),
+                promoted_by=v.tags.get("promoted_by"),
+            )
+            for v in self.list_versions()
+        )
+        history = self._history(rm)
+        return RegistrySnapshot(
+            model_name=self.name,
+            versions=records,
+            champion=aliases.get(CHAMPION),
+            challenger=aliases.get(CHALLENGER),
+            previous_champion=history[-1] if history else None,
+        )
+
+    # ------------------------------------------------------------------ mirror
+    def sync_mirror(self) -> bool | None:
+        """Rewrite the Redis mirror from MLflow. True ok, False Redis failed (marked stale), None off."""
+        if self.mirror is None:
+            return None
+        self.last_mirror_ok = self.mirror.write_registry(self.snapshot())
+        return self.last_mirror_ok
+
+    def _mirror_after_change(self) -> None:
+        if self.mirror is None:
+            self.last_mirror_ok = None
+            return
+        try:
+            snap = self.snapshot()
+        except Exception as exc:  # noqa: BLE001 - the MLflow change is done; never undo it for the mirror
+            log.warning("registry changed but could not be re-read for the Redis mirror: %s", exc)
+            self.mirror.mark_stale(f"snapshot failed: {exc}")
+            self.last_mirror_ok = False
+            return
+        self.last_mirror_ok = self.mirror.write_registry(snap)
+
+    # ------------------------------------------------------------------ registering
+    def _ensure_registered_model(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        if self._registered_model() is not None:
+            return
+        try:
+            self.client.create_registered_model(
+                self.name, description="Daily DOWN/FLAT/UP signal model (signals). Aliases: champion, challenger."
+            )
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
+
+    def _resolve_source(self, model_path: str, run_id: str | None) -> tuple[str, str | None, str | None]:
+        """(source, run_id, model_id) for ``create_model_version`` from a model URI or path."""
+        if model_path.startswith("runs:/"):
+            rest = model_path[len("runs:/") :]
+            rid, _, artifact_path = rest.partition("/")
+            run = self.client.get_run(rid)
+            outputs = getattr(run, "outputs", None)
+            ids = [o.model_id for o in (outputs.model_outputs if outputs else [])]
+            for mid in ids:
+                lm = self.client.get_logged_model(mid)
+                if lm.name == artifact_path.strip("/"):
+                    return f"models:/{mid}", rid, mid
+            return self.client.get_run(rid).info.artifact_uri.rstrip("/") + "/" + artifact_path, rid, None
+        if model_path.startswith("models:/m-"):
+            mid = model_path[len("models:/") :].split("/", 1)[0]
+            lm = self.client.get_logged_model(mid)
+            return f"models:/{mid}", run_id or lm.source_run_id, mid
+        if model_path.startswith("models:/"):
+            raise RegistryError(
+                f"{model_path} is already a registry URI; register the logged model (models:/m-..., runs:/...)"
+            )
+        return model_path, run_id, None
+
+    def _next_version_hint(self) -> int:
+        versions = [int(mv.version) for mv in self._iter_mlflow_versions()] if self._registered_model() else []
+        return max(versions, default=0) + 1
+
+    def register(
+        self,
+        version_id: str | None,
+        model_path: str,
+        metrics: Mapping[str, float] | None = None,
+        *,
+        run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        description: str | None = None,
+    ) -> ModelVersion:
+        """Register ``model_path`` as a new version and point ``challenger`` at it.
+
+        ``model_path`` is a logged model URI (``models:/m-...``, ``runs:/<run>/model``) or an
+        artifact location. ``version_id=None`` lets MLflow number it; a given id must match the
+        number MLflow assigns, or :class:`VersionIdMismatchError` (the version is not kept).
+        """
+        clean_metrics: dict[str, float] = {}
+        for key, value in (metrics or {}).items():
+            try:
+                clean_metrics[str(key)] = float(value)
+            except (TypeError, ValueError):
+                raise RegistryError(f"metric {key!r} must be a number, got {value!r}") from None
+        wanted = _vid(version_id) if version_id is not None else None
+        version_tags = {f"{METRIC_TAG_PREFIX}{k}": repr(v) for k, v in clean_metrics.items()}
+        version_tags.update({str(k): str(v) for k, v in (tags or {}).items() if v is not None})
+        version_tags.update(registered_by=current_actor(), registered_at=utc_now_iso())
+        with self.lock:
+            self._ensure_registered_model()
+            if wanted is not None:
+                existing = self._mlflow_version(wanted)
+                if existing is not None:
+                    raise VersionIdMismatchError(f"version {wanted} of {self.name!r} already exists")
+                hint = self._next_version_hint()
+                if int(wanted) != hint:
+                    raise VersionIdMismatchError(
+                        f"version {wanted} cannot be created: MLflow numbers versions itself and the next one "
+                        f"is {hint} (or later, if versions were deleted); pass version_id=None"
+                    )
+            source, run_id, model_id = self._resolve_source(model_path, run_id)
+            mv = self.client.create_model_version(
+                self.name, source, run_id=run_id, tags=version_tags, description=description, model_id=model_id
+            )
+            vid = str(mv.version)
+            if wanted is not None and vid != wanted:
+                self.client.delete_model_version(self.name, vid)
+                raise VersionIdMismatchError(
+                    f"MLflow assigned version {vid}, not the requested {wanted}; the new version was removed. "
+                    "Pass version_id=None to accept MLflow's numbering."
+                )
+            self.client.set_registered_model_alias(self.name, CHALLENGER, vid)
+            log.info("registered %s version %s from %s (challenger)", self.name, vid, source)
+            self._mirror_after_change()
+            return self.get(vid)
+
+    def find_by_run(self, run_id: str) -> ModelVersion | None:
+        """The newest live version registered from ``run_id`` (makes re-registration idempotent)."""
+        rm = self._registered_model()
+        if rm is None:
+            return None
+        found = [mv for mv in self._iter_mlflow_versions() if mv.run_id == run_id]
+        if not found:
+            return None
+        return self._to_version(max(found, key=lambda mv: int(mv.version)), self._aliases(rm))
+
+    # ------------------------------------------------------------------ promoting
+    def _set_stage(self, version_id: str, stage: str) -> None:
+        """Mirror the deprecated stage for stage-reading tools; never fail the promotion on it."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.client.transition_model_version_stage(
+                    self.name, version_id, stage, archive_existing_versions=(stage == STAGE_PRODUCTION)
+                )
+        except Exception as exc:  # noqa: BLE001 - stages are deprecated and may be gone
+            level = logging.DEBUG if self._stage_warned else logging.WARNING
+            log.log(level, "could not set deprecated stage %s on version %s (%s); the aliases are authoritative", stage, version_id, exc)
+            self._stage_warned = True
+
+    def _write_history(self, champion: str, history: list[str]) -> None:
+        history = history[-HISTORY_LIMIT:]
+        self.client.set_registered_model_tag(
+            self.name, TAG_CHAMPION_HISTORY, json.dumps({"champion": champion, "previous": history})
+        )
+        self.client.set_registered_model_tag(self.name, TAG_PREVIOUS_CHAMPION, history[-1] if history else "")
+
+    def _move_champion(
+        self,
+        rm: Any,
+        target: str,
+        new_history: list[str],
+        *,
+        actor: str,
+        reason: str,
+        extra_tags: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Point ``champion`` at ``target`` and record it. Caller holds the lock and validated ``target``."""
+        aliases = self._aliases(rm)
+        old = aliases.get(CHAMPION)
+        self.client.set_registered_model_alias(self.name, CHAMPION, target)
+        if self._mlflow_version(target) is None:  # deleted between our check and the alias write
+            if old and self._mlflow_version(old) is not None:
+                self.client.set_registered_model_alias(self.name, CHAMPION, old)
+            else:
+                self.client.delete_registered_model_alias(self.name, CHAMPION)
+            raise UnknownVersionError(f"version {target} was deleted while being promoted; champion left at {old}")
+        self._write_history(target, new_history)
+        if aliases.get(CHALLENGER) == target:
+            self.client.delete_registered_model_alias(self.name, CHALLENGER)
+        now = utc_now_iso()
+        tags = {
+            "promoted_by": actor,
+            "promoted_at": now,
+            "promotion_reason": reason,
+            TAG_PREVIOUS_CHAMPION: old or "",
+            **(extra_tags or {}),
+        }
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, target, key, value)
+        if old:
+            if self._mlflow_version(old) is not None:
+                self.client.set_model_version_tag(self.name, old, "replaced_by", target)
+                self.client.set_model_version_tag(self.name, old, "replaced_at", now)
+        self._set_stage(target, STAGE_PRODUCTION)
+        if old and self._mlflow_version(old) is not None:
+            self._set_stage(old, STAGE_ARCHIVED)
+        log.info("%s champion: %s -> %s (%s, by %s)", self.name, old, target, reason, actor)
+        self._mirror_after_change()
+        return self.get(target)
+
+    def _validated_target(self, rm: Any, version_id: str) -> str:
+        vid = _vid(version_id)
+        mv = self._mlflow_version(vid)
+        if mv is None:
+            known = ", ".join(str(m.version) for m in self._iter_mlflow_versions()) or "none"
+            raise UnknownVersionError(f"model {self.name!r} has no version {vid} (existing versions: {known})")
+        if getattr(mv, "status", "READY") not in ("READY", None):
+            raise RegistryError(f"version {vid} is not ready (status {mv.status}); it cannot be promoted")
+        if self._aliases(rm).get(CHAMPION) == vid:
+            raise AlreadyChampionError(f"version {vid} is already the champion of {self.name!r}; nothing to do")
+        return vid
+
+    def promote(
+        self,
+        version_id: str,
+        *,
+        reason: str = "manual promotion",
+        promoted_by: str | None = None,
+        extra_tags: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Make ``version_id`` the champion; the outgoing champion becomes the previous one.
+
+        Returns the new champion. Errors (nothing changed): :class:`EmptyRegistryError`,
+        :class:`UnknownVersionError`, :class:`AlreadyChampionError`.
+        """
+        with self.lock:
+            rm = self._require_model()
+            target = self._validated_target(rm, version_id)
+            history = self._history(rm)
+            old = self._aliases(rm).get(CHAMPION)
+            if old and (not history or history[-1] != old):
+                history.append(old)
+            return self._move_champion(
+                rm, target, history, actor=promoted_by or current_actor(), reason=reason, extra_tags=extra_tags
+            )
+
+    def rollback(
+        self, version_id: str | None = None, *, reason: str | None = None, promoted_by: str | None = None
+    ) -> ModelVersion:
+        """Move ``champion`` back: to ``version_id``, or (bare) to the previous champion.
+
+        A bare rollback pops the history, so repeating it walks further back; rolling back to a
+        named version pushes the current champion, so a bare rollback can undo it.
+        Errors (nothing changed): :class:`EmptyRegistryError`, :class:`UnknownVersionError`,
+        :class:`AlreadyChampionError`, :class:`NoPreviousChampionError`.
+        """
+        with self.lock:
+            rm = self._require_model()
+            current = self._aliases(rm).get(CHAMPION)
+            history = self._history(rm)
+            actor = promoted_by or current_actor()
+            if version_id is not None:
+                target = self._validated_target(rm, version_id)
+                if current and (not history or history[-1] != current):
+                    history.append(current)
+                return self._move_champion(
+                    rm, target, history, actor=actor, reason=reason or f"rollback from {current} to {target}"
+                )
+            remaining = list(history)
+            while remaining:
+                candidate = remaining.pop()
+                if candidate != current and self._mlflow_version(candidate) is not None:
+                    return self._move_champion(
+                        rm, candidate, remaining, actor=actor, reason=reason or f"rollback from {current} to previous champion {candidate}"
+                    )
+            if current is None:
+                raise NoPreviousChampionError(
+                    f"model {self.name!r} has no champion and no recorded previous champion; "
+                    "promote a version explicitly: `signals promote VERSION`"
+                )
+            raise NoPreviousChampionError(
+                f"no previous champion is recorded for {self.name!r} (champion is version {current}); "
+                "name the version to roll back to: `signals rollback VERSION`"
+            )
+
+    # ------------------------------------------------------------------ the gate
+    def holdout_predictions(self, version: ModelVersion) -> "pd.DataFrame":
+        """The out-of-sample predictions logged by the training run of ``version``."""
+        import pandas as pd
+        from mlflow.exceptions import MlflowException
+
+        from signals.ml.gate import GateError
+
+        if not version.run_id:
+            raise GateError(f"version {version.version_id} has no training run, so no holdout predictions to compare")
+        with tempfile.TemporaryDirectory(prefix="signals-holdout-") as tmp:
+            try:
+                local = self.client.download_artifacts(version.run_id, HOLDOUT_ARTIFACT, tmp)
+            except (MlflowException, OSError) as exc:
+                raise GateError(
+                    f"version {version.version_id}: run {version.run_id} has no {HOLDOUT_ARTIFACT} ({exc}); "
+                    "the gate cannot compare it. Promote explicitly if you are sure."
+                ) from None
+            return pd.read_parquet(local)
+
+    def promote_if_better(
+        self,
+        *,
+        alpha: float = 0.05,
+        min_rows: int = 100,
+        n_resamples: int = 2000,
+        block_days: int = 5,
+        seed: int = 0,
+    ) -> AutoPromoteOutcome:
+        """Promote the challenger only if the gate says it beats the champion (or there is none).
+
+        Evaluated under the lock, so the champion cannot change between the comparison and the
+        promotion. The gate's numbers are recorded as ``gate.*`` tags on the challenger either
+        way (an audit trail; aliases, stages and the mirror change only on promotion).
+        """
+        from signals.ml.gate import GateResult, evaluate_gate
+
+        with self.lock:
+            rm = self._require_model()
+            aliases = self._aliases(rm)
+            champion = self.get(aliases[CHAMPION]) if CHAMPION in aliases else None
+            challenger = self.get(aliases[CHALLENGER]) if CHALLENGER in aliases else None
+            if challenger is None or (champion and challenger.version_id == champion.version_id):
+                gate = GateResult(
+                    "keep",
+                    "there is no challenger to evaluate (register a new version first)",
+                    alpha=alpha,
+                    n_resamples=n_resamples,
+                    block_days=block_days,
+                    seed=seed,
+                )
+                return AutoPromoteOutcome(gate, challenger, champion, None)
+            chall_preds = self.holdout_predictions(challenger)
+            champ_preds = self.holdout_predictions(champion) if champion else None
+            gate = evaluate_gate(
+                champ_preds,
+                chall_preds,
+                alpha=alpha,
+                min_rows=min_rows,
+                n_resamples=n_resamples,
+                block_days=block_days,
+                seed=seed,
+            )
+            gate_tags = self._gate_tags(gate, champion)
+            for key, value in gate_tags.items():
+                self.client.set_model_version_tag(self.name, challenger.version_id, key, value)
+            if not gate.promote:
+                log.info("gate kept champion %s over challenger %s: %s", champion and champion.version_id, challenger.version_id, gate.reason)
+                return AutoPromoteOutcome(gate, self.get(challenger.version_id), champion, None)
+            history = self._history(rm)
+            if champion and (not history or history[-1] != champion.version_id):
+                history.append(champion.version_id)
+            promoted = self._move_champion(
+                rm, challenger.version_id, history, actor=AUTO_GATE_ACTOR, reason=f"auto-gate: {gate.reason}"
+            )
+            return AutoPromoteOutcome(gate, challenger, champion, promoted)
+
+    @staticmethod
+    def _gate_tags(gate: "GateResult", champion: ModelVersion | None) -> dict[str, str]:
+        def fmt(x: float | None) -> str:
+            return "" if x is None else repr(float(x))
+
+        return {
+            f"{GATE_TAG_PREFIX}decision": gate.decision,
+            f"{GATE_TAG_PREFIX}p_value": fmt(gate.p_value),
+            f"{GATE_TAG_PREFIX}improvement": fmt(gate.improvement),
+            f"{GATE_TAG_PREFIX}challenger_log_loss": fmt(gate.challenger_log_loss),
+            f"{GATE_TAG_PREFIX}champion_log_loss": fmt(gate.champion_log_loss),
+            f"{GATE_TAG_PREFIX}n_rows": str(gate.n_rows),
+            f"{GATE_TAG_PREFIX}alpha": repr(gate.alpha),
+            f"{GATE_TAG_PREFIX}vs_champion": champion.version_id if champion else "",
+            f"{GATE_TAG_PREFIX}evaluated_at": utc_now_iso(),
+            f"{GATE_TAG_PREFIX}reason": gate.reason[:4000],
+        }
