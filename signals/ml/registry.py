@@ -602,13 +602,15 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ promoting
     def _set_stage(self, version_id: str, stage: str) -> None:
-        """Mirror the deprecated stage for stage-reading tools; never fail the promotion on it."""
+        """Mirror the deprecated stage for stage-reading tools; never fail the promotion on it.
+
+        ``archive_existing_versions`` is not used: on PostgreSQL MLflow 3.17 builds an
+        integer-vs-varchar comparison for it and fails; callers archive explicitly instead.
+        """
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.client.transition_model_version_stage(
-                    self.name, version_id, stage, archive_existing_versions=(stage == STAGE_PRODUCTION)
-                )
+                self.client.transition_model_version_stage(self.name, version_id, stage)
         except Exception as exc:  # noqa: BLE001 - stages are deprecated and may be gone
             level = logging.DEBUG if self._stage_warned else logging.WARNING
             log.log(level, "could not set deprecated stage %s on version %s (%s); the aliases are authoritative", stage, version_id, exc)
@@ -659,8 +661,9 @@ class ModelRegistry:
                 self.client.set_model_version_tag(self.name, old, "replaced_by", target)
                 self.client.set_model_version_tag(self.name, old, "replaced_at", now)
         self._set_stage(target, STAGE_PRODUCTION)
-        if old and self._mlflow_version(old) is not None:
-            self._set_stage(old, STAGE_ARCHIVED)
+        for mv in self._iter_mlflow_versions():  # the old champion, and any hand-set Production version
+            if str(mv.version) != target and mv.current_stage == STAGE_PRODUCTION:
+                self._set_stage(str(mv.version), STAGE_ARCHIVED)
         log.info("%s champion: %s -> %s (%s, by %s)", self.name, old, target, reason, actor)
         self._mirror_after_change()
         return self.get(target)

@@ -132,12 +132,20 @@ def registry_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     return build_template(tmp_path_factory.mktemp("registry-template"))
 
 
-def settings_for(workdir: Path, *, redis_url: str | None = None, prefix: str = "ml", enabled: bool = True, **extra: Any):
+def settings_for(
+    workdir: Path,
+    *,
+    redis_url: str | None = None,
+    prefix: str = "ml",
+    enabled: bool = True,
+    tracking_uri: str | None = None,
+    **extra: Any,
+):
     from signals.config import load_settings
 
     return load_settings(
         REPO_ROOT / "config" / "settings.yaml",
-        mlflow={"tracking_uri": f"sqlite:///{workdir / 'mlflow.db'}"},
+        mlflow={"tracking_uri": tracking_uri or f"sqlite:///{workdir / 'mlflow.db'}"},
         redis={
             "enabled": enabled,
             "url": redis_url,
