@@ -182,8 +182,12 @@ def serve_command(settings, host: str | None = None, port: int | None = None) ->
         "-h", host or settings.serve.host,
         "-p", str(port or settings.serve.port),
     ]  # fmt: skip
+    # MLflow starts the server as `bash -c "exec uvicorn ..."`: put this interpreter's bin directory
+    # first on PATH so an un-activated venv (`.venv/bin/signals serve`) still finds its uvicorn.
+    bin_dir = os.path.dirname(sys.executable)
     env = {
         **os.environ,
+        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
         "MLFLOW_TRACKING_URI": tracking,
         "MLFLOW_REGISTRY_URI": settings.mlflow.registry_uri or tracking,
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
