@@ -1,0 +1,104 @@
+"""One symbol's full feature frame from its inputs: checks the inputs, runs the five pure
+calculators and joins them on the bar dates. No I/O; :mod:`signals.features.store` adds
+the provider, the cache and the parallelism around it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from signals.data.schemas import BAR_COLUMNS, EVENT_COLUMNS
+from signals.features.alternative import alternative_columns
+from signals.features.cross_asset import cross_asset_columns
+from signals.features.errors import FeatureError
+from signals.features.fundamental import fundamental_columns, sector_median_timeline
+from signals.features.pit import to_ns
+from signals.features.registry import CATEGORIES, feature_names, names_for
+from signals.features.technical import ohlcv_arrays, technical_columns
+from signals.features.temporal import temporal_columns
+
+# category -> {feature name: column position in the registry-ordered matrix}
+_CATEGORY_SLICES: dict[str, dict[str, int]] = {
+    cat: {n: feature_names().index(n) for n in names_for(cat)} for cat in CATEGORIES
+}
+
+
+def _check_dated(frame: pd.DataFrame, what: str, columns: tuple[str, ...]) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise FeatureError(f"{what}: expected a DataFrame, got {type(frame).__name__}")
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise FeatureError(f"{what}: expected a DatetimeIndex of bar dates, got {type(frame.index).__name__}")
+    if frame.index.tz is not None:
+        raise FeatureError(f"{what}: dates must be timezone-naive (got {frame.index.tz})")
+    if not frame.index.is_monotonic_increasing or frame.index.has_duplicates:
+        raise FeatureError(f"{what}: dates must be sorted ascending and unique")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise FeatureError(f"{what}: missing column(s) {missing}")
+
+
+def _events_for(frame: pd.DataFrame | None, table: str, symbol: str) -> pd.DataFrame | None:
+    if frame is None:
+        return None
+    missing = [c for c in EVENT_COLUMNS[table] if c not in frame.columns]
+    if missing:
+        raise FeatureError(f"{table} for {symbol}: missing column(s) {missing}")
+    mine = frame["symbol"].to_numpy() == symbol
+    if not mine.all():
+        frame = frame[mine]
+    return frame
+
+
+def compute_symbol_features(
+    symbol: str,
+    bars: pd.DataFrame,
+    spy_bars: pd.DataFrame | None = None,
+    vix_bars: pd.DataFrame | None = None,
+    sector_bars: pd.DataFrame | None = None,
+    fundamentals: pd.DataFrame | None = None,
+    sector_fundamentals: pd.DataFrame | None = None,
+    insider_transactions: pd.DataFrame | None = None,
+    short_interest: pd.DataFrame | None = None,
+    *,
+    sector: str | None = None,
+    sector_medians: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Every registered feature for ``symbol`` on each of its bar dates (float64, registry order).
+
+    ``sector_fundamentals`` holds the filings of all of the sector's members (including
+    ``symbol``); pass a precomputed ``sector_medians`` (from
+    :func:`~signals.features.fundamental.sector_median_timeline`) instead to skip recomputing it.
+    ``None`` for any optional input means "the source has none": those features are NaN.
+    """
+    _check_dated(bars, f"bars for {symbol}", BAR_COLUMNS)
+    for name, frame in (("spy_bars", spy_bars), ("vix_bars", vix_bars), ("sector_bars", sector_bars)):
+        if frame is not None:
+            _check_dated(frame, name, ("close",))
+    fundamentals = _events_for(fundamentals, "fundamentals", symbol)
+    insider_transactions = _events_for(insider_transactions, "insider_transactions", symbol)
+    short_interest = _events_for(short_interest, "short_interest", symbol)
+    if sector_medians is None and sector_fundamentals is not None:
+        sector_medians = sector_median_timeline(sector_fundamentals)
+
+    dates = pd.DatetimeIndex(bars.index, name="date")
+    bar_ns = to_ns(dates)
+    o, h, low, c, v = ohlcv_arrays(bars)
+    names = feature_names()
+    values = np.full((len(dates), len(names)), np.nan)
+    if len(dates):
+        columns = {
+            "technical": technical_columns(o, h, low, c, v),
+            "fundamental": fundamental_columns(bar_ns, fundamentals, sector_medians, sector),
+            "cross_asset": cross_asset_columns(bar_ns, c, spy_bars, vix_bars, sector_bars),
+            "alternative": alternative_columns(bar_ns, c, v, insider_transactions, short_interest),
+            "temporal": temporal_columns(dates),
+        }
+        for category, cols in columns.items():
+            expected = _CATEGORY_SLICES[category]
+            if set(cols) != set(expected):
+                raise RuntimeError(f"{category} calculator output does not match the feature registry")
+            for name, pos in expected.items():
+                values[:, pos] = cols[name]
+        values[~np.isfinite(values)] = np.nan
+    return pd.DataFrame(values, index=dates, columns=names)

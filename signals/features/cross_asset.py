@@ -1,0 +1,118 @@
+"""Cross-asset features: co-movement with and strength relative to SPY and the sector ETF,
+and the VIX level.
+
+Benchmark closes are aligned to the symbol's bar dates by taking the last benchmark close on
+or before each date (never a later one), and only if it is at most ``MAX_MARKET_GAP_DAYS``
+old: a benchmark that stops, starts late or is absent gives NaN, never an invented value.
+The sample's VIX (2014-2019) does not overlap its stocks (2000-2013), so VIX features are
+all NaN there, which is correct.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from signals.features.pit import NS_PER_DAY, to_ns
+from signals.features.registry import category_frame
+
+MAX_MARKET_GAP_DAYS = 7
+CORR_WINDOW = 60
+
+
+def align_close(market: pd.DataFrame | None, bar_ns: np.ndarray, max_gap_days: int = MAX_MARKET_GAP_DAYS) -> np.ndarray:
+    """The benchmark's last close on or before each bar time (NaN if none within ``max_gap_days``)."""
+    out = np.full(len(bar_ns), np.nan)
+    if market is None or market.empty:
+        return out
+    m_ns = to_ns(market.index)
+    pos = np.searchsorted(m_ns, bar_ns, side="right") - 1
+    ok = pos >= 0
+    ok &= (bar_ns - m_ns[np.maximum(pos, 0)]) <= max_gap_days * NS_PER_DAY
+    out[ok] = market["close"].to_numpy(dtype=np.float64)[pos[ok]]
+    return out
+
+
+def _pct_change(x: np.ndarray, n: int) -> np.ndarray:
+    out = np.full_like(x, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[n:] = x[n:] / x[:-n] - 1.0
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _relative_growth(c: np.ndarray, bench: np.ndarray, n: int) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (1.0 + _pct_change(c, n)) / (1.0 + _pct_change(bench, n)) - 1.0
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _window_sum(a: np.ndarray, window: int) -> np.ndarray:
+    """Trailing sums over ``window`` values from prefix sums (causal: uses a[:t+1] only)."""
+    out = np.full(len(a), np.nan)
+    if len(a) >= window:
+        csum = np.concatenate([[0.0], np.cumsum(a)])
+        out[window - 1 :] = csum[window:] - csum[:-window]
+    return out
+
+
+def rolling_corr_beta(r: np.ndarray, rb: np.ndarray, window: int = CORR_WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """Trailing-window correlation of ``r`` with ``rb`` and beta of ``r`` on ``rb``.
+
+    A window containing any NaN (a gap in benchmark coverage) gives NaN. Not TA-Lib's
+    CORREL/BETA: their running sums let one interior NaN poison every later value.
+    """
+    ok = np.isfinite(r) & np.isfinite(rb)
+    x = np.where(ok, r, 0.0)
+    y = np.where(ok, rb, 0.0)
+    count = _window_sum(ok.astype(np.float64), window)
+    sx, sy = _window_sum(x, window), _window_sum(y, window)
+    sxx, syy, sxy = _window_sum(x * x, window), _window_sum(y * y, window), _window_sum(x * y, window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov = sxy - sx * sy / window
+        vx = sxx - sx * sx / window
+        vy = syy - sy * sy / window
+        valid = (count == window) & (vx > 0) & (vy > 0)
+        corr = np.where(valid, cov / np.sqrt(vx * vy), np.nan)
+        beta = np.where(valid, cov / vy, np.nan)
+    return np.clip(corr, -1.0, 1.0), beta
+
+
+def cross_asset_columns(
+    bar_ns: np.ndarray,
+    c: np.ndarray,
+    spy_bars: pd.DataFrame | None,
+    vix_bars: pd.DataFrame | None,
+    sector_bars: pd.DataFrame | None,
+) -> dict[str, np.ndarray]:
+    """The cross-asset feature columns from bar times, closes and the benchmarks' bars."""
+    spy = align_close(spy_bars, bar_ns)
+    sec = align_close(sector_bars, bar_ns)
+    vix = align_close(vix_bars, bar_ns)
+    r = _pct_change(c, 1)
+    spy_corr, spy_beta = rolling_corr_beta(r, _pct_change(spy, 1))
+    sec_corr, _ = rolling_corr_beta(r, _pct_change(sec, 1))
+    return {
+        "spy_corr_60": spy_corr,
+        "spy_beta_60": spy_beta,
+        "rs_spy_20": _relative_growth(c, spy, 20),
+        "rs_spy_60": _relative_growth(c, spy, 60),
+        "sector_corr_60": sec_corr,
+        "rs_sector_20": _relative_growth(c, sec, 20),
+        "rs_sector_60": _relative_growth(c, sec, 60),
+        "vix_level": vix,
+        "vix_change_5": _pct_change(vix, 5),
+    }
+
+
+def compute_cross_asset(
+    bars: pd.DataFrame,
+    spy_bars: pd.DataFrame | None,
+    vix_bars: pd.DataFrame | None,
+    sector_bars: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Cross-asset features of one symbol; every benchmark argument may be None."""
+    c = bars["close"].to_numpy(dtype=np.float64)
+    cols = cross_asset_columns(to_ns(bars.index), c, spy_bars, vix_bars, sector_bars)
+    return category_frame("cross_asset", cols, bars.index)

@@ -1,0 +1,118 @@
+"""Fundamental features: valuation, quality and growth as filed, plus sector-relative valuation.
+
+Point in time (see :mod:`signals.features.pit`): a filing is used from the first bar strictly
+after its ``filed_at``; a restatement (same period, later ``filed_at``) replaces the original
+only from its own filing date. Sector medians are taken over every sector member's latest
+filing available before the bar, so they also never see a filing early. A filing older than
+``max_age_days`` is treated as missing rather than carried forward for years.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from signals.features.pit import NS_PER_DAY, asof, current_record_positions, to_ns
+from signals.features.registry import GICS_SECTORS, canonical_sector, category_frame
+
+VALUATION = ("pe", "pb", "ps", "ev_ebitda")
+QUALITY_GROWTH = ("roe", "current_ratio", "debt_to_equity", "revenue_growth", "earnings_growth", "dividend_yield")
+METRICS = (*VALUATION, *QUALITY_GROWTH)
+#: A quarterly filer misses a year of filings before its numbers stop counting.
+MAX_FILING_AGE_DAYS = 400
+
+
+def _current(fundamentals: pd.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(filed_at ns, values) of the current records, in filing order."""
+    filed = to_ns(fundamentals["filed_at"])
+    pos = current_record_positions(filed, to_ns(fundamentals["period_end"]))
+    return filed[pos], fundamentals[list(columns)].to_numpy(dtype=np.float64)[pos]
+
+
+def sector_median_timeline(
+    sector_fundamentals: pd.DataFrame | None, max_age_days: int = MAX_FILING_AGE_DAYS
+) -> pd.DataFrame:
+    """Sector medians of the valuation ratios as a step function of availability time.
+
+    Row ``b`` holds the median, across the sector's symbols, of each symbol's current record
+    filed on or before ``b`` (and not older than ``max_age_days`` at ``b``). A bar ``t`` must
+    read the last row strictly before ``t`` (:func:`sector_medians_at`), which gives exactly
+    the strictly-after convention. Breakpoints are filing dates and expiry dates, so the
+    medians are exact at every bar without knowing the bar calendar.
+    """
+    empty = pd.DataFrame(columns=list(VALUATION), index=pd.DatetimeIndex([], name="as_of"), dtype="float64")
+    if sector_fundamentals is None or sector_fundamentals.empty:
+        return empty
+    max_age = max_age_days * NS_PER_DAY
+    members = [_current(group, VALUATION) for _, group in sector_fundamentals.groupby("symbol", sort=True)]
+    filed_all = np.concatenate([m[0] for m in members])
+    breaks = np.unique(np.concatenate([filed_all, filed_all + max_age]))
+    cube = np.full((len(breaks), len(members), len(VALUATION)), np.nan)
+    for j, (filed, values) in enumerate(members):
+        idx = np.searchsorted(filed, breaks, side="right") - 1
+        ok = idx >= 0
+        ok &= breaks < filed[np.maximum(idx, 0)] + max_age
+        cube[ok, j, :] = values[idx[ok]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no member available yet
+        medians = np.nanmedian(cube, axis=1)
+    return pd.DataFrame(medians, index=pd.DatetimeIndex(breaks.astype("datetime64[ns]"), name="as_of"), columns=list(VALUATION))
+
+
+def sector_medians_at(timeline: pd.DataFrame | None, bar_ns: np.ndarray) -> np.ndarray:
+    """``(n_bars, 4)`` sector medians as known strictly before each bar (NaN before any filing)."""
+    if timeline is None or timeline.empty:
+        return np.full((len(bar_ns), len(VALUATION)), np.nan)
+    table = timeline.to_numpy(dtype=np.float64) if list(timeline.columns) == list(VALUATION) else timeline[list(VALUATION)].to_numpy(dtype=np.float64)
+    values, _ = asof(to_ns(timeline.index), table, bar_ns)
+    return values
+
+
+def fundamental_columns(
+    bar_ns: np.ndarray,
+    fundamentals: pd.DataFrame | None,
+    sector_medians: pd.DataFrame | None,
+    sector: str | None,
+    max_age_days: int = MAX_FILING_AGE_DAYS,
+) -> dict[str, np.ndarray]:
+    """The fundamental feature columns on bar times ``bar_ns`` (see :func:`compute_fundamental`)."""
+    n = len(bar_ns)
+    if fundamentals is not None and not fundamentals.empty:
+        filed, table = _current(fundamentals, METRICS)
+        values, idx = asof(filed, table, bar_ns, max_age_days)
+        age = np.where(idx >= 0, (bar_ns - filed[np.maximum(idx, 0)]) / NS_PER_DAY, np.nan)
+    else:
+        values = np.full((n, len(METRICS)), np.nan)
+        age = np.full(n, np.nan)
+    medians = sector_medians_at(sector_medians, bar_ns)
+    cols: dict[str, np.ndarray] = {m: values[:, i] for i, m in enumerate(METRICS)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i, m in enumerate(VALUATION):
+            med = medians[:, i]
+            cols[f"{m}_rel_sector"] = np.where(med > 0, values[:, i] / med, np.nan)
+    cols["fundamental_age_days"] = age
+    key = canonical_sector(sector)
+    for s in (*GICS_SECTORS, "other"):
+        cols[f"sector_{s}"] = np.full(n, np.nan if key is None else float(key == s))
+    return cols
+
+
+def compute_fundamental(
+    dates: pd.DatetimeIndex,
+    fundamentals: pd.DataFrame | None,
+    sector_medians: pd.DataFrame | None,
+    sector: str | None,
+    max_age_days: int = MAX_FILING_AGE_DAYS,
+) -> pd.DataFrame:
+    """Fundamental features of one symbol on its bar ``dates``.
+
+    ``fundamentals`` holds only this symbol's filings (columns of
+    :data:`signals.data.schemas.FUNDAMENTAL_COLUMNS`); ``sector_medians`` comes from
+    :func:`sector_median_timeline`; ``sector`` is the provider's label (None: dummies NaN).
+    Relative valuations are NaN where the sector median is not positive (a negative median
+    P/E has no meaningful ratio).
+    """
+    cols = fundamental_columns(to_ns(dates), fundamentals, sector_medians, sector, max_age_days)
+    return category_frame("fundamental", cols, dates)

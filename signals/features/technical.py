@@ -1,0 +1,149 @@
+"""Technical features from one symbol's daily bars, computed with TA-Lib.
+
+Every output is scale-free (a ratio, a return or a bounded oscillator) so one model can be
+pooled across symbols: price-unit indicators (MACD, ATR, moving averages, VWAP) are divided
+by the close, OBV is turned into a bounded 20-bar flow, volume into a ratio to its average.
+
+Causality: TA-Lib's windowed functions only look back, and its EMA-family functions (EMA,
+MACD, RSI, ADX, ATR) are seeded at the first bar, so values at ``t`` depend only on bars up
+to ``t`` *given the same first bar*. Warm-up rows are NaN; nothing is back-filled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import talib
+
+from signals.features.registry import category_frame, names_for
+
+ANNUALISATION = np.sqrt(252.0)
+RETURN_HORIZONS = (1, 5, 20, 60)
+
+
+def ohlcv_arrays(bars: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """Contiguous float64 open, high, low, close, volume arrays (what TA-Lib needs)."""
+    return tuple(np.ascontiguousarray(bars[c].to_numpy(dtype=np.float64)) for c in ("open", "high", "low", "close", "volume"))
+
+
+def talib_indicators(
+    o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, v: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Every TA-Lib call the technical features need, and nothing else.
+
+    Kept separate so the benchmark can time "TA-Lib alone" on exactly the same calls.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ret = np.empty_like(c)
+        log_ret[0] = np.nan
+        log_ret[1:] = np.diff(np.log(c))
+        typical = (h + low + c) / 3.0
+        bar_range = h - low
+    macd, macd_signal, macd_hist = talib.MACD(c, fastperiod=12, slowperiod=26, signalperiod=9)
+    stoch_k, stoch_d = talib.STOCH(h, low, c, fastk_period=14, slowk_period=3, slowk_matype=0, slowd_period=3, slowd_matype=0)
+    bb_upper, bb_middle, bb_lower = talib.BBANDS(c, timeperiod=20, nbdevup=2.0, nbdevdn=2.0, matype=0)
+    out = {
+        "rsi_14": talib.RSI(c, timeperiod=14),
+        "macd": macd,
+        "macd_signal": macd_signal,
+        "macd_hist": macd_hist,
+        "rocp_10": talib.ROCP(c, timeperiod=10),
+        "stoch_k": stoch_k,
+        "stoch_d": stoch_d,
+        "willr_14": talib.WILLR(h, low, c, timeperiod=14),
+        "cci_20": talib.CCI(h, low, c, timeperiod=20),
+        "mfi_14": talib.MFI(h, low, c, v, timeperiod=14),
+        "sma_20": talib.SMA(c, timeperiod=20),
+        "sma_50": talib.SMA(c, timeperiod=50),
+        "sma_200": talib.SMA(c, timeperiod=200),
+        "ema_12": talib.EMA(c, timeperiod=12),
+        "ema_26": talib.EMA(c, timeperiod=26),
+        "adx_14": talib.ADX(h, low, c, timeperiod=14),
+        "plus_di_14": talib.PLUS_DI(h, low, c, timeperiod=14),
+        "minus_di_14": talib.MINUS_DI(h, low, c, timeperiod=14),
+        "atr_14": talib.ATR(h, low, c, timeperiod=14),
+        "bb_upper": bb_upper,
+        "bb_middle": bb_middle,
+        "bb_lower": bb_lower,
+        "std_20": talib.STDDEV(log_ret, timeperiod=20, nbdev=1.0),
+        "std_60": talib.STDDEV(log_ret, timeperiod=60, nbdev=1.0),
+        "obv": talib.OBV(c, v),
+        "vol_sum_20": talib.SUM(v, timeperiod=20),
+        "pv_sum_20": talib.SUM(typical * v, timeperiod=20),
+        "vol_sma_20": talib.SMA(v, timeperiod=20),
+        "high_252": talib.MAX(h, timeperiod=252),
+        "low_252": talib.MIN(low, timeperiod=252),
+        "range_sma_20": talib.SMA(bar_range, timeperiod=20),
+    }
+    for n in RETURN_HORIZONS:
+        out[f"rocp_{n}"] = talib.ROCP(c, timeperiod=n)
+    return out
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with NaN (not inf) where the denominator is zero."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = num / den
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _lag(x: np.ndarray, n: int) -> np.ndarray:
+    out = np.full_like(x, np.nan)
+    out[n:] = x[:-n]
+    return out
+
+
+def technical_columns(
+    o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, v: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The technical feature columns (registry names) from float64 OHLCV arrays."""
+    ta = talib_indicators(o, h, low, c, v)
+    bar_range = h - low
+    obv = ta["obv"]
+    cols = {
+        "rsi_14": ta["rsi_14"],
+        "macd_line": _ratio(ta["macd"], c),
+        "macd_signal": _ratio(ta["macd_signal"], c),
+        "macd_hist": _ratio(ta["macd_hist"], c),
+        "roc_10": ta["rocp_10"],
+        "stoch_k": ta["stoch_k"],
+        "stoch_d": ta["stoch_d"],
+        "willr_14": ta["willr_14"],
+        "cci_20": ta["cci_20"],
+        "mfi_14": ta["mfi_14"],
+        "price_vs_sma_20": _ratio(c, ta["sma_20"]) - 1.0,
+        "price_vs_sma_50": _ratio(c, ta["sma_50"]) - 1.0,
+        "price_vs_sma_200": _ratio(c, ta["sma_200"]) - 1.0,
+        "price_vs_ema_12": _ratio(c, ta["ema_12"]) - 1.0,
+        "price_vs_ema_26": _ratio(c, ta["ema_26"]) - 1.0,
+        "sma_20_vs_sma_50": _ratio(ta["sma_20"], ta["sma_50"]) - 1.0,
+        "adx_14": ta["adx_14"],
+        "plus_di_14": ta["plus_di_14"],
+        "minus_di_14": ta["minus_di_14"],
+        "atr_14_pct": _ratio(ta["atr_14"], c),
+        "bb_position": _ratio(c - ta["bb_lower"], ta["bb_upper"] - ta["bb_lower"]),
+        "bb_width": _ratio(ta["bb_upper"] - ta["bb_lower"], ta["bb_middle"]),
+        "hv_20": ta["std_20"] * ANNUALISATION,
+        "hv_60": ta["std_60"] * ANNUALISATION,
+        # OBV's level depends on where the series starts; its 20-bar change does not.
+        "obv_flow_20": _ratio(obv - _lag(obv, 20), ta["vol_sum_20"]),
+        "vwap_dist_20": _ratio(c, _ratio(ta["pv_sum_20"], ta["vol_sum_20"])) - 1.0,
+        "volume_ratio_20": _ratio(v, ta["vol_sma_20"]),
+        "dist_52w_high": _ratio(c, ta["high_252"]) - 1.0,
+        "dist_52w_low": _ratio(c, ta["low_252"]) - 1.0,
+        "range_pct": _ratio(bar_range, c),
+        "range_vs_avg_20": _ratio(bar_range, ta["range_sma_20"]),
+        "close_location": np.where(bar_range > 0, _ratio(c - low, bar_range), 0.5),
+        "gap": _ratio(o, _lag(c, 1)) - 1.0,
+    }
+    for n in RETURN_HORIZONS:
+        cols[f"ret_{n}"] = ta[f"rocp_{n}"]
+    return cols
+
+
+def compute_technical(bars: pd.DataFrame) -> pd.DataFrame:
+    """Technical features for one symbol; ``bars`` has open/high/low/close/volume by date."""
+    if len(bars) == 0:
+        return pd.DataFrame(columns=names_for("technical"), index=bars.index, dtype="float64")
+    return category_frame("technical", technical_columns(*ohlcv_arrays(bars)), bars.index)

@@ -1,0 +1,210 @@
+"""FeatureStore: the get_features contract, cache keys, invalidation, corrupt files, atomic
+writes and the process pool, on a small synthetic Parquet layout."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from signals.data.errors import DataValidationError, UnknownSymbolError
+from signals.data.parquet import ParquetProvider, write_layout
+from signals.data.synthetic import synthetic_universe
+from signals.features import FEATURE_VERSION, FeatureError, FeatureStore, feature_names
+from signals.features import store as store_mod
+
+N_SYMBOLS, N_DAYS = 6, 300
+
+
+@pytest.fixture(scope="module")
+def layout_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("layout")
+    write_layout(root, synthetic_universe(N_SYMBOLS, N_DAYS, n_sectors=2))
+    return root
+
+
+@pytest.fixture
+def layout(layout_template: Path, tmp_path: Path) -> Path:
+    """A private copy, so tests may edit the data."""
+    return Path(shutil.copytree(layout_template, tmp_path / "data"))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FeatureStore:
+    return FeatureStore(tmp_path / "cache", n_jobs=1)
+
+
+def build(store: FeatureStore, layout: Path, symbols=None, start=None, end=None) -> pd.DataFrame:
+    return store.get_features(symbols, start, end, ParquetProvider(layout))
+
+
+# ----------------------------------------------------------------------------- contract
+def test_get_features_contract(store: FeatureStore, layout: Path) -> None:
+    frame = build(store, layout)
+    assert list(frame.columns) == feature_names()
+    assert (frame.dtypes == "float64").all()
+    assert frame.index.names == ["symbol", "date"]
+    assert frame.index.is_monotonic_increasing and not frame.index.has_duplicates
+    assert sorted(frame.index.get_level_values("symbol").unique()) == [f"S{i:04d}" for i in range(N_SYMBOLS)]
+    assert len(frame) == N_SYMBOLS * N_DAYS
+    assert store.last_stats.built == N_SYMBOLS and store.last_stats.cache_hits == 0
+
+
+def test_slicing_never_changes_values_and_warm_up_uses_earlier_data(store: FeatureStore, layout: Path) -> None:
+    full = build(store, layout, ["S0001", "s0000"])
+    start, end = "2010-11-01", "2010-11-30"
+    part = FeatureStore(store.cache_dir, use_cache=False).get_features(["S0000", "S0001"], start, end, ParquetProvider(layout))
+    dates = full.index.get_level_values("date")
+    expected = full[(dates >= start) & (dates <= end)]
+    pd.testing.assert_frame_equal(part, expected)
+    # 2010-11 is ~230 bars in: SMA(200) is already valid because history before `start` was used
+    assert part["price_vs_sma_200"].notna().all()
+
+
+def test_request_errors(store: FeatureStore, layout: Path) -> None:
+    provider = ParquetProvider(layout)
+    with pytest.raises(UnknownSymbolError, match="NOPE"):
+        store.get_features(["S0000", "NOPE"], None, None, provider)
+    with pytest.raises(FeatureError, match="after end"):
+        store.get_features(["S0000"], "2011-01-01", "2010-01-01", provider)
+    with pytest.raises(FeatureError, match="no feature rows"):
+        store.get_features(["S0000"], "2030-01-01", None, provider)
+    with pytest.raises(FeatureError, match="invalid start"):
+        store.get_features(["S0000"], "not-a-date", None, provider)
+    with pytest.raises(FeatureError, match="data provider"):
+        store.get_features(["S0000"], None, None, None)
+    assert len(store.get_features("S0002", None, "2010-02-01", provider)) > 0  # a bare string is one symbol
+
+
+def test_from_settings(settings) -> None:
+    store = FeatureStore.from_settings(settings)
+    assert store.cache_dir == Path(settings.features.cache_dir) and store.n_jobs == settings.features.n_jobs
+    assert FeatureStore.from_settings(settings, use_cache=False).use_cache is False
+
+
+# ----------------------------------------------------------------------------- cache
+def test_warm_cache_serves_identical_features(store: FeatureStore, layout: Path) -> None:
+    cold = build(store, layout)
+    warm = build(store, layout)
+    assert store.last_stats.cache_hits == N_SYMBOLS and store.last_stats.built == 0
+    pd.testing.assert_frame_equal(cold, warm)
+    assert sorted(p.name for p in store.cache_dir.iterdir()) == [f"S{i:04d}.parquet" for i in range(N_SYMBOLS)]
+
+
+def test_changed_bars_are_rebuilt_not_served_stale(store: FeatureStore, layout: Path) -> None:
+    before = build(store, layout)
+    path = layout / "bars" / "S0003.parquet"
+    bars = pd.read_parquet(path)
+    bars.loc[bars.index[-1], "volume"] *= 3
+    bars.to_parquet(path)
+    after = build(store, layout)
+    assert store.last_stats.stale == 1 and store.last_stats.cache_hits == N_SYMBOLS - 1
+    assert after.loc[("S0003", slice(None)), "volume_ratio_20"].iloc[-1] != before.loc[("S0003", slice(None)), "volume_ratio_20"].iloc[-1]
+    pd.testing.assert_frame_equal(after.drop(index="S0003", level="symbol"), before.drop(index="S0003", level="symbol"))
+
+
+def test_a_peer_filing_invalidates_its_sector_only(store: FeatureStore, layout: Path) -> None:
+    build(store, layout)
+    fund = pd.read_parquet(layout / "fundamentals.parquet")
+    peer = fund.index[fund["symbol"] == "S0000"][-1]  # sector 0 holds S0000, S0002, S0004
+    fund.loc[peer, "pe"] *= 2
+    fund.to_parquet(layout / "fundamentals.parquet")
+    build(store, layout)
+    assert store.last_stats.built == 3 and store.last_stats.cache_hits == 3
+
+
+def test_new_feature_version_rebuilds_everything(store: FeatureStore, layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build(store, layout)
+    monkeypatch.setattr(store_mod, "FEATURE_VERSION", FEATURE_VERSION + "-next")
+    build(store, layout)
+    assert store.last_stats.built == N_SYMBOLS and store.last_stats.stale == N_SYMBOLS
+    assert pq.read_schema(store.cache_path("S0000")).metadata[b"signals.features"].decode().count("-next") == 1
+
+
+@pytest.mark.parametrize("kind", ["garbage", "foreign", "truncated"])
+def test_corrupt_or_foreign_file_is_reported_and_rebuilt(
+    store: FeatureStore, layout: Path, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    good = build(store, layout, ["S0001"])
+    path = store.cache_path("S0001")
+    if kind == "garbage":
+        path.write_bytes(b"not a parquet file")
+    elif kind == "foreign":
+        pd.DataFrame({"a": [1.0, 2.0]}).to_parquet(path)
+    else:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert store.load("S0001") is None
+    with caplog.at_level(logging.WARNING, logger="signals.features.store"):
+        again = build(store, layout, ["S0001"])
+    assert any("S0001" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
+    assert store.last_stats.invalid == 1
+    pd.testing.assert_frame_equal(again, good)
+    assert store.load("S0001") is not None  # the rebuilt file is valid again
+
+
+def test_write_is_atomic(store: FeatureStore, layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build(store, layout, ["S0001"])
+    path = store.cache_path("S0001")
+    original = path.read_bytes()
+
+    def crash(table, where, **kw):
+        Path(where).write_bytes(b"PAR1 half written")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store_mod.pq, "write_table", crash)
+    with pytest.raises(OSError, match="disk full"):
+        FeatureStore(store.cache_dir, use_cache=True).save("S0001", store.load("S0001"))
+    assert path.read_bytes() == original
+    assert [p.name for p in store.cache_dir.iterdir()] == [path.name]  # no temp file left behind
+
+
+def test_save_load_roundtrip_and_keys(store: FeatureStore) -> None:
+    idx = pd.bdate_range("2020-01-01", periods=10, name="date")
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(10, len(feature_names()))), index=idx, columns=feature_names())
+    frame.iloc[0, 3] = np.nan
+    store.save("XYZ", frame, fingerprint="abc")
+    pd.testing.assert_frame_equal(store.load("XYZ"), frame, check_freq=False)
+    pd.testing.assert_frame_equal(store.load("XYZ", "2020-01-03", "2020-01-07"), frame.loc["2020-01-03":"2020-01-07"], check_freq=False)
+    assert store.load("XYZ", fingerprint="abc") is not None
+    assert store.load("XYZ", fingerprint="other") is None
+    assert store.load("NOPE") is None
+    with pytest.raises(FeatureError, match="registry"):
+        store.save("XYZ", frame.iloc[:, :-1])
+    odd = store.cache_path("BRK/B")
+    assert odd.parent == store.cache_dir and "/" not in odd.name and odd != store.cache_path("BRK_B")
+
+
+def test_use_cache_false_writes_nothing(tmp_path: Path, layout: Path) -> None:
+    store = FeatureStore(tmp_path / "nocache", use_cache=False)
+    build(store, layout, ["S0000"])
+    assert not (tmp_path / "nocache").exists()
+
+
+# ----------------------------------------------------------------------------- processes
+def test_process_pool_matches_serial_and_reports_progress(tmp_path: Path, layout: Path) -> None:
+    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
+    seen: list[str] = []
+    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
+    parallel = pool.get_features(None, None, None, ParquetProvider(layout), progress=seen.append)
+    assert pool.last_stats.workers == 2
+    assert sorted(seen) == sorted(serial.index.get_level_values("symbol").unique())
+    pd.testing.assert_frame_equal(parallel, serial)
+    warm = pool.get_features(None, None, None, ParquetProvider(layout))
+    assert pool.last_stats.cache_hits == N_SYMBOLS
+    pd.testing.assert_frame_equal(warm, serial)
+
+
+def test_worker_errors_reach_the_caller_with_their_type(tmp_path: Path, layout: Path) -> None:
+    path = layout / "bars" / "S0004.parquet"
+    bars = pd.read_parquet(path)
+    bars.loc[bars.index[10], "close"] = -1.0
+    bars.to_parquet(path)
+    pool = FeatureStore(tmp_path / "c", n_jobs=2, min_parallel_symbols=2)
+    with pytest.raises(DataValidationError, match="S0004") as info:
+        pool.get_features(None, None, None, ParquetProvider(layout))
+    assert info.value.column == "close"
