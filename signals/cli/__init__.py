@@ -14,6 +14,7 @@ from signals.cli.common import Context, run_cli
 # module path -> attribute holding a click command or group
 _COMMAND_MODULES: list[tuple[str, str]] = [
     ("signals.cli.data", "data"),
+    ("signals.cli.features", "features"),
     ("signals.cli.pipeline", "run"),
     *[("signals.cli.monitor", c) for c in ("monitor", "retrain")],
     *[("signals.cli.signals_cmd", c) for c in ("generate", "backtest")],
