@@ -39,7 +39,8 @@ Version tags
     ``metric.<name>`` (metrics given to ``register``), ``train_start``/``train_end``/
     ``holdout_start``/``holdout_end`` (data window), ``registered_by``/``registered_at``,
     ``promoted_by`` (``user@host`` or ``auto-gate``), ``promoted_at`` (ISO-8601 UTC),
-    ``promotion_reason``, ``previous_champion``, and the gate's ``gate.*`` results.
+    ``promotion_reason``, ``previous_champion``, ``logged_model_id`` (the MLflow logged model
+    the version was registered from), and the gate's ``gate.*`` results.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class ModelVersion:
     """One registered version as the rest of ``signals`` sees it."""
 
     version_id: str  # the MLflow registry version number, as a string
-    path: str  # the version's MLflow source (e.g. models:/m-<id> or an artifact URI)
+    path: str  # where the model's files are (the version's MLflow source: an artifact URI)
     metrics: dict[str, float]
     created_at: datetime
     is_active: bool  # True for the champion
@@ -510,22 +511,27 @@ class ModelRegistry:
                 raise
 
     def _resolve_source(self, model_path: str, run_id: str | None) -> tuple[str, str | None, str | None]:
-        """(source, run_id, model_id) for ``create_model_version`` from a model URI or path."""
+        """(source, run_id, model_id) for ``create_model_version`` from a model URI or path.
+
+        A logged model is registered by its artifact location plus ``model_id``, not by
+        ``models:/m-...``: for that form MLflow 3.17's SQL registry looks the model up through
+        the process-global tracking URI (a TODO in MLflow), which is wrong whenever this
+        registry's client points elsewhere (e.g. ``SA_MLFLOW__TRACKING_URI``).
+        """
         if model_path.startswith("runs:/"):
             rest = model_path[len("runs:/") :]
             rid, _, artifact_path = rest.partition("/")
             run = self.client.get_run(rid)
             outputs = getattr(run, "outputs", None)
-            ids = [o.model_id for o in (outputs.model_outputs if outputs else [])]
-            for mid in ids:
+            for mid in [o.model_id for o in (outputs.model_outputs if outputs else [])]:
                 lm = self.client.get_logged_model(mid)
                 if lm.name == artifact_path.strip("/"):
-                    return f"models:/{mid}", rid, mid
-            return self.client.get_run(rid).info.artifact_uri.rstrip("/") + "/" + artifact_path, rid, None
+                    return lm.artifact_location, rid, mid
+            return run.info.artifact_uri.rstrip("/") + "/" + artifact_path, rid, None
         if model_path.startswith("models:/m-"):
             mid = model_path[len("models:/") :].split("/", 1)[0]
             lm = self.client.get_logged_model(mid)
-            return f"models:/{mid}", run_id or lm.source_run_id, mid
+            return lm.artifact_location, run_id or lm.source_run_id, mid
         if model_path.startswith("models:/"):
             raise RegistryError(
                 f"{model_path} is already a registry URI; register the logged model (models:/m-..., runs:/...)"
@@ -575,6 +581,8 @@ class ModelRegistry:
                         f"is {hint} (or later, if versions were deleted); pass version_id=None"
                     )
             source, run_id, model_id = self._resolve_source(model_path, run_id)
+            if model_id:  # the SQL registry does not keep model_id: tag the link to the logged model
+                version_tags["logged_model_id"] = model_id
             mv = self.client.create_model_version(
                 self.name, source, run_id=run_id, tags=version_tags, description=description, model_id=model_id
             )

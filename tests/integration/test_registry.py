@@ -38,7 +38,10 @@ def test_register_numbers_versions_tags_them_and_sets_challenger(store: Store) -
     v1 = reg.register(None, base.model_uri, base.metrics, run_id=base.run_id, tags={"train_start": "2020-01-01"})
     v2 = reg.register(None, f"runs:/{store.runs['better'].run_id}/model", {"holdout_log_loss": 0.9})
     assert (v1.version_id, v2.version_id) == ("1", "2")
-    assert v2.run_id == store.runs["better"].run_id and v2.path.startswith("models:/m-")
+    assert v2.run_id == store.runs["better"].run_id
+    logged = reg.client.get_logged_model(store.runs["better"].model_uri.split("/")[-1])
+    assert v2.path == logged.artifact_location and v2.path.startswith("file:///")
+    assert v2.tags["logged_model_id"] == logged.model_id
     assert v1.metrics == pytest.approx(base.metrics) and v1.tags["train_start"] == "2020-01-01"
     assert "@" in v1.tags["registered_by"] and v1.tags["registered_at"].endswith("+00:00")
     assert reg.get_challenger().version_id == "2"
@@ -46,6 +49,15 @@ def test_register_numbers_versions_tags_them_and_sets_challenger(store: Store) -
     assert [v.version_id for v in reg.list_versions()] == ["2", "1"]
     assert reg.get("2").aliases == (CHALLENGER,) and reg.get("1").aliases == ()
     assert reg.get("1").model_uri == f"models:/{reg.name}/1"
+
+
+def test_register_does_not_depend_on_the_global_tracking_uri(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow resolves ``models:/m-...`` sources through the global URI; the registry must not."""
+    elsewhere = store.workdir / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the default global URI is now sqlite:///mlflow.db in another directory
+    run = store.runs["base"]
+    assert store.registry(mirror=False).register(None, run.model_uri, {}).run_id == run.run_id
 
 
 def test_register_with_an_explicit_version_id(store: Store) -> None:
