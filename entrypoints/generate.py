@@ -90,12 +90,10 @@ def generate_predictions(
     parts = []
     for d in dates:
         cut = {s: frame.loc[:d] for s, frame in bars.items() if d in frame.index}
-        if not cut:
-            continue
-        parts.append(strategy.predict_frames(cut))
-    if not parts:
-        return strategy.predict_frames({})
-    return pd.concat(parts, ignore_index=True)
+        if cut:
+            parts.append(strategy.feature_rows(cut))
+    rows = pd.concat(parts) if parts else strategy.feature_rows({})
+    return strategy.predict_rows(rows)  # one model call for every date
 
 
 def run_generate(

@@ -2,7 +2,9 @@
 
 One check = one MLflow run in ``mlflow.monitoring_experiment`` (tag ``signals.step=monitor``):
 
-* metrics ``psi.<feature>``, ``drifted_features`` (PSI > major), ``minor_drift_features``,
+* metrics ``psi.<feature>``, ``drifted_features`` (PSI > major; calendar features excluded),
+  ``drifted_features_unusual`` (also above the feature's in-sample 90th percentile),
+  ``minor_drift_features``,
   ``max_psi``, ``rolling_accuracy``, ``n_resolved``, ``n_resolved_in_sample``,
   ``model_age_days``, ``stale``, ``retrain_needed`` -- each logged with
   ``step = days since 1970-01-01 of the check date`` and the check date as its timestamp, so
@@ -100,22 +102,37 @@ def metric_key(feature: str) -> str:
 
 
 # --------------------------------------------------------------------------- inputs
-def current_window(
+def feature_history(
     settings: "Settings", provider: "DataProvider", symbols: Sequence[str], as_of: pd.Timestamp, feature_store: Any = None
 ) -> pd.DataFrame:
-    """Feature rows of the last ``monitoring.window_days`` trading dates up to ``as_of``."""
+    """Every feature row up to ``as_of`` (the FeatureStore computes point in time and caches)."""
     if feature_store is None:
         from signals.features import FeatureStore
 
         feature_store = FeatureStore.from_settings(settings)
     feats = feature_store.get_features(list(symbols), None, as_of, provider)
-    if feats.empty:
-        raise SignalsError(f"no features up to {as_of.date()} for {list(symbols)}")
     dates = pd.DatetimeIndex(feats.index.get_level_values("date"))
     feats = feats[dates <= as_of]
-    dates = pd.DatetimeIndex(feats.index.get_level_values("date"))
-    keep = dates.unique().sort_values()[-settings.monitoring.window_days :]
-    return feats[dates.isin(keep)]
+    if feats.empty:
+        raise SignalsError(f"no features up to {as_of.date()} for {list(symbols)}")
+    return feats
+
+
+def current_window(history: pd.DataFrame, window_days: int) -> pd.DataFrame:
+    """Rows of the last ``window_days`` trading dates of ``history``."""
+    dates = pd.DatetimeIndex(history.index.get_level_values("date"))
+    keep = dates.unique().sort_values()[-window_days:]
+    return history[dates.isin(keep)]
+
+
+def training_end(champion: Any) -> pd.Timestamp | None:
+    """The last date of the champion's training data (registry tag ``train_end``), if known."""
+    window = getattr(champion, "data_window", None) or {}
+    value = window.get("train_end")
+    try:
+        return pd.Timestamp(value) if value else None
+    except (ValueError, TypeError):
+        return None
 
 
 def resolved_predictions(
@@ -221,6 +238,8 @@ def log_check(
             "model_version": result.model_version,
             "engine": engine,
             "binning": f"reference quantiles ({m.psi_bins} bins) -> categorical PSI; NaN/inf own bin",
+            "excluded_features": ",".join(report.drift.excluded),
+            "baseline_windows": report.drift.n_baseline_windows,
             "window_days": m.window_days,
             "psi_bins": m.psi_bins,
             "psi_minor": m.psi_minor,
@@ -239,6 +258,9 @@ def log_check(
         values.update(
             drifted_features=report.drift.n_major,
             minor_drift_features=report.drift.n_minor,
+            drifted_features_unusual=(
+                report.drift.n_major_unusual if report.drift.n_major_unusual is not None else float("nan")
+            ),
             max_psi=report.drift.max_psi,
             n_resolved=report.accuracy.n,
             n_resolved_in_sample=result.n_resolved_in_sample,
@@ -274,30 +296,35 @@ def log_check(
 
 # --------------------------------------------------------------------------- retrain
 def run_retrain(settings: "Settings", reasons: Sequence[str] = ()) -> dict[str, Any]:
-    """tune -> train -> gated promote (``run_promote(auto=True)``); returns what each step did."""
+    """tune -> train (with the tuned params) -> register (challenger) -> gated promote.
+
+    Returns what each step did; a failing step raises :class:`RetrainError` naming it (the
+    earlier steps' MLflow runs stay, nothing is promoted).
+    """
     from entrypoints.promote import run_promote
+    from entrypoints.register import register_training_run
     from entrypoints.train import run_train
     from entrypoints.tune import run_tune
 
     log.warning("retraining: %s", "; ".join(reasons) or "requested")
     out: dict[str, Any] = {"reasons": list(reasons)}
-    try:
-        tune = run_tune(settings)
-        out["tune_run_id"] = getattr(tune, "run_id", None)
-    except SignalsError as exc:
-        raise RetrainError(f"retrain failed in tune: {exc}") from exc
-    try:
-        train = run_train(settings)
-        out["train_run_id"] = getattr(train, "run_id", None)
-        out["registered_version"] = getattr(train, "version_id", None) or getattr(train, "version", None)
-    except SignalsError as exc:
-        raise RetrainError(f"retrain failed in train: {exc}") from exc
-    try:
-        promote = run_promote(settings, auto=True)
-    except SignalsError as exc:
-        raise RetrainError(f"retrain failed in promote: {exc}") from exc
-    out["promoted"] = bool(getattr(promote, "promoted", False))
-    out["promotion"] = getattr(promote, "message", str(promote))
+
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except SignalsError as exc:
+            raise RetrainError(f"retrain failed in {name}: {exc}") from exc
+
+    tune = step("tune", lambda: run_tune(settings))
+    out["tune_run_id"] = tune.run_id
+    train = step("train", lambda: run_train(settings, tune_run_id=tune.run_id))
+    out["train_run_id"] = train.run_id
+    version = step("register", lambda: register_training_run(settings, train))
+    out["registered_version"] = version.version_id
+    promote = step("promote", lambda: run_promote(settings, auto=True))
+    out["promoted"] = bool(promote.promoted)
+    out["decision"] = promote.decision
+    out["promotion"] = promote.message
     return out
 
 
@@ -338,13 +365,22 @@ def run_monitor(
             day = pd.Timestamp(as_of).normalize()
         except (ValueError, TypeError):
             raise SignalsError(f"as-of date must be an ISO date (YYYY-MM-DD), got {as_of!r}") from None
-        day = min(day, last)
+        if day > last:
+            log.warning("as-of date %s is after the last bar (%s): checking as of the last bar", day.date(), last.date())
+            day = last
 
     reference = load_reference(champion.path)
-    current = current_window(settings, provider, syms, day, feature_store)
+    history = feature_history(settings, provider, syms, day, feature_store)
+    current = current_window(history, settings.monitoring.window_days)
     resolved = resolved_predictions(settings, provider, syms, day, version, predictions_path)
     monitor = ModelMonitor.from_settings(settings, reference, clock=clock or utc_now)
-    report = monitor.evaluate(current, resolved, champion.created_at, engine=engine)
+    train_end = training_end(champion)
+    if train_end is None:
+        log.info("champion has no train_end tag: no in-sample PSI baseline")
+    report = monitor.evaluate(
+        current, resolved, champion.created_at, engine=engine,
+        history=history if train_end is not None else None, baseline_end=train_end,
+    )
     in_sample = int(resolved["in_sample"].sum()) if "in_sample" in resolved.columns and not resolved.empty else 0
     if in_sample:
         log.warning(
@@ -367,6 +403,7 @@ def run_monitor(
         "model_name": name,
         "model_version": version,
         "drifted_features": s["drifted_features"],
+        "drifted_features_unusual": s["drifted_features_unusual"] if s["drifted_features_unusual"] is not None else "",
         "minor_drift_features": s["minor_drift_features"],
         "max_psi": round(s["max_psi"], 6),
         "top_drifted": s["top_drifted"],

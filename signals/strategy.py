@@ -212,52 +212,59 @@ class MLSignalStrategy(BaseStrategy):
         insider = cut_events(p.insider_transactions([symbol]), "insider_transactions", as_of)
         short = cut_events(p.short_interest([symbol]), "short_interest", as_of)
         return self.feature_store.compute_features(
-            symbol, bars, spy, vix, sector_bars, fundamentals, sector_fundamentals, insider, short
+            symbol, bars, spy, vix, sector_bars, fundamentals, sector_fundamentals, insider, short, sector=sector
         )
 
     # ------------------------------------------------------------------ prediction
-    def predict_frames(self, bars_by_symbol: dict[str, pd.DataFrame]) -> pd.DataFrame:
-        """One prediction per symbol as of its last bar.
+    def feature_rows(self, bars_by_symbol: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        """Each symbol's feature row *at its last bar*, indexed by (symbol, date)."""
+        rows, keys = [], []
+        for symbol, bars in bars_by_symbol.items():
+            if bars is None or bars.empty:
+                continue
+            as_of = pd.Timestamp(bars.index[-1])
+            feats = self.features_as_of(symbol, bars)
+            if feats is None or feats.empty or pd.Timestamp(feats.index[-1]) != as_of:
+                log.warning("%s: no feature row for the as-of bar %s; skipped", symbol, as_of.date())
+                continue
+            rows.append(feats.iloc[-1])
+            keys.append((symbol, as_of))
+        index = pd.MultiIndex.from_tuples(keys, names=["symbol", "date"]) if keys else pd.MultiIndex.from_arrays(
+            [[], pd.DatetimeIndex([])], names=["symbol", "date"]
+        )
+        return pd.DataFrame(rows, index=index)
+
+    def predict_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Predictions for feature rows indexed by (symbol, date), in one model call.
 
         Columns: symbol, date, model_version, p_down, p_flat, p_up, predicted_class,
         confidence, direction (LONG / SHORT / FLAT after the confidence threshold).
         """
-        rows = []
-        for symbol, bars in bars_by_symbol.items():
-            if bars is None or bars.empty:
-                continue
-            feats = self.features_as_of(symbol, bars)
-            as_of = pd.Timestamp(bars.index[-1])
-            if feats is None or feats.empty:
-                log.warning("%s: no feature row as of %s; skipped", symbol, as_of.date())
-                continue
-            last = feats.iloc[[-1]]
-            last_date = pd.Timestamp(last.index[-1] if not isinstance(last.index, pd.MultiIndex) else last.index[-1][-1])
-            if last_date != as_of:
-                log.warning("%s: last feature row is %s, not the as-of bar %s; skipped", symbol, last_date.date(), as_of.date())
-                continue
-            pred = self.predictor.predict_frame(last).iloc[0]
-            rows.append(
-                {
-                    "symbol": symbol,
-                    "date": as_of,
-                    "model_version": self.model_version,
-                    "p_down": float(pred["p_down"]),
-                    "p_flat": float(pred["p_flat"]),
-                    "p_up": float(pred["p_up"]),
-                    "predicted_class": int(pred["predicted_class"]),
-                    "confidence": float(pred["confidence"]),
-                }
-            )
+        cols = ["symbol", "date", "model_version", "p_down", "p_flat", "p_up", "predicted_class", "confidence", "direction"]
+        if rows.empty:
+            return pd.DataFrame(columns=cols)
+        pred = self.predictor.predict_frame(rows)
         out = pd.DataFrame(
-            rows,
-            columns=["symbol", "date", "model_version", "p_down", "p_flat", "p_up", "predicted_class", "confidence"],
+            {
+                "symbol": rows.index.get_level_values("symbol").astype(str),
+                "date": pd.DatetimeIndex(rows.index.get_level_values("date")),
+                "model_version": self.model_version,
+                "p_down": pred["p_down"].to_numpy(dtype=float),
+                "p_flat": pred["p_flat"].to_numpy(dtype=float),
+                "p_up": pred["p_up"].to_numpy(dtype=float),
+                "predicted_class": pred["predicted_class"].to_numpy(dtype=np.int64),
+                "confidence": pred["confidence"].to_numpy(dtype=float),
+            }
         )
         out["direction"] = [
             direction_for(int(c), float(conf), self.confidence_threshold).value
             for c, conf in zip(out["predicted_class"], out["confidence"])
         ]
-        return out
+        return out[cols]
+
+    def predict_frames(self, bars_by_symbol: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        """One prediction per symbol as of its last bar (see :meth:`predict_rows` for columns)."""
+        return self.predict_rows(self.feature_rows(bars_by_symbol))
 
     def signals_from_predictions(self, predictions: pd.DataFrame) -> list[Signal]:
         signals = []

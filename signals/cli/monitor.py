@@ -23,6 +23,13 @@ def _print_result(res, as_json: bool) -> None:  # noqa: ANN001 - MonitorResult, 
         f"drift:             {s['drifted_features']} major, {s['minor_drift_features']} minor "
         f"(max PSI {s['max_psi']:.3f}; {s['n_current']} current rows vs {s['n_reference']} reference)"
     )
+    if s["drifted_features_unusual"] is not None:
+        click.echo(
+            f"                   {s['drifted_features_unusual']} of the major ones exceed their in-sample 90th "
+            f"percentile ({s['baseline_windows']} windows of the same length inside the training period)"
+        )
+    if s["excluded_features"]:
+        click.echo(f"                   not counted (calendar): {', '.join(s['excluded_features'])}")
     click.echo(f"rolling accuracy:  {acc_txt}")
     click.echo(f"model age:         {s['model_age_days']:.1f} days{'  STALE' if s['stale'] else ''}")
     click.echo(f"retrain needed:    {'yes' if s['retrain_needed'] else 'no'}")
@@ -31,7 +38,8 @@ def _print_result(res, as_json: bool) -> None:  # noqa: ANN001 - MonitorResult, 
     top = res.report.drift.table().sort_values("psi", ascending=False).head(10)
     if len(top):
         click.echo("")
-        print_table(top.to_dict("records"), ["feature", "psi", "level"])
+        cols = ["feature", "psi", "level", "in_sample_p90", "counted"] if "in_sample_p90" in top.columns else ["feature", "psi", "level", "counted"]
+        print_table(top.to_dict("records"), cols)
     click.echo("")
     for a in res.alerts:
         state = "deduplicated" if a["deduplicated"] else ("sent" if a["sent"] else "logged only" if not a["channels"] else "FAILED")

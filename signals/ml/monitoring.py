@@ -5,6 +5,14 @@
   computed by Evidently over *reference-quantile bins* (the robust binning and the NaN policy
   are documented in :mod:`signals.ml.psi`). Levels: PSI < ``psi_minor`` none,
   ``psi_minor``..``psi_major`` minor, > ``psi_major`` major. A feature "drifts" when major.
+  Calendar features (day of week, month, quarter, ...) are reported but never counted: a
+  window of weeks cannot match a multi-year reference in them, by construction.
+* In-sample baseline (context, not part of the retrain rule): the PSI of windows of the same
+  length *inside the training period* against the same reference. Persistent features
+  (quarterly fundamentals, 60/200-day statistics) over a short window of a small universe
+  have few independent values, so their PSI exceeds 0.2 even in sample (on the 4-symbol
+  sample data, ~50 of ~80 features do). ``drifted_features_unusual`` counts major-drift
+  features whose PSI also exceeds their in-sample 90th percentile.
 * Rolling accuracy: share of the last ``rolling_window`` *resolved* predictions (outcome known,
   see :func:`signals.predictions_log.resolve_outcomes`) whose predicted class was right. It
   is only judged against ``accuracy_threshold`` once a full window is available; with fewer
@@ -26,7 +34,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -64,25 +72,58 @@ class DriftResult:
     window_start: pd.Timestamp | None = None
     window_end: pd.Timestamp | None = None
     psi_major: float = 0.2
+    excluded: tuple[str, ...] = ()  # PSI reported, never counted (calendar features)
+    baseline_p90: pd.Series | None = None  # feature -> 90th pct of in-sample window PSI
+    n_baseline_windows: int = 0
     snapshot: Any = field(default=None, repr=False)  # Evidently snapshot (save_html)
 
     @property
+    def counted(self) -> pd.Series:
+        return pd.Series(~self.psi.index.isin(list(self.excluded)), index=self.psi.index)
+
+    @property
     def n_major(self) -> int:
-        return int((self.levels == LEVEL_MAJOR).sum())
+        """Counted features with PSI > major: what the retrain rule uses."""
+        return int(((self.levels == LEVEL_MAJOR) & self.counted).sum())
 
     @property
     def n_minor(self) -> int:
-        return int((self.levels == LEVEL_MINOR).sum())
+        return int(((self.levels == LEVEL_MINOR) & self.counted).sum())
+
+    @property
+    def unusual(self) -> pd.Series:
+        """Major drift *and* above the feature's in-sample 90th percentile (False without a baseline)."""
+        if self.baseline_p90 is None:
+            return pd.Series(False, index=self.psi.index)
+        base = self.baseline_p90.reindex(self.psi.index)
+        return (self.levels == LEVEL_MAJOR) & self.counted & (self.psi > base.fillna(-np.inf))
+
+    @property
+    def n_major_unusual(self) -> int | None:
+        return int(self.unusual.sum()) if self.baseline_p90 is not None else None
 
     @property
     def max_psi(self) -> float:
-        return float(self.psi.max()) if len(self.psi) else 0.0
+        psi = self.psi[self.counted]
+        return float(psi.max()) if len(psi) else 0.0
 
     def drifted(self) -> list[str]:
-        return self.psi[self.levels == LEVEL_MAJOR].sort_values(ascending=False).index.tolist()
+        mask = (self.levels == LEVEL_MAJOR) & self.counted
+        return self.psi[mask].sort_values(ascending=False).index.tolist()
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame({"feature": self.psi.index, "psi": self.psi.to_numpy(), "level": self.levels.to_numpy()})
+        out = pd.DataFrame(
+            {
+                "feature": self.psi.index,
+                "psi": self.psi.to_numpy(),
+                "level": self.levels.to_numpy(),
+                "counted": self.counted.to_numpy(),
+            }
+        )
+        if self.baseline_p90 is not None:
+            out["in_sample_p90"] = self.baseline_p90.reindex(self.psi.index).to_numpy()
+            out["unusual"] = self.unusual.to_numpy()
+        return out
 
 
 @dataclass
@@ -134,6 +175,9 @@ class MonitorReport:
         return {
             "drifted_features": d.n_major,
             "minor_drift_features": d.n_minor,
+            "drifted_features_unusual": d.n_major_unusual,
+            "baseline_windows": d.n_baseline_windows,
+            "excluded_features": list(d.excluded),
             "max_psi": d.max_psi,
             "top_drifted": d.drifted()[:10],
             "n_reference": d.n_reference,
@@ -185,6 +229,7 @@ class ModelMonitor:
         accuracy_threshold: float = 0.5,
         staleness_days: float = 14,
         clock: Callable[[], datetime] = utc_now,
+        exclude: Sequence[str] = (),
     ) -> None:
         if reference is None or reference.empty:
             raise MonitoringError("the drift reference sample is empty")
@@ -197,6 +242,7 @@ class ModelMonitor:
         self.accuracy_threshold = accuracy_threshold
         self.staleness_days = staleness_days
         self.clock = clock
+        self.exclude = tuple(c for c in exclude if c in self.reference.columns)
         self.binner = QuantileBinner(psi_bins).fit(self.reference)
         self._ref_codes = self.binner.transform(self.reference)
 
@@ -215,6 +261,7 @@ class ModelMonitor:
             accuracy_threshold=m.accuracy_threshold,
             staleness_days=settings.ml.model_staleness_days,
             clock=clock,
+            exclude=calendar_features(),
         )
 
     @property
@@ -222,16 +269,16 @@ class ModelMonitor:
         return list(self.binner.columns_)
 
     # ------------------------------------------------------------------ drift
-    def check_drift(self, current: pd.DataFrame, *, engine: str = "evidently") -> DriftResult:
-        """PSI per reference feature; ``engine`` = ``evidently`` (with an HTML report) or ``numpy``."""
-        missing = [c for c in self.features if c not in current.columns]
-        if missing:
-            raise MonitoringError(
-                f"the current window lacks {len(missing)} of the model's {len(self.features)} features, "
-                f"e.g. {missing[:5]} (was the feature set changed since the champion was trained?)"
-            )
-        if current.empty:
-            raise MonitoringError("the current feature window is empty")
+    def check_drift(
+        self, current: pd.DataFrame, *, engine: str = "evidently", history: pd.DataFrame | None = None,
+        baseline_end: object = None, n_baseline_windows: int = 12,
+    ) -> DriftResult:
+        """PSI per reference feature; ``engine`` = ``evidently`` (with an HTML report) or ``numpy``.
+
+        With ``history`` (feature rows indexed by (symbol, date)) and ``baseline_end`` (the end of
+        the model's training data), also the in-sample baseline: see :meth:`baseline_psi`.
+        """
+        self._check_columns(current)
         cur_codes = self.binner.transform(current)
         if engine == "evidently":
             psi, snapshot = evidently_psi(self._ref_codes, cur_codes)
@@ -241,6 +288,10 @@ class ModelMonitor:
             raise ValueError(f"engine must be 'evidently' or 'numpy', got {engine!r}")
         levels = psi.map(lambda v: psi_level(v, self.psi_minor, self.psi_major))
         dates = _dates_of(current)
+        base = None
+        if history is not None and baseline_end is not None:
+            window_len = max(1, len(pd.DatetimeIndex(dates).unique()))
+            base = self.baseline_psi(history, end=baseline_end, window=window_len, n_windows=n_baseline_windows)
         return DriftResult(
             psi=psi,
             levels=levels,
@@ -250,8 +301,45 @@ class ModelMonitor:
             window_start=dates.min() if len(dates) else None,
             window_end=dates.max() if len(dates) else None,
             psi_major=self.psi_major,
+            excluded=self.exclude,
+            baseline_p90=None if base is None or base.empty else base.quantile(0.9, axis=1),
+            n_baseline_windows=0 if base is None else base.shape[1],
             snapshot=snapshot,
         )
+
+    def _check_columns(self, frame: pd.DataFrame) -> None:
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            raise MonitoringError(
+                f"the current window lacks {len(missing)} of the model's {len(self.features)} features, "
+                f"e.g. {missing[:5]} (was the feature set changed since the champion was trained?)"
+            )
+        if frame.empty:
+            raise MonitoringError("the current feature window is empty")
+
+    def baseline_psi(self, history: pd.DataFrame, *, end: object, window: int, n_windows: int = 12) -> pd.DataFrame:
+        """PSI (numpy, same binning) of ``n_windows`` in-sample windows vs the reference.
+
+        Windows of ``window`` trading dates end at evenly spaced dates of ``history`` up to
+        ``end`` (the model's training end). They show how large PSI gets for this window length
+        when nothing has changed: persistent features (quarterly fundamentals, 60/200-day
+        statistics) sampled over a short window of a small universe have few effectively
+        independent values, so their PSI is large even in sample. Returns features x window-end.
+        """
+        dates = _dates_of(history)
+        cal = pd.DatetimeIndex(dates.unique()).sort_values()
+        cal = cal[cal <= pd.Timestamp(end)]
+        if len(cal) < window + 1 or n_windows < 1:
+            return pd.DataFrame(index=self.features)
+        ends = np.unique(np.linspace(window - 1, len(cal) - 1, n_windows).round().astype(int))
+        cols = {}
+        for e in ends:
+            span = cal[e - window + 1 : e + 1]
+            rows = history[dates.isin(span)]
+            if rows.empty:
+                continue
+            cols[cal[e]] = psi_codes(self._ref_codes, self.binner.transform(rows))
+        return pd.DataFrame(cols)
 
     # ------------------------------------------------------------------ accuracy
     def check_accuracy(self, resolved: pd.DataFrame) -> AccuracyResult:
@@ -268,15 +356,31 @@ class ModelMonitor:
 
     # ------------------------------------------------------------------ all together
     def evaluate(
-        self, current: pd.DataFrame, resolved: pd.DataFrame, created_at: datetime, *, engine: str = "evidently"
+        self, current: pd.DataFrame, resolved: pd.DataFrame, created_at: datetime, *, engine: str = "evidently",
+        history: pd.DataFrame | None = None, baseline_end: object = None,
     ) -> MonitorReport:
-        drift = self.check_drift(current, engine=engine)
+        drift = self.check_drift(current, engine=engine, history=history, baseline_end=baseline_end)
         accuracy = self.check_accuracy(resolved)
         staleness = self.check_staleness(created_at)
         decision = decide_retrain(
             drift, accuracy, staleness, drifted_features_for_retrain=self.drifted_features_for_retrain
         )
         return MonitorReport(drift, accuracy, staleness, decision)
+
+
+def calendar_features() -> tuple[str, ...]:
+    """The feature registry's temporal (calendar) features: day of week, month, quarter, ...
+
+    They are deterministic functions of the date, so a window of a few weeks can never match
+    a multi-year reference (a 60-day window holds 2-3 months): their PSI is large by
+    construction, not because the world changed. They are reported, never counted.
+    """
+    try:
+        from signals.features.registry import names_for
+
+        return tuple(names_for("temporal"))
+    except Exception:  # noqa: BLE001 - no registry: nothing excluded
+        return ()
 
 
 def _dates_of(frame: pd.DataFrame) -> pd.DatetimeIndex:
@@ -301,6 +405,8 @@ def build_alerts(report: MonitorReport, subject: str, check_date: object) -> lis
     d, a, s = report.drift, report.accuracy, report.staleness
     if d.n_major > 0:
         top = ", ".join(f"{f} ({d.psi[f]:.2f})" for f in d.drifted()[:5])
+        if d.n_major_unusual is not None:
+            top += f"; {d.n_major_unusual} above their in-sample 90th percentile"
         out.append(
             Alert(
                 kind="drift",
@@ -308,7 +414,12 @@ def build_alerts(report: MonitorReport, subject: str, check_date: object) -> lis
                 title=f"Feature drift on {subject}",
                 message=f"{d.n_major} feature(s) with major drift (PSI > {d.psi_major:g}) as of {day}: {top}",
                 severity="critical" if report.decision.needed else "warning",
-                fields={"drifted_features": d.n_major, "max_psi": d.max_psi, "check_date": day},
+                fields={
+                    "drifted_features": d.n_major,
+                    "drifted_features_unusual": d.n_major_unusual if d.n_major_unusual is not None else "n/a",
+                    "max_psi": d.max_psi,
+                    "check_date": day,
+                },
             )
         )
     if a.below:

@@ -134,3 +134,32 @@ def test_psi_heatmap_png(tmp_path):
     )
     out = psi_heatmap(hist, tmp_path / "h" / "psi.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_excluded_features_are_reported_but_not_counted():
+    ref, cur = _frames(shifted=("f0", "f1", "f2"))
+    d = _monitor(ref, exclude=("f0", "not_a_feature")).check_drift(cur, engine="numpy")
+    assert d.levels["f0"] == "major" and d.excluded == ("f0",)
+    assert d.n_major == 2 and "f0" not in d.drifted()
+    assert d.table().set_index("feature").loc["f0", "counted"] == False  # noqa: E712
+
+
+def test_in_sample_baseline_separates_usual_from_unusual_psi():
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame(rng.normal(size=(3000, 4)), columns=["a", "b", "c", "slow"])
+    dates = pd.bdate_range("2010-01-01", periods=400)
+    idx = pd.MultiIndex.from_product([["A", "B"], dates], names=["symbol", "date"])
+    hist = pd.DataFrame(rng.normal(size=(len(idx), 4)), columns=["a", "b", "c", "slow"], index=idx)
+    # a persistent feature: one value per symbol per 100 days -> large PSI in every short window
+    hist["slow"] = np.repeat(rng.normal(size=2 * 4), 100)
+    cur = hist.loc[(slice(None), dates[-60:]), :].copy()
+    cur["a"] += 1.0  # real drift in a
+    mon = _monitor(ref)
+    base = mon.baseline_psi(hist, end=dates[-61], window=60, n_windows=5)
+    assert base.shape == (4, 5) and base.columns.max() <= dates[-61]
+    d = mon.check_drift(cur, engine="numpy", history=hist, baseline_end=dates[-61])
+    assert d.n_baseline_windows == 12
+    assert d.levels["a"] == "major" and d.levels["slow"] == "major"
+    assert d.unusual["a"] and not d.unusual["slow"]  # slow's PSI is normal for it
+    assert d.n_major == 2 and d.n_major_unusual == 1
+    assert _monitor(ref).check_drift(cur, engine="numpy").n_major_unusual is None  # no history, no baseline

@@ -30,9 +30,9 @@ class RecordingStore:
     def __init__(self):
         self.calls = []
 
-    def compute_features(self, symbol, bars, spy, vix, sector_bars, fund, sector_fund, insider, short):
+    def compute_features(self, symbol, bars, spy, vix, sector_bars, fund, sector_fund, insider, short, *, sector=None):
         self.calls.append(dict(symbol=symbol, bars=bars, spy=spy, vix=vix, sector=sector_bars, fund=fund,
-                               sector_fund=sector_fund, insider=insider, short=short))
+                               sector_fund=sector_fund, insider=insider, short=short, sector_label=sector))
         return pd.DataFrame({"f_close": bars["close"], "f_one": 1.0}, index=bars.index)
 
 
@@ -132,6 +132,7 @@ def test_everything_the_features_see_is_cut_at_the_last_bar(settings):
     assert call["fund"]["filed_at"].max() <= as_of and len(call["fund"]) == 1  # the day-20 filing is hidden
     assert call["short"]["published_at"].max() <= as_of
     assert set(call["sector_fund"]["symbol"]) == {"A", "B"}  # sector peers' filings, also cut
+    assert call["sector_label"] == "Technology"
 
 
 def test_threshold_override_and_direction_rule(settings):
@@ -154,8 +155,14 @@ def test_bars_round_trip_and_order_check():
     assert bars_to_frame([]).empty
 
 
-def test_no_champion_is_a_clear_error(settings):
+def test_no_champion_is_a_clear_error(settings, monkeypatch):
+    import signals.ml.registry as registry
     from signals.strategy import NoChampionError
 
-    with pytest.raises(NoChampionError, match="no champion model"):
+    class EmptyRegistry:
+        def get_active(self):
+            return None
+
+    monkeypatch.setattr(registry.ModelRegistry, "from_settings", classmethod(lambda cls, s, **kw: EmptyRegistry()))
+    with pytest.raises(NoChampionError, match="no champion model in the registry 'signals-xgb'"):
         MLSignalStrategy(Provider(), settings, feature_store=RecordingStore())
