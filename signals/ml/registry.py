@@ -27,7 +27,7 @@ Previous champion
 Locking
     The alias write is atomic, but "read champion, move alias, record previous" is a
     read-modify-write. It runs under one lock per registered model: a ``filelock`` beside a
-    SQLite store (``mlflow.db.registry.lock``), a PostgreSQL session advisory lock
+    SQLite store (``mlflow.db-registry-<model>.lock``), a PostgreSQL session advisory lock
     (``pg_try_advisory_lock`` polled, key derived from the model name) when the registry URI is
     PostgreSQL -- correct across machines, released by PostgreSQL if the process dies -- and, for
     any other store (an MLflow tracking server over HTTP), a local file lock, which only
@@ -260,7 +260,8 @@ def registry_lock(registry_uri: str, model_name: str, timeout: float = 60.0) -> 
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model_name)
     if registry_uri.startswith("sqlite:///"):
         db = Path(registry_uri[len("sqlite:///") :].split("?", 1)[0])
-        return FileRegistryLock(db.with_name(f"{db.name}.{safe}.registry.lock"), timeout)
+        # "<db>-registry-<model>.lock": beside the database, and matched by .gitignore's "mlflow.db-*".
+        return FileRegistryLock(db.with_name(f"{db.name}-registry-{safe}.lock"), timeout)
     if registry_uri.startswith(("postgresql", "postgres")):
         return PostgresAdvisoryLock(registry_uri, model_name, timeout)
     digest = hashlib.sha1(registry_uri.encode()).hexdigest()[:12]
