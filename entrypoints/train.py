@@ -188,6 +188,11 @@ def train_with_tracking(
         metrics: dict[str, float] = {f"holdout_{k}": v for k, v in hm.items()}
         metrics.update({f"holdout_{k}_raw": raw_m[k] for k in ("log_loss", "accuracy", "brier", "ece")})
         metrics.update({f"eval_{k}": v for k, v in eval_model.calibration_metrics.items()})
+        T.log_params_batch(client, rid, {
+            "eval_fit_start": eval_model.fit_range[0], "eval_fit_end": eval_model.fit_range[1],
+            "eval_calibration_start": eval_model.calibration_range[0],
+            "eval_calibration_end": eval_model.calibration_range[1],
+        })
         metrics["eval_fit_rows"] = float(eval_model.fit_rows)
         metrics["eval_calibration_rows"] = float(eval_model.calibration_rows)
         ho_frame = predictions_frame(X_ho.index, y_ho, p_ho)[list(HOLDOUT_COLUMNS)]

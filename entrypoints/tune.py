@@ -136,10 +136,18 @@ class MlflowWalkForwardHooks:
     def window_skipped(self, window: "Window", reason: str) -> None:
         from signals import tracking as T
 
+        skip_tags = {"skipped": "true", "skip_reason": reason[:250]}
+        if self._open is not None and self.window_runs.get(window.index) == self._open:
+            # skipped after its run was opened (e.g. too few rows once the validation slice is cut)
+            self._close_trials()
+            rid, self._open = self._open, None
+            T.set_tags_batch(self.client, rid, skip_tags)
+            self.client.set_terminated(rid, "FINISHED")
+            return
         run = self.client.create_run(
             self.experiment_id, run_name=f"window-{window.index:03d}-skipped",
             tags={T.PARENT_TAG: self.parent_run_id, T.TAG_STEP: T.STEP_WINDOW, T.TAG_WINDOW: str(window.index),
-                  "skipped": "true", "skip_reason": reason[:250]},
+                  **skip_tags},
         )
         T.log_params_batch(self.client, run.info.run_id, window.as_dict())
         self.client.set_terminated(run.info.run_id, "FINISHED")

@@ -16,6 +16,7 @@ import re
 import subprocess
 import tempfile
 import threading
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
@@ -250,11 +251,13 @@ def log_training_dataset(
 
     digest = digest or dataset_digest(df)
     flat_source = {k: _param_value(v) for k, v in source.items()}
-    ds = mlflow.data.from_pandas(
-        df, source=CodeDatasetSource(flat_source), name=name, digest=digest[:36],
-        targets=targets if targets in df.columns else None,
-    )
-    mlflow.log_input(ds, context=context, tags={k: v[:250] for k, v in flat_source.items()})
+    with warnings.catch_warnings():  # the integer target column triggers MLflow's schema hint
+        warnings.simplefilter("ignore", UserWarning)
+        ds = mlflow.data.from_pandas(
+            df, source=CodeDatasetSource(flat_source), name=name, digest=digest[:36],
+            targets=targets if targets in df.columns else None,
+        )
+        mlflow.log_input(ds, context=context, tags={k: v[:250] for k, v in flat_source.items()})
     return digest
 
 

@@ -400,7 +400,13 @@ def run_walk_forward(
             continue
         name = study_name_for(config.study_name, window, frame_digest(X_tr, pd.Series(y_tr, index=X_tr.index)), config)
         on_trial = hooks.window_started(window, len(tr), len(te), name)
-        tuning = tune_window(X_tr, y_tr, config=config, study_name=name, on_trial=on_trial)
+        try:
+            tuning = tune_window(X_tr, y_tr, config=config, study_name=name, on_trial=on_trial)
+        except InsufficientDataError as exc:
+            log.warning("window %d skipped: %s", window.index, exc)
+            skipped.append((window, str(exc)))
+            hooks.window_skipped(window, str(exc))
+            continue
         model = fit_calibrated(
             X_tr, pd.Series(y_tr, index=X_tr.index), tuning.best_params,
             horizon=config.horizon, calibration_fraction=config.calibration_fraction,

@@ -1,0 +1,82 @@
+"""``signals tune`` and ``signals train``: thin wrappers over ``entrypoints.tune`` / ``entrypoints.train``."""
+
+from __future__ import annotations
+
+import click
+
+from signals.cli.common import Context, pass_ctx, print_table
+
+
+def _symbols(values: tuple[str, ...]) -> list[str] | None:
+    out = [s.strip().upper() for v in values for s in v.split(",") if s.strip()]
+    return out or None
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        return pd.Timestamp(value).date().isoformat()
+    except (ValueError, TypeError):
+        raise click.BadParameter(f"expected an ISO date (YYYY-MM-DD), got {value!r}") from None
+
+
+def _check_order(start: str | None, end: str | None) -> None:
+    if start and end and start >= end:
+        raise click.BadParameter(f"--start ({start}) must be before --end ({end})")
+
+
+_symbols_opt = click.option("--symbols", "-s", multiple=True,
+                            help="Symbols (repeatable or comma-separated; default: data.symbols or all).")
+_start_opt = click.option("--start", callback=_date, default=None, help="First date (ISO; default data.start).")
+_end_opt = click.option("--end", callback=_date, default=None, help="Last date (ISO; default data.end).")
+
+
+@click.command("tune")
+@_symbols_opt
+@_start_opt
+@_end_opt
+@click.option("--trials", type=click.IntRange(min=1), default=None, help="Optuna trials per window (tuning.n_trials).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Parallel trials (tuning.n_jobs).")
+@click.option("--storage", default=None, help="Optuna storage URL (default: optuna.db beside the MLflow store).")
+@pass_ctx
+def tune(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | None, trials: int | None,
+         jobs: int | None, storage: str | None) -> None:
+    """Purged walk-forward tuning with Optuna; every window and trial is a nested MLflow run."""
+    from entrypoints.tune import run_tune
+
+    _check_order(start, end)
+    res = run_tune(ctx.settings, symbols=_symbols(symbols), start=start, end=end, n_trials=trials, n_jobs=jobs,
+                   storage=storage)
+    w = res.data_window
+    click.echo(f"tune run {res.run_id}: {len(res.windows)} windows, {w['n_rows']} rows "
+               f"({w['start']} .. {w['end']}), {res.seconds:.1f}s")
+    print_table(res.summary_rows(), ["metric", "model", "baseline", "baseline_kind"])
+    click.echo(f"final params (window {res.final_params_window}): "
+               + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in res.final_params.items()))
+
+
+@click.command("train")
+@_symbols_opt
+@_start_opt
+@_end_opt
+@click.option("--tune-run-id", default=None, help="Take the final params of this tune run (default: the latest one).")
+@pass_ctx
+def train(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | None, tune_run_id: str | None) -> None:
+    """Evaluate on the hold-out, fit the calibrated model on all data, log it; print its model URI."""
+    from entrypoints.train import run_train
+
+    _check_order(start, end)
+    res = run_train(ctx.settings, symbols=_symbols(symbols), start=start, end=end, tune_run_id=tune_run_id)
+    w = res.data_window
+    src = res.params_source + (f" {res.tune_run_id}" if res.tune_run_id else "")
+    click.echo(f"train run {res.run_id}: {w['n_train_rows']} rows ({w['train_start']} .. {w['train_end']}), "
+               f"hold-out {w['holdout_start']} .. {w['holdout_end']}, params from {src}")
+    print_table(res.summary_rows(), ["metric", "model", "raw_model", "baseline", "baseline_kind"])
+    click.echo(f"model URI: {res.model_uri}")
+    from entrypoints.register import register_training_run  # registration: the registry owner's step
+
+    version = register_training_run(ctx.settings, res)
+    click.echo(f"registered as {ctx.settings.mlflow.model_name} version {version.version_id} (challenger)")

@@ -1,0 +1,219 @@
+"""tune -> train on a slice of the real sample data (feature store, SQLite MLflow, Optuna storage).
+
+One tiny walk-forward (2 symbols, 18 months, 6/2/2-month windows, 2 trials per window) and one
+train run are shared by the checks below.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+SYMBOLS = ["AAPL", "IBM"]
+START, END = "2008-01-01", "2009-06-30"
+N_TRIALS = 2
+
+
+def small_settings(root: Path, **extra):
+    from signals.config import load_settings
+
+    overrides = dict(
+        mlflow={"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "signals-test"},
+        features={"cache_dir": str(root / "features"), "n_jobs": 1},
+        redis={"enabled": False},
+        ml={"min_training_samples": 100, "xgb_params": {"n_estimators": 40, "max_depth": 3}},
+        walk_forward={"train_months": 6, "test_months": 2, "step_months": 2},
+        tuning={"n_trials": N_TRIALS, "early_stopping_rounds": 10},
+        monitoring={"reference_rows": 200},
+    )
+    for k, v in extra.items():
+        overrides[k] = {**overrides.get(k, {}), **v}
+    return load_settings(REPO_ROOT / "config" / "settings.yaml", **overrides)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory):
+    from entrypoints.train import run_train
+    from entrypoints.tune import run_tune
+
+    root = tmp_path_factory.mktemp("tune-train")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        settings = small_settings(root)
+        tune = run_tune(settings, symbols=SYMBOLS, start=START, end=END)
+        train = run_train(settings, symbols=SYMBOLS, start=START, end=END)
+        client = mlflow.MlflowClient()
+        all_runs = client.search_runs([tune.experiment_id], max_results=1000)
+        yield {"settings": settings, "tune": tune, "train": train, "client": client, "runs": all_runs, "root": root}
+
+
+def test_run_tree_is_parent_window_trial(runs) -> None:
+    tune = runs["tune"]
+    by_step: dict[str, list] = {}
+    for r in runs["runs"]:
+        by_step.setdefault(r.data.tags.get("signals.step"), []).append(r)
+    windows, trials = by_step["tune-window"], by_step["tune-trial"]
+    assert len(windows) == len(tune.windows) >= 3
+    assert all(w.data.tags["mlflow.parentRunId"] == tune.run_id for w in windows)
+    window_ids = {w.info.run_id for w in windows}
+    assert len(trials) == N_TRIALS * len(windows)
+    assert all(t.data.tags["mlflow.parentRunId"] in window_ids for t in trials)
+    for w in windows:
+        assert w.info.status == "FINISHED"
+        assert {"train_start", "train_end", "test_start", "test_end", "best.max_depth"} <= set(w.data.params)
+        assert {"oos_log_loss", "oos_accuracy", "oos_brier", "oos_sharpe", "baseline_prior_log_loss"} <= set(w.data.metrics)
+    t = trials[0]
+    assert {"val_log_loss", "pruned"} <= set(t.data.metrics) and "learning_rate" in t.data.params
+    assert t.data.tags["pruned"] in ("true", "false")
+
+
+def test_tune_parent_logs_aggregates_baselines_and_provenance(runs) -> None:
+    tune, client = runs["tune"], runs["client"]
+    parent = client.get_run(tune.run_id)
+    m = parent.data.metrics
+    for key in ("oos_log_loss", "oos_accuracy", "oos_brier", "oos_ece", "oos_sharpe", "baseline_prior_log_loss",
+                "baseline_always_up_accuracy", "baseline_buy_hold_sharpe", "mean_window_log_loss"):
+        assert np.isfinite(m[key]), key
+    assert 0.3 < m["oos_log_loss"] / np.log(3) < 1.5  # a sane 3-class log-loss
+    p, tags = parent.data.params, parent.data.tags
+    assert p["cfg.ml.prediction_horizon"] == "5" and p["cfg.walk_forward.train_months"] == "6"
+    assert {f"final.{k}" for k in tune.final_params} <= set(p)
+    assert tags["signals.feature_version"] and tags["signals.git_commit"]
+    assert tags["signals.git_dirty"] in ("true", "false", "unknown")
+    assert "synthetic" in tags["signals.data_synthetic_tables"]
+    ds = parent.inputs.dataset_inputs[0]
+    assert tags["signals.data_digest"].startswith(ds.dataset.digest)
+    assert "fundamentals" in ds.dataset.source
+    artifacts = {a.path for a in client.list_artifacts(tune.run_id)} | {
+        a.path for a in client.list_artifacts(tune.run_id, "plots")} | {a.path for a in client.list_artifacts(tune.run_id, "config")}
+    assert {"oos_predictions.parquet", "final_params.json", "windows.json", "config/resolved_settings.yaml",
+            "plots/window_metrics.png", "plots/cumulative_returns.png", "plots/confusion_matrix.png",
+            "plots/reliability.png", "plots/feature_importance.png"} <= artifacts
+
+
+def test_oos_predictions_artifact(runs) -> None:
+    tune = runs["tune"]
+    oos = pd.read_parquet(mlflow.artifacts.download_artifacts(tune.artifacts["oos_predictions"]))
+    assert list(oos.columns) == ["symbol", "date", "window", "y", "p_down", "p_flat", "p_up", "forward_return"]
+    assert set(oos["symbol"]) == set(SYMBOLS)
+    assert np.allclose(oos[["p_down", "p_flat", "p_up"]].sum(axis=1), 1.0)
+    assert oos["forward_return"].notna().all() and set(oos["y"]) <= {0, 1, 2}
+    for w in tune.windows:
+        rows = oos[oos["window"] == w["index"]]
+        assert rows["date"].min() >= pd.Timestamp(w["test_start"]) and rows["date"].max() < pd.Timestamp(w["test_end"])
+    # labels are consistent with the logged forward returns
+    assert (oos.loc[oos["forward_return"] > 0.01, "y"] == 2).all()
+    assert (oos.loc[oos["forward_return"] < -0.01, "y"] == 0).all()
+
+
+def test_train_uses_latest_tune_params_and_logs_honest_holdout(runs) -> None:
+    tune, train, client = runs["tune"], runs["train"], runs["client"]
+    assert train.params_source == "latest_tune_run" and train.tune_run_id == tune.run_id
+    assert train.params == tune.final_params
+    run = client.get_run(train.run_id)
+    p, tags, m = run.data.params, run.data.tags, run.data.metrics
+    for key in ("train_start", "train_end", "holdout_start", "holdout_end", "n_train_rows"):
+        assert p[key] == tags[key] == str(train.data_window[key])
+    h = runs["settings"].ml.prediction_horizon
+    holdout_start = pd.Timestamp(p["holdout_start"])
+    # the last walk_forward.test_months (2) calendar months of the labelled data
+    expected = pd.Timestamp(p["holdout_end"]) - pd.DateOffset(months=2) + pd.Timedelta(days=1)
+    assert expected <= holdout_start < expected + pd.Timedelta(days=5)  # first trading day on/after
+    # the evaluation model's fit and calibration rows end >= horizon trading days before the hold-out
+    gap = pd.bdate_range(p["eval_calibration_end"], holdout_start)
+    assert len(gap) - 1 >= h
+    assert pd.Timestamp(p["eval_fit_end"]) < pd.Timestamp(p["eval_calibration_start"])
+    for key in ("holdout_log_loss", "holdout_accuracy", "holdout_brier", "holdout_ece",
+                "holdout_log_loss_raw", "holdout_ece_raw", "calibration_ece_raw", "calibration_ece_calibrated"):
+        assert np.isfinite(m[key]), key
+    ho = pd.read_parquet(mlflow.artifacts.download_artifacts(train.artifacts["holdout_predictions"]))
+    assert list(ho.columns) == ["symbol", "date", "y", "p_down", "p_flat", "p_up"]
+    assert ho["date"].min() == holdout_start and ho["date"].max() == pd.Timestamp(p["holdout_end"])
+    from signals.ml import metrics as M
+
+    assert M.log_loss(ho["y"].to_numpy(), ho[["p_down", "p_flat", "p_up"]].to_numpy()) == pytest.approx(
+        m["holdout_log_loss"])
+    plots = {a.path for a in client.list_artifacts(train.run_id, "plots")}
+    assert {"plots/feature_importance.png", "plots/confusion_matrix.png", "plots/reliability.png"} <= plots
+
+
+def test_logged_model_loads_and_predicts(runs) -> None:
+    from signals.ml.pyfunc import load_predictor, load_reference
+
+    train = runs["train"]
+    assert train.model_uri.startswith("models:/")
+    predictor = load_predictor(train.model_uri)
+    ref = load_reference(train.model_uri)
+    assert len(ref) == 200 and list(ref.columns) == predictor.feature_names
+    out = predictor.predict_frame(ref.head(10))
+    assert np.allclose(out[["p_down", "p_flat", "p_up"]].sum(axis=1), 1.0)
+    assert predictor.metadata["holdout_start"] == train.data_window["holdout_start"]
+    model = mlflow.pyfunc.load_model(train.model_uri)
+    assert len(model.predict(ref.head(3))) == 3
+
+
+def test_rerun_resumes_studies_and_reproduces(runs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same storage: every study is complete, nothing re-runs, same params and metrics."""
+    from entrypoints.tune import run_tune
+
+    monkeypatch.chdir(runs["root"])
+    again = run_tune(runs["settings"], symbols=SYMBOLS, start=START, end=END)
+    assert again.final_params == runs["tune"].final_params
+    assert again.metrics == pytest.approx(runs["tune"].metrics)
+    client = runs["client"]
+    windows = client.search_runs([again.experiment_id],
+                                 filter_string=f"tags.`mlflow.parentRunId` = '{again.run_id}'")
+    assert windows and all(w.data.metrics["n_trials_run"] == 0 for w in windows)
+    assert all(w.data.metrics["n_trials_resumed"] == N_TRIALS for w in windows)
+
+
+def test_fresh_storage_same_seed_same_result(runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same seed + same data, separate Optuna storage and MLflow store => same params and metrics."""
+    from entrypoints.tune import run_tune
+
+    monkeypatch.chdir(tmp_path)
+    settings = small_settings(tmp_path, features={"cache_dir": str(runs["root"] / "features")})
+    fresh = run_tune(settings, symbols=SYMBOLS, start=START, end=END)
+    assert fresh.storage != runs["tune"].storage
+    assert fresh.final_params == runs["tune"].final_params
+    assert fresh.metrics == pytest.approx(runs["tune"].metrics, rel=1e-12)
+
+
+def test_train_with_explicit_and_bad_tune_run(runs, monkeypatch: pytest.MonkeyPatch) -> None:
+    from entrypoints.train import TuneRunError, run_train
+    from signals.errors import SignalsError
+
+    monkeypatch.chdir(runs["root"])
+    train = runs["train"]
+    with pytest.raises(TuneRunError, match="not a tune run") as exc:
+        run_train(runs["settings"], symbols=SYMBOLS, start=START, end=END, tune_run_id=train.run_id)
+    assert isinstance(exc.value, SignalsError)
+    with pytest.raises(TuneRunError, match="not found"):
+        run_train(runs["settings"], symbols=SYMBOLS, start=START, end=END, tune_run_id="0" * 32)
+
+
+def test_entrypoint_main_validates_string_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    from entrypoints import tune, train
+
+    for argv in (["--trials", "abc"], ["--jobs", "0"], ["--start", "yesterday-ish"],
+                 ["--start", "2010-01-01", "--end", "2009-01-01"]):
+        with pytest.raises(SystemExit) as exc:
+            tune.main(argv)
+        assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--trials must be an integer" in err and "--jobs must be >= 1" in err and "must be before" in err
+    with pytest.raises(SystemExit):
+        train.main(["--params", "[1, 2]"])
+    with pytest.raises(SystemExit):
+        train.main(["--params", json.dumps({"gamma": 1})])
+    assert "unknown XGBoost" in capsys.readouterr().err
