@@ -9,8 +9,6 @@ filing available before the bar, so they also never see a filing early. A filing
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -25,7 +23,7 @@ MAX_FILING_AGE_DAYS = 400
 
 
 def _current(fundamentals: pd.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(filed_at ns, values) of the current records, in filing order."""
+    """(filed_at ns, values) of one symbol's current records, in filing order."""
     filed = to_ns(fundamentals["filed_at"])
     pos = current_record_positions(filed, to_ns(fundamentals["period_end"]))
     return filed[pos], fundamentals[list(columns)].to_numpy(dtype=np.float64)[pos]
@@ -46,19 +44,39 @@ def sector_median_timeline(
     if sector_fundamentals is None or sector_fundamentals.empty:
         return empty
     max_age = max_age_days * NS_PER_DAY
-    members = [_current(group, VALUATION) for _, group in sector_fundamentals.groupby("symbol", sort=True)]
-    filed_all = np.concatenate([m[0] for m in members])
+    codes, symbols = pd.factorize(sector_fundamentals["symbol"].to_numpy(), sort=True)
+    filed_all = to_ns(sector_fundamentals["filed_at"])
+    period_all = to_ns(sector_fundamentals["period_end"])
+    values_all = sector_fundamentals[list(VALUATION)].to_numpy(dtype=np.float64)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(symbols) + 1))
     breaks = np.unique(np.concatenate([filed_all, filed_all + max_age]))
-    cube = np.full((len(breaks), len(members), len(VALUATION)), np.nan)
-    for j, (filed, values) in enumerate(members):
+    cube = np.full((len(breaks), len(symbols), len(VALUATION)), np.nan)
+    for j in range(len(symbols)):
+        rows = order[bounds[j] : bounds[j + 1]]
+        keep = rows[current_record_positions(filed_all[rows], period_all[rows])]
+        filed = filed_all[keep]
         idx = np.searchsorted(filed, breaks, side="right") - 1
         ok = idx >= 0
         ok &= breaks < filed[np.maximum(idx, 0)] + max_age
-        cube[ok, j, :] = values[idx[ok]]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no member available yet
-        medians = np.nanmedian(cube, axis=1)
-    return pd.DataFrame(medians, index=pd.DatetimeIndex(breaks.astype("datetime64[ns]"), name="as_of"), columns=list(VALUATION))
+        cube[ok, j, :] = values_all[keep[idx[ok]]]
+    return pd.DataFrame(
+        nan_median(cube, axis=1),
+        index=pd.DatetimeIndex(breaks.astype("datetime64[ns]"), name="as_of"),
+        columns=list(VALUATION),
+    )
+
+
+def nan_median(values: np.ndarray, axis: int) -> np.ndarray:
+    """Median ignoring NaN (NaN where every value is NaN); ``np.nanmedian`` without its slow
+    masked-array path."""
+    ordered = np.sort(values, axis=axis)  # NaN sort last
+    count = np.expand_dims((~np.isnan(values)).sum(axis=axis), axis)
+    lo = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0), axis=axis)
+    hi = np.take_along_axis(ordered, count // 2, axis=axis)
+    out = np.squeeze((lo + hi) / 2.0, axis=axis)
+    out[np.squeeze(count, axis=axis) == 0] = np.nan
+    return out
 
 
 def sector_medians_at(timeline: pd.DataFrame | None, bar_ns: np.ndarray) -> np.ndarray:

@@ -69,17 +69,18 @@ def _update_with_values(h: "hashlib._Hash", values: Any) -> None:
     h.update(b"\x1e")
 
 
-def frame_digest(frame: pd.DataFrame | None) -> str:
-    """A content hash of a frame: values, index, column names and dtypes ("none" for None).
+def frame_digest(frame: pd.DataFrame | None, *, index: bool = True) -> str:
+    """A content hash of a frame: values, column names, dtypes and (if ``index``) the index.
 
     Hashes raw column bytes (not ``pd.util.hash_pandas_object``): ~10x faster, and the
-    warm path fingerprints every input of every symbol.
+    warm path fingerprints every input of every symbol. Event tables are hashed without
+    their row labels, which only reflect where the rows sat in the provider's table.
     """
     if frame is None:
         return "none"
     h = hashlib.blake2b(digest_size=16)
     h.update(repr(([str(c) for c in frame.columns], [str(t) for t in frame.dtypes], frame.index.name, len(frame))).encode())
-    if not isinstance(frame.index, pd.RangeIndex):
+    if index:
         _update_with_values(h, frame.index)
     for col in frame.columns:
         _update_with_values(h, frame[col].to_numpy())
@@ -490,7 +491,7 @@ def _prepare_shared(provider: "DataProvider", symbols: list[str], lo: int, hi: i
         members = uni.index[uni["sector"].astype(str) == sector]
         peers = fund[fund["symbol"].isin(members)]
         sector_medians[sector] = sector_median_timeline(peers)
-        sector_digest[sector] = frame_digest(peers.reset_index(drop=True))
+        sector_digest[sector] = frame_digest(peers, index=False)
     return _Shared(
         labels=labels,
         market=market,
@@ -523,7 +524,7 @@ def _build_symbol(symbol: str, provider: "DataProvider", shared: _Shared, store:
             shared.market_digest["VIX"],
             shared.market_digest[etf],
             shared.sector_digest[sector],
-            *(frame_digest(None if ev[t] is None else ev[t].reset_index(drop=True)) for t in _EVENT_TABLES),
+            *(frame_digest(ev[t], index=False) for t in _EVENT_TABLES),
         ]
     )
     messages: list[str] = []

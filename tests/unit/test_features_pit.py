@@ -187,3 +187,15 @@ def test_short_interest_joins_on_published_at_and_revisions_apply_from_their_dat
     # published 14 April + 45 days = 29 May: stale from the next bar
     assert dtc[D("2020-05-29")] == pytest.approx(500000 / 150000)
     assert dtc[D("2020-06-01"):].isna().all()
+
+
+def test_nan_median_matches_numpy() -> None:
+    from signals.features.fundamental import nan_median
+
+    rng = np.random.default_rng(3)
+    cube = rng.normal(size=(50, 7, 4))
+    cube[rng.random(cube.shape) < 0.4] = np.nan
+    cube[0] = np.nan  # a row with nothing available
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(cube, axis=1)
+    np.testing.assert_allclose(nan_median(cube, axis=1), expected, equal_nan=True)

@@ -1,0 +1,137 @@
+"""Feature-store throughput on a synthetic universe (default 500 symbols x 2,520 days).
+
+Builds a synthetic universe (bars, SPY, VIX, sector ETFs, fundamentals, insider trades,
+short interest) in the Parquet layout in a temporary directory, then measures, in one run:
+
+* cold: ``FeatureStore.get_features`` for every symbol with an empty cache (provider reads,
+  validation, all features, cache writes, assembling the panel), ``n_jobs`` processes;
+* warm: the same call again on a fresh provider, served from the cache (inputs are still
+  read and fingerprinted, which is what makes the cache safe);
+* TA-Lib alone: exactly the TA-Lib calls the technical features make, on the same bars,
+  in one process;
+* for context, the provider's bar loading alone and the pure feature computation alone
+  (both single process).
+
+Prints a table, then as the LAST line one JSON object with ``cold_symbol_days_per_s``,
+``warm_symbol_days_per_s`` and ``cold_over_talib``.
+
+    .venv/bin/python benchmarks/features.py                    # full size
+    .venv/bin/python benchmarks/features.py --symbols 20 --days 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from signals.data.parquet import ParquetProvider, write_layout  # noqa: E402
+from signals.data.synthetic import synthetic_universe  # noqa: E402
+from signals.features.store import FeatureStore, _prepare_shared  # noqa: E402
+from signals.features.compute import compute_symbol_features  # noqa: E402
+from signals.features.technical import ohlcv_arrays, talib_indicators  # noqa: E402
+
+
+def _default_jobs() -> int:
+    try:
+        from signals.config import load_settings
+
+        return load_settings().features.n_jobs
+    except Exception:  # noqa: BLE001 - the benchmark runs without a config file too
+        return max(1, min(2, os.cpu_count() or 1))
+
+
+def run(n_symbols: int, n_days: int, n_jobs: int, breakdown: bool = True) -> dict[str, float]:
+    rows: list[tuple[str, float, str]] = []
+    with tempfile.TemporaryDirectory(prefix="signals-bench-") as tmp:
+        root = Path(tmp)
+        t = time.perf_counter()
+        tables = synthetic_universe(n_symbols, n_days)
+        write_layout(root / "data", tables)
+        del tables
+        rows.append(("generate + write synthetic layout", time.perf_counter() - t, "setup, not measured"))
+
+        store = FeatureStore(root / "cache", n_jobs=n_jobs)
+        t = time.perf_counter()
+        cold = store.get_features(None, None, None, ParquetProvider(root / "data"))
+        cold_s = time.perf_counter() - t
+        symbol_days = len(cold)
+        rows.append((f"cold build ({store.last_stats.workers} worker(s))", cold_s, f"{store.last_stats.built} built"))
+        del cold
+
+        t = time.perf_counter()
+        warm = store.get_features(None, None, None, ParquetProvider(root / "data"))
+        warm_s = time.perf_counter() - t
+        rows.append((f"warm load ({store.last_stats.workers} worker(s))", warm_s, f"{store.last_stats.cache_hits} from cache"))
+        assert len(warm) == symbol_days
+        del warm
+
+        provider = ParquetProvider(root / "data")
+        symbols = provider.symbols()
+        t = time.perf_counter()
+        bars = {s: provider.bars(s) for s in symbols}
+        load_s = time.perf_counter() - t
+        arrays = [ohlcv_arrays(b) for b in bars.values()]
+        t = time.perf_counter()
+        for a in arrays:
+            talib_indicators(*a)
+        talib_s = time.perf_counter() - t
+        rows.append(("TA-Lib alone (1 process)", talib_s, "technical indicator calls only"))
+        if breakdown:
+            rows.append(("  provider bar loading alone (1 process)", load_s, "read + validate parquet"))
+            shared = _prepare_shared(provider, symbols, -(2**63), 2**63 - 1)
+            t = time.perf_counter()
+            for s, b in bars.items():
+                sector, etf = shared.labels[s]
+                ev = {k: (None if v is None else v.get(s)) for k, v in shared.events.items()}
+                compute_symbol_features(
+                    s, b, shared.market["SPY"], shared.market["VIX"], shared.market[etf], ev["fundamentals"], None,
+                    ev["insider_transactions"], ev["short_interest"], sector=sector, sector_medians=shared.sector_medians[sector],
+                )
+            rows.append(("  feature computation alone (1 process)", time.perf_counter() - t, "all 5 calculators"))
+
+    result = {
+        "symbols": n_symbols,
+        "days": n_days,
+        "symbol_days": symbol_days,
+        "n_jobs": n_jobs,
+        "cold_s": round(cold_s, 3),
+        "warm_s": round(warm_s, 3),
+        "talib_s": round(talib_s, 4),
+        "cold_symbol_days_per_s": round(symbol_days / cold_s, 1),
+        "warm_symbol_days_per_s": round(symbol_days / warm_s, 1),
+        "cold_over_talib": round(cold_s / talib_s, 2),
+    }
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    result["load_avg_1m"] = round(load[0], 2)
+    print(f"feature store benchmark: {n_symbols} symbols x {n_days} days = {symbol_days:,} symbol-days, n_jobs={n_jobs}")
+    print(f"machine: {os.cpu_count()} CPU(s), load average {load[0]:.2f} (other processes inflate wall-clock times)")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'step'.ljust(width)}  {'seconds':>9}  {'symbol-days/s':>14}  note")
+    print(f"{'-' * width}  {'-' * 9}  {'-' * 14}  ----")
+    for name, secs, note in rows:
+        rate = f"{symbol_days / secs:,.0f}" if secs > 0 and "setup" not in note else ""
+        print(f"{name.ljust(width)}  {secs:9.3f}  {rate:>14}  {note}")
+    print(f"cold build / TA-Lib alone = {result['cold_over_talib']:.1f}x (target <= 10x)")
+    print(json.dumps(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--symbols", type=int, default=500, help="number of synthetic symbols (default 500)")
+    parser.add_argument("--days", type=int, default=2520, help="trading days per symbol (default 2520)")
+    parser.add_argument("--n-jobs", type=int, default=None, help="worker processes (default: settings.features.n_jobs)")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip the single-process context timings")
+    args = parser.parse_args(argv)
+    return run(args.symbols, args.days, args.n_jobs or _default_jobs(), breakdown=not args.no_breakdown)
+
+
+if __name__ == "__main__":
+    main()
