@@ -253,6 +253,9 @@ Conventions:
   available before the bar.
 - Warm-up rows (e.g. the first 199 bars of `price_vs_sma_200`) are NaN, never back-filled.
   VIX features are NaN wherever the data has no VIX.
+- Cache: one Parquet file per symbol under `features.cache_dir` (default `data/features/`) holding
+  its full history, served only when both `FEATURE_VERSION` (registry + calculator source + TA-Lib
+  version) and a fingerprint of every input match; `signals features build` fills it.
 """
 
 
