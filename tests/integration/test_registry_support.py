@@ -127,9 +127,16 @@ def build_template(root: Path) -> Template:
     return Template(db=db, runs=runs, features=features, experiment_id=exp_id)
 
 
+_TEMPLATE: list[Template] = []
+
+
 @pytest.fixture(scope="session")
 def registry_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    return build_template(tmp_path_factory.mktemp("registry-template"))
+    """Built once per test session even though several modules import this fixture
+    (each import registers its own fixture definition; the cache makes them share)."""
+    if not _TEMPLATE:
+        _TEMPLATE.append(build_template(tmp_path_factory.mktemp("registry-template")))
+    return _TEMPLATE[0]
 
 
 def settings_for(
