@@ -84,7 +84,7 @@ def list_versions(ctx: Context, as_json: bool) -> None:
             "aliases": ",".join(v.aliases),
             "created": v.created_at.strftime("%Y-%m-%d %H:%M"),
             **{k: _fmt_metric(v.metrics, k) for k in present},
-            "gate_p": v.tags.get("gate.p_value", "")[:6],
+            "gate_p": _fmt_metric({"p": float(v.tags["gate.p_value"])}, "p") if v.tags.get("gate.p_value") else "",
             "promoted_by": v.tags.get("promoted_by", ""),
             "run": (v.run_id or "")[:8],
         }

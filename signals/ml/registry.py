@@ -681,7 +681,7 @@ class ModelRegistry:
         vid = _vid(version_id)
         mv = self._mlflow_version(vid)
         if mv is None:
-            known = ", ".join(str(m.version) for m in self._iter_mlflow_versions()) or "none"
+            known = ", ".join(sorted((str(m.version) for m in self._iter_mlflow_versions()), key=int)) or "none"
             raise UnknownVersionError(f"model {self.name!r} has no version {vid} (existing versions: {known})")
         if getattr(mv, "status", "READY") not in ("READY", None):
             raise RegistryError(f"version {vid} is not ready (status {mv.status}); it cannot be promoted")
