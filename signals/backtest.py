@@ -20,9 +20,12 @@ Rules (all hand-checkable; see tests/unit/test_backtest.py)
   to decide it. Dates whose next close is unknown (the last one) are dropped.
 * Weights: ``position / N``, N = the number of symbols in the predictions (equal weight,
   gross exposure <= 1, the unused share in cash at 0%).
+* Blocks: the decision dates form contiguous blocks on the price calendar (walk-forward test
+  windows can leave gaps). Each block starts flat and is liquidated at its end; the minimum
+  hold does not carry over a gap, and days in a gap are not in the return series.
 * Costs: ``cost_bps`` basis points per unit of weight traded, ``|w_t - w_{t-1}|`` summed over
-  symbols (a long-to-short flip trades 2 units); the first entry is charged, the final open
-  positions are not liquidated.
+  symbols (a long-to-short flip trades 2 units), entries and the liquidation at the end of each
+  block included (charged on the block's last day).
 * Buy-and-hold benchmark: the same engine with position +1 on every (symbol, date) that has a
   prediction, so it is equal weight across the same symbols and dates, with the same entry
   cost.
@@ -31,8 +34,8 @@ Metrics (per series; daily returns ``r``, 252 trading days a year, risk-free rat
 ------------------------------------------------------------------------------------
 * ``sharpe`` = mean(r) / std(r, ddof=1) * sqrt(252) (NaN when std is 0).
 * ``max_drawdown`` = max over t of 1 - equity_t / max(1, equity_0..t): a positive fraction.
-* ``turnover`` = mean over days of sum_s |w_{s,t} - w_{s,t-1}| (one-way, share of capital per
-  day); ``annual_turnover`` = 252 x that.
+* ``turnover`` = mean over days of sum_s |w_{s,t} - w_{s,t-1}| (plus block-end liquidations;
+  share of capital traded per day); ``annual_turnover`` = 252 x that.
 * ``hit_rate`` = share of symbol-days *holding a position* whose position and next-day return
   had the same sign (a zero return is a miss).
 * ``total_return``, ``annual_return`` (geometric), ``exposure`` (mean gross exposure),
@@ -148,11 +151,19 @@ def _series_metrics(r: pd.Series, turnover: pd.Series, exposure: pd.Series, held
     }
 
 
-def _simulate(pos: pd.DataFrame, rets: pd.DataFrame, n_symbols: int, cost: float):
+def _simulate(pos: pd.DataFrame, rets: pd.DataFrame, n_symbols: int, cost: float, segment: np.ndarray):
+    """Net/gross returns, turnover, exposure, held-day P&L signs and trade count of ``pos``.
+
+    ``segment`` labels contiguous blocks of decision dates: each block starts flat and its
+    positions are closed at its end (the exit is traded, and charged, on the block's last day).
+    """
     w = pos.astype("float64") / n_symbols
-    dw = w.diff().abs()
-    dw.iloc[0] = w.iloc[0].abs()
-    turnover = dw.sum(axis=1)
+    starts = np.r_[True, segment[1:] != segment[:-1]]
+    ends = np.r_[segment[1:] != segment[:-1], True]
+    prev = w.shift(1).fillna(0.0)
+    prev[starts] = 0.0
+    exit_ = w.abs().where(pd.Series(ends, index=w.index), 0.0, axis=0)
+    turnover = (w - prev).abs().sum(axis=1) + exit_.sum(axis=1)
     r = rets.reindex(index=pos.index, columns=pos.columns)
     gross = (w * r.fillna(0.0)).sum(axis=1)
     net = gross - cost * turnover
@@ -161,7 +172,9 @@ def _simulate(pos: pd.DataFrame, rets: pd.DataFrame, n_symbols: int, cost: float
         signed = np.sign(pos.to_numpy()) * r.to_numpy()
     held_pnl = signed[held]
     exposure = w.abs().sum(axis=1)
-    trades = int(((pos != pos.shift(1).fillna(0)) & (pos != 0)).to_numpy().sum())
+    prev_pos = pos.shift(1).fillna(0)
+    prev_pos[starts] = 0
+    trades = int(((pos != prev_pos) & (pos != 0)).to_numpy().sum())
     return net, gross, turnover, exposure, held_pnl, trades
 
 
@@ -191,20 +204,25 @@ def run_backtest(
     desired = desired[known]
     if desired.empty:
         raise BacktestError("no prediction date has a known next-day price")
+    # Contiguous blocks of decision dates on the price calendar (gaps between test windows
+    # split them): each block starts flat, and the minimum hold does not carry over a gap.
+    cal = rets.index
+    at = cal.get_indexer(desired.index)
+    segment = np.cumsum(np.r_[0, np.diff(at) > 1])
     present = desired.notna()
-    pos = pd.DataFrame(
-        {s: apply_min_hold(desired[s].to_numpy(dtype=float), min_hold_days) for s in desired.columns},
-        index=desired.index,
-    )
+    pos = pd.DataFrame(0, index=desired.index, columns=desired.columns, dtype=np.int64)
+    for seg in np.unique(segment):
+        rows = segment == seg
+        for sym in desired.columns:
+            pos.loc[rows, sym] = apply_min_hold(desired.loc[rows, sym].to_numpy(dtype=float), min_hold_days)
     bench_pos = present.astype(np.int64)
     n = len(desired.columns)
     cost = cost_bps / 1e4
-    s_net, s_gross, s_turn, s_exp, s_held, s_trades = _simulate(pos, rets, n, cost)
-    b_net, _b_gross, b_turn, b_exp, b_held, b_trades = _simulate(bench_pos, rets, n, cost)
+    s_net, s_gross, s_turn, s_exp, s_held, s_trades = _simulate(pos, rets, n, cost, segment)
+    b_net, _b_gross, b_turn, b_exp, b_held, b_trades = _simulate(bench_pos, rets, n, cost, segment)
 
     # Report each return on the date t+1 it is earned (the next date of the price calendar).
-    cal = rets.index
-    earn = cal[cal.get_indexer(desired.index) + 1]
+    earn = cal[at + 1]
     daily = pd.DataFrame(
         {
             "strategy_return": s_net.to_numpy(),
@@ -213,6 +231,7 @@ def run_backtest(
             "turnover": s_turn.to_numpy(),
             "exposure": s_exp.to_numpy(),
             "decision_date": desired.index,
+            "block": segment,
         },
         index=pd.DatetimeIndex(earn, name="date"),
     )
@@ -231,6 +250,7 @@ def run_backtest(
             "min_hold_days": min_hold_days,
             "cost_bps": cost_bps,
             "n_symbols": n,
+            "n_blocks": int(segment.max() + 1),
             "start": str(desired.index.min().date()),
             "end": str(desired.index.max().date()),
         },
@@ -249,16 +269,24 @@ def plot_equity(result: BacktestResult, path: str | Path, title: str = "") -> Pa
     d = result.daily
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     s, b = result.metrics["strategy"], result.metrics["benchmark"]
-    ax1.plot(d.index, d["strategy_equity"], label=f"strategy (Sharpe {s['sharpe']:.2f}, net of costs)", lw=1.4)
-    ax1.plot(d.index, d["benchmark_equity"], label=f"buy & hold, equal weight (Sharpe {b['sharpe']:.2f})", lw=1.0, alpha=0.8)
+    # One line segment per block, so gaps between test windows are not drawn as trades.
+    blocks = d["block"].to_numpy() if "block" in d.columns else np.zeros(len(d), dtype=int)
+    series = {
+        "strategy_equity": (f"strategy (Sharpe {s['sharpe']:.2f}, net of costs)", "C0", 1.4),
+        "benchmark_equity": (f"buy & hold, equal weight (Sharpe {b['sharpe']:.2f})", "C1", 1.0),
+    }
+    for col, (label, color, lw) in series.items():
+        eq = d[col].to_numpy()
+        dd = eq / np.maximum.accumulate(np.maximum(eq, 1.0)) - 1.0
+        for i, blk in enumerate(np.unique(blocks)):
+            m = blocks == blk
+            ax1.plot(d.index[m], eq[m], color=color, lw=lw, label=label if i == 0 else None)
+            ax2.plot(d.index[m], dd[m], color=color, lw=0.9, label=("strategy" if col.startswith("strategy") else "buy & hold") if i == 0 else None)
     ax1.axhline(1.0, color="grey", lw=0.6)
     ax1.set_ylabel("equity")
     ax1.legend(loc="upper left", fontsize=8)
-    ax1.set_title(title or "Out-of-sample walk-forward backtest", fontsize=10)
-    for col, lab in (("strategy_equity", "strategy"), ("benchmark_equity", "buy & hold")):
-        eq = d[col].to_numpy()
-        peak = np.maximum.accumulate(np.maximum(eq, 1.0))
-        ax2.plot(d.index, eq / peak - 1.0, lw=0.9, label=lab)
+    n_blocks = len(np.unique(blocks))
+    ax1.set_title((title or "Out-of-sample walk-forward backtest") + (f" ({n_blocks} test blocks)" if n_blocks > 1 else ""), fontsize=10)
     ax2.set_ylabel("drawdown")
     ax2.legend(loc="lower left", fontsize=7)
     fig.tight_layout()

@@ -46,19 +46,20 @@ def test_hand_checked_single_symbol_without_costs():
     assert m["max_drawdown"] == pytest.approx(1 - 0.891 / 1.1)
     assert m["hit_rate"] == pytest.approx(1 / 3)  # long +10% hit; long -10% miss; short +10% miss
     assert m["n_trades"] == 2
-    assert m["turnover"] == pytest.approx((1 + 0 + 1 + 1) / 4)
+    assert m["turnover"] == pytest.approx((1 + 0 + 1 + 2) / 4)  # the last day also liquidates the short
     assert m["sharpe"] == pytest.approx(np.mean(r) / np.std(r, ddof=1) * math.sqrt(252))
     b = res.metrics["benchmark"]
     assert b["total_return"] == pytest.approx(1.1 * 0.9 * 1.0 * 1.1 - 1)
-    assert b["turnover"] == pytest.approx(1 / 4)  # entry only
+    assert b["turnover"] == pytest.approx(2 / 4)  # entry and the final liquidation
 
 
 def test_costs_are_charged_per_unit_traded():
     preds, prices = _one_symbol()
     res = run_backtest(preds, prices, confidence_threshold=0.55, min_hold_days=2, cost_bps=10.0)
     c = 10 / 1e4
-    np.testing.assert_allclose(res.daily["strategy_return"], [0.1 - c, -0.1, 0.0 - c, -0.1 - c], atol=1e-12)
-    np.testing.assert_allclose(res.daily["benchmark_return"], [0.1 - c, -0.1, 0.0, 0.1], atol=1e-12)
+    # entry long; hold; exit long; enter short and liquidate at the end of the block
+    np.testing.assert_allclose(res.daily["strategy_return"], [0.1 - c, -0.1, 0.0 - c, -0.1 - 2 * c], atol=1e-12)
+    np.testing.assert_allclose(res.daily["benchmark_return"], [0.1 - c, -0.1, 0.0, 0.1 - c], atol=1e-12)
 
 
 def test_flip_costs_two_units_and_min_hold_blocks_early_exit():
@@ -68,8 +69,8 @@ def test_flip_costs_two_units_and_min_hold_blocks_early_exit():
     prices = pd.DataFrame({"A": [100.0, 100.0, 100.0, 100.0]}, index=D[:4])
     preds = pd.DataFrame([_pred("A", D[0], 2, 0.9), _pred("A", D[1], 0, 0.9), _pred("A", D[2], 0, 0.9)])
     res = run_backtest(preds, prices, confidence_threshold=0.55, min_hold_days=1, cost_bps=100.0)
-    np.testing.assert_allclose(res.daily["turnover"], [1.0, 2.0, 0.0])
-    np.testing.assert_allclose(res.daily["strategy_return"], [-0.01, -0.02, 0.0])
+    np.testing.assert_allclose(res.daily["turnover"], [1.0, 2.0, 1.0])  # enter, flip, liquidate
+    np.testing.assert_allclose(res.daily["strategy_return"], [-0.01, -0.02, -0.01])
 
 
 def test_equal_weight_across_symbols_and_latest_window_wins():
@@ -89,6 +90,26 @@ def test_equal_weight_across_symbols_and_latest_window_wins():
     assert res.daily["strategy_return"].iloc[0] == pytest.approx(0.1)
     assert res.daily["benchmark_return"].iloc[0] == pytest.approx(0.5 * 0.1 + 0.5 * -0.1)
     assert res.metrics["strategy"]["exposure"] == pytest.approx(0.5)  # day 1 fully in, day 2 flat
+
+
+def test_a_gap_between_windows_starts_a_new_flat_block():
+    prices = pd.DataFrame({"A": [100.0, 110.0, 121.0, 121.0, 121.0, 133.1, 133.1]}, index=pd.bdate_range("2020-01-06", periods=7))
+    d = prices.index
+    preds = pd.DataFrame(
+        [
+            _pred("A", d[0], 2, 0.9),  # block 1: long for d0 -> d1 (+10%)
+            _pred("A", d[1], 1, 0.9),  # min hold 3 would keep it, but the block ends here: liquidated
+            _pred("A", d[4], 2, 0.9, window=1),  # block 2 (d2, d3 not predicted) starts flat: a new entry
+            _pred("A", d[5], 1, 0.9, window=1),  # held (min hold), then liquidated at the block end
+        ]
+    )
+    res = run_backtest(preds, prices, confidence_threshold=0.55, min_hold_days=3, cost_bps=10.0)
+    assert res.positions["A"].tolist() == [1, 1, 1, 1]
+    assert res.params["n_blocks"] == 2
+    c = 10 / 1e4
+    np.testing.assert_allclose(res.daily["strategy_return"], [0.1 - c, 0.1 - c, 0.1 - c, 0.0 - c], atol=1e-12)
+    assert res.metrics["strategy"]["n_trades"] == 2
+    assert list(res.daily.index) == [d[1], d[2], d[5], d[6]]  # gap days d3, d4 are not in the series
 
 
 def test_confidence_must_exceed_the_threshold():
