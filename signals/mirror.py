@@ -272,7 +272,7 @@ class Mirror:
         except Exception:  # noqa: BLE001 - unreachable Redis: we cannot know, say stale
             return True
 
-    def mark_stale(self, reason: str) -> None:
+    def mark_stale(self, reason: str, *, tell_redis: bool = True) -> None:
         """Record that the mirror may be behind MLflow: local marker, and the Redis flag if reachable."""
         payload = json.dumps({"reason": reason, "since": utc_now_iso(), "prefix": self.prefix})
         try:
@@ -284,7 +284,7 @@ class Mirror:
             log.error("cannot write the stale marker %s: %s", self.marker_path, exc)
         try:
             r = self._client
-            if r is not None:
+            if r is not None and tell_redis:
                 r.set(self.keys.stale, payload, nx=True)
         except Exception:  # noqa: BLE001 - Redis is likely the reason we are here
             pass
@@ -298,7 +298,12 @@ class Mirror:
             self.last_error,
             self.marker_path,
         )
-        self.mark_stale(f"{what} failed: {self.last_error}")
+        import redis
+
+        # Only try to raise the Redis-side flag when Redis answered (e.g. an aborted transaction);
+        # after a connection failure a second attempt would just wait out another timeout.
+        reachable = not isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError))
+        self.mark_stale(f"{what} failed: {self.last_error}", tell_redis=reachable)
 
     def _clear_marker(self) -> None:
         try:

@@ -300,6 +300,12 @@ def test_entrypoint_mains_parse_string_parameters(store: Store, monkeypatch: pyt
     monkeypatch.setenv("SA_REDIS__ENABLED", "false")
     assert register.main(["--run-id", store.runs["base"].run_id]) == 0
     assert register.main(["--run-id", store.runs["better"].run_id]) == 0
+    assert register.main(["--run-id", "no-such-run"]) == 1
+    v1 = store.registry(mirror=False).get("1")
+    assert v1.data_window == {
+        "train_start": "2020-01-01", "train_end": "2023-12-29", "holdout_start": "2024-01-02", "holdout_end": "2024-03-25"
+    }  # fmt: skip
+    assert v1.metrics == pytest.approx(store.runs["base"].metrics) and v1.tags["source_run_id"] == store.runs["base"].run_id
     assert promote.main(["--auto", "true", "--version", ""]) == 0
     assert promote.main(["--auto", "yes please"]) == 1
     assert "must be true or false" in capsys.readouterr().err
