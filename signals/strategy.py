@@ -316,8 +316,17 @@ def load_champion(settings: "Settings") -> tuple["SignalPredictor", str]:
 
 def get_champion(settings: "Settings") -> Any:
     """The registry's active ``ModelVersion``; :class:`NoChampionError` if there is none."""
+    import os
+
+    import mlflow
+
     from signals.ml.registry import ModelRegistry
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # loading a models:/ URI resolves through MLflow's global URIs: point them at the configured store
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    if settings.mlflow.registry_uri:
+        mlflow.set_registry_uri(settings.mlflow.registry_uri)
     champion = ModelRegistry.from_settings(settings).get_active()
     if champion is None:
         raise NoChampionError(settings.mlflow.model_name)
