@@ -9,7 +9,8 @@ logs it as the served pyfunc, registers and promotes it in a throwaway MLflow st
 * ``http``     POST /invocations with a ``dataframe_split`` body over one keep-alive connection
                (body encoded once up front; the time includes decoding the JSON answer).
 
-Prints a table, then, as its LAST line, one JSON object with the headline figures.
+All three run with ``OMP_WAIT_POLICY=PASSIVE`` (unless set) so a busy machine does not distort
+the comparison. Prints a table, then, as its LAST line, one JSON object with the headline figures.
 Usage: ``python benchmarks/serving.py [--n-small 300] [--n-large 60]``.
 """
 
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    # Idle OpenMP threads spin by default and steal cores on a busy machine (seen here: 10x slower
+    # fits); PASSIVE for this process and the server (it inherits the environment), before xgboost loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import mlflow
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
