@@ -643,15 +643,31 @@ class ModelRegistry:
         extra_tags: Mapping[str, str] | None = None,
     ) -> ModelVersion:
         """Point ``champion`` at ``target`` and record it. Caller holds the lock and validated ``target``."""
+        from mlflow.exceptions import MlflowException
+
         aliases = self._aliases(rm)
         old = aliases.get(CHAMPION)
-        self.client.set_registered_model_alias(self.name, CHAMPION, target)
-        if self._mlflow_version(target) is None:  # deleted between our check and the alias write
+        deleted = UnknownVersionError(
+            f"version {target} was deleted while being promoted; the champion stays {old or 'unset'}"
+        )
+        try:
+            self.client.set_registered_model_alias(self.name, CHAMPION, target)
+        except MlflowException:
+            if self._mlflow_version(target) is None:  # deleted (outside our lock) since we checked
+                raise deleted from None
+            raise
+        # Deletion does not take our lock; under READ COMMITTED (PostgreSQL) it can slip between
+        # the existence check inside set_registered_model_alias and its insert. Re-read, and put
+        # the previous champion back rather than leave the alias on a deleted version.
+        if self._mlflow_version(target) is None:
             if old and self._mlflow_version(old) is not None:
                 self.client.set_registered_model_alias(self.name, CHAMPION, old)
             else:
-                self.client.delete_registered_model_alias(self.name, CHAMPION)
-            raise UnknownVersionError(f"version {target} was deleted while being promoted; champion left at {old}")
+                try:
+                    self.client.delete_registered_model_alias(self.name, CHAMPION)
+                except MlflowException:
+                    pass  # MLflow already dropped it with the version
+            raise deleted
         self._write_history(target, new_history)
         if aliases.get(CHALLENGER) == target:
             self.client.delete_registered_model_alias(self.name, CHALLENGER)

@@ -314,3 +314,33 @@ def test_entrypoint_mains_parse_string_parameters(store: Store, monkeypatch: pyt
     assert rollback.main(["--version", "None"]) == 0
     assert store.registry(mirror=False).get_active().version_id == "2"
     assert rollback.main([]) == 1
+
+
+def test_a_version_deleted_mid_promotion_never_becomes_champion(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deletion does not take the registry lock: simulate it landing on either side of the alias write."""
+    reg = store.registry(mirror=False)
+    store.register("base", "better", "worse")
+    reg.promote("1")
+    real_set = reg.client.set_registered_model_alias
+    before = reg.champion_history()
+
+    def delete_then_set(name: str, alias: str, version: str) -> None:
+        reg.client.delete_model_version(name, version)
+        real_set(name, alias, version)
+
+    monkeypatch.setattr(reg.client, "set_registered_model_alias", delete_then_set)
+    with pytest.raises(UnknownVersionError, match="deleted while being promoted"):
+        reg.promote("2")
+    monkeypatch.setattr(reg.client, "set_registered_model_alias", real_set)
+
+    def set_then_delete(name: str, alias: str, version: str) -> None:
+        real_set(name, alias, version)
+        if version == "3":
+            reg.client.delete_model_version(name, version)
+
+    monkeypatch.setattr(reg.client, "set_registered_model_alias", set_then_delete)
+    with pytest.raises(UnknownVersionError, match="champion stays 1"):
+        reg.promote("3")
+    assert reg.get_active().version_id == "1"
+    assert reg.champion_history() == before
+    assert [v.version_id for v in reg.list_versions()] == ["1"]
