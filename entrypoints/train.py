@@ -164,7 +164,8 @@ def train_with_tracking(
         **{k: str(v) for k, v in window.items() if k in ("train_start", "train_end", "holdout_start", "holdout_end",
                                                           "n_train_rows")},
     }
-    with mlflow.start_run(run_name=f"train-{train_start}-{train_end}", tags=tags) as run:
+    with mlflow.start_run(run_name=f"train-{train_start}-{train_end}", tags=tags,
+                          nested=mlflow.active_run() is not None) as run:
         rid = run.info.run_id
         T.log_resolved_config(client, rid, settings)
         T.log_params_batch(client, rid, {f"xgb.{k}": v for k, v in chosen.items()})
@@ -272,6 +273,9 @@ def run_train(
 
 
 def main(argv: list[str] | None = None) -> None:
+    from entrypoints import prefer_passive_openmp
+
+    prefer_passive_openmp()
     from entrypoints import check_date_order, common_parser, jsonable, opt_str, run_main
 
     parser = common_parser("python -m entrypoints.train", "Fit, evaluate and log the calibrated signal model.")

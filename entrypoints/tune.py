@@ -266,7 +266,9 @@ def tune_with_tracking(
         T.TAG_DATA_PROVIDER: str(data.source.get("provider", "unknown")),
         T.TAG_DATA_SYNTHETIC: str(data.source.get("synthetic", "none")),
     }
-    with mlflow.start_run(run_name=f"tune-{window['start']}-{window['end']}", tags=tags) as run:
+    # nested when a pipeline run is active; under `mlflow run` start_run adopts MLFLOW_RUN_ID
+    with mlflow.start_run(run_name=f"tune-{window['start']}-{window['end']}", tags=tags,
+                          nested=mlflow.active_run() is not None) as run:
         rid = run.info.run_id
         T.log_resolved_config(client, rid, settings)
         T.log_params_batch(client, rid, {
@@ -324,6 +326,9 @@ def run_tune(
 
 
 def main(argv: list[str] | None = None) -> None:
+    from entrypoints import prefer_passive_openmp
+
+    prefer_passive_openmp()
     from entrypoints import check_date_order, common_parser, jsonable, opt_int, opt_str, run_main
 
     parser = common_parser("python -m entrypoints.tune", "Walk-forward Optuna tuning logged to MLflow.")

@@ -280,20 +280,19 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def latest_run(
-    client: Any, experiment_id: str, step: str, *, status: str = "FINISHED", top_level: bool = True
-) -> Any | None:
-    """The most recently started run tagged ``signals.step=<step>`` with the given status."""
+def latest_run(client: Any, experiment_id: str, step: str, *, status: str = "FINISHED") -> Any | None:
+    """The most recently started run tagged ``signals.step=<step>`` with the given status.
+
+    Step runs may themselves be nested (e.g. under a pipeline run); window and trial runs carry
+    other step tags, so the tag alone identifies a step's parent run.
+    """
     runs = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{TAG_STEP}` = '{step}' and attributes.status = '{status}'",
         order_by=["attributes.start_time DESC"],
-        max_results=50,
+        max_results=1,
     )
-    for run in runs:
-        if not top_level or PARENT_TAG not in run.data.tags:
-            return run
-    return None
+    return runs[0] if runs else None
 
 
 class TrialRunLogger:

@@ -45,6 +45,9 @@ _end_opt = click.option("--end", callback=_date, default=None, help="Last date (
 def tune(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | None, trials: int | None,
          jobs: int | None, storage: str | None) -> None:
     """Purged walk-forward tuning with Optuna; every window and trial is a nested MLflow run."""
+    from entrypoints import prefer_passive_openmp
+
+    prefer_passive_openmp()
     from entrypoints.tune import run_tune
 
     _check_order(start, end)
@@ -66,6 +69,9 @@ def tune(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | N
 @pass_ctx
 def train(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | None, tune_run_id: str | None) -> None:
     """Evaluate on the hold-out, fit the calibrated model on all data, log it; print its model URI."""
+    from entrypoints import prefer_passive_openmp
+
+    prefer_passive_openmp()
     from entrypoints.train import run_train
 
     _check_order(start, end)

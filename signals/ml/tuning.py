@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from signals.ml import metrics as M
-from signals.ml.pipeline import DEFAULT_N_JOBS, InsufficientDataError, MLPipeline
+from signals.ml import pipeline as _pipeline
+from signals.ml.pipeline import InsufficientDataError, MLPipeline
 from signals.ml.splits import Window, WalkForwardValidator, frame_holdout_split, row_dates
 from signals.ml.train import fit_calibrated, frame_digest, predictions_frame
 
@@ -81,7 +82,7 @@ class TuneConfig:
     calibration_method: str = "sigmoid"
     calibration_fraction: float = 0.2
     min_training_samples: int = 500
-    xgb_threads: int = DEFAULT_N_JOBS
+    xgb_threads: int | None = None  # XGBoost threads in total; None -> MLPipeline's default (2)
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> "TuneConfig":
@@ -105,6 +106,9 @@ class TuneConfig:
         )
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)
+
+    def threads(self) -> int:
+        return int(self.xgb_threads or _pipeline.DEFAULT_N_JOBS)
 
     def study_digest_payload(self) -> dict[str, Any]:
         """What changes the meaning of a trial (n_trials / n_jobs / storage do not)."""
@@ -236,7 +240,7 @@ def tune_window(
         raise InsufficientDataError(f"validation slice has {len(val_idx)} rows; need at least 10")
     X_fit, y_fit, X_val, y_val = X.iloc[fit_idx], y[fit_idx], X.iloc[val_idx], y[val_idx]
     n_jobs = max(1, int(config.n_jobs))
-    threads = max(1, int(config.xgb_threads) // n_jobs)
+    threads = max(1, config.threads() // n_jobs)  # parallel trials share the thread budget
 
     def objective(trial: optuna.Trial) -> float:
         start = time.time()
@@ -349,6 +353,10 @@ def aggregate_metrics(pred: pd.DataFrame, horizon: int, per_window: list[dict[st
         y, proba, dates=st["date"].to_numpy(), forward_returns=st["forward_return"].to_numpy(), horizon=horizon
     )
     out["baseline_prior_log_loss"] = M.log_loss(y, prior)
+    if {"raw_down", "raw_flat", "raw_up"} <= set(st.columns):  # before calibration, same rows
+        raw = st[["raw_down", "raw_flat", "raw_up"]].to_numpy()
+        out.update(log_loss_raw=M.log_loss(y, raw), accuracy_raw=M.accuracy(y, raw),
+                   brier_raw=M.brier_score(y, raw), ece_raw=M.expected_calibration_error(y, raw))
     agg = {f"oos_{k}" if not k.startswith("baseline") else k: v for k, v in out.items()}
     agg["oos_log_loss_skill_vs_prior"] = agg["baseline_prior_log_loss"] - agg["oos_log_loss"]
     if per_window:
@@ -411,7 +419,7 @@ def run_walk_forward(
             X_tr, pd.Series(y_tr, index=X_tr.index), tuning.best_params,
             horizon=config.horizon, calibration_fraction=config.calibration_fraction,
             method=config.calibration_method, embargo_days=config.embargo_days, seed=config.seed,
-            n_jobs=config.xgb_threads,
+            n_jobs=config.threads(),
         )
         raw = model.predict_raw(X_te)
         proba = model.calibrator.transform(raw)

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.unit.test_pipeline import single_thread_xgboost  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.integration
 
@@ -178,12 +179,12 @@ def test_rerun_resumes_studies_and_reproduces(runs, monkeypatch: pytest.MonkeyPa
 
 
 def test_fresh_storage_same_seed_same_result(runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Same seed + same data, separate Optuna storage and MLflow store => same params and metrics."""
+    """Same seed + same data, a fresh Optuna storage (every trial re-run) => same params and metrics."""
     from entrypoints.tune import run_tune
 
-    monkeypatch.chdir(tmp_path)
-    settings = small_settings(tmp_path, features={"cache_dir": str(runs["root"] / "features")})
-    fresh = run_tune(settings, symbols=SYMBOLS, start=START, end=END)
+    monkeypatch.chdir(runs["root"])
+    fresh = run_tune(runs["settings"], symbols=SYMBOLS, start=START, end=END,
+                     storage=f"sqlite:///{tmp_path / 'fresh-optuna.db'}")
     assert fresh.storage != runs["tune"].storage
     assert fresh.final_params == runs["tune"].final_params
     assert fresh.metrics == pytest.approx(runs["tune"].metrics, rel=1e-12)
@@ -217,3 +218,56 @@ def test_entrypoint_main_validates_string_parameters(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         train.main(["--params", json.dumps({"gamma": 1})])
     assert "unknown XGBoost" in capsys.readouterr().err
+
+
+def test_train_is_reproducible(runs, monkeypatch: pytest.MonkeyPatch) -> None:
+    from entrypoints.train import run_train
+
+    monkeypatch.chdir(runs["root"])
+    again = run_train(runs["settings"], symbols=SYMBOLS, start=START, end=END, tune_run_id=runs["tune"].run_id)
+    assert again.params_source == "tune_run" and again.params == runs["train"].params
+    assert again.metrics == pytest.approx(runs["train"].metrics)
+    assert again.model_uri != runs["train"].model_uri
+
+
+def _cli_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    env = {
+        "SA_MLFLOW__TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",  # the module's store, own experiment
+        "SA_MLFLOW__EXPERIMENT": "signals-cli-test",
+        "SA_TUNING__STORAGE": f"sqlite:///{root / 'cli-optuna.db'}",
+        "SA_FEATURES__CACHE_DIR": str(root / "features"),
+        "SA_FEATURES__N_JOBS": "1",
+        "SA_REDIS__ENABLED": "false",
+        "SA_ML__MIN_TRAINING_SAMPLES": "50",
+        "SA_ML__XGB_PARAMS__N_ESTIMATORS": "30",
+        "SA_WALK_FORWARD__TRAIN_MONTHS": "6",
+        "SA_WALK_FORWARD__TEST_MONTHS": "2",
+        "SA_WALK_FORWARD__STEP_MONTHS": "2",
+        "SA_TUNING__EARLY_STOPPING_ROUNDS": "5",
+        "SA_MONITORING__REFERENCE_ROWS": "100",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+
+
+def test_cli_tune_then_train(runs, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from signals.cli import cli
+
+    monkeypatch.chdir(runs["root"])
+    _cli_env(monkeypatch, runs["root"])
+    runner = CliRunner()
+    res = runner.invoke(cli, ["tune", "-s", "AAPL", "--start", "2008-01-01", "--end", "2008-10-31", "--trials", "1"],
+                        catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "tune run " in res.output and "baseline_kind" in res.output and "final params" in res.output
+    tune_id = res.output.split("tune run ")[1].split(":")[0]
+    res = runner.invoke(cli, ["train", "-s", "AAPL", "--start", "2008-01-01", "--end", "2008-10-31"],
+                        catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert f"params from latest_tune_run {tune_id}" in res.output
+    assert "model URI: models:/" in res.output and "holdout_log_loss" in res.output
+    bad = runner.invoke(cli, ["tune", "--start", "not-a-date"])
+    assert bad.exit_code == 2 and "ISO date" in bad.output

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.unit.test_pipeline import make_panel
+from tests.unit.test_pipeline import make_panel, single_thread_xgboost  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from signals.ml.pipeline import InsufficientDataError, MLPipeline
 from signals.ml.splits import label_end_dates
 from signals.ml.target import forward_returns
 from signals.ml.train import fit_calibrated, frame_digest, holdout_start, labelled, predictions_frame
-from tests.unit.test_pipeline import make_panel
+from tests.unit.test_pipeline import make_panel, single_thread_xgboost  # noqa: F401 - autouse fixture
 
 # deliberately overfitting params: raw probabilities are over-confident out of sample
 OVERFIT = {"n_estimators": 150, "max_depth": 8, "learning_rate": 0.3, "subsample": 1.0, "colsample_bytree": 1.0,

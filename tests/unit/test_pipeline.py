@@ -7,8 +7,19 @@ import pandas as pd
 import pytest
 
 from signals.errors import SignalsError
+from signals.ml import pipeline as pipeline_module
 from signals.ml.pipeline import InsufficientDataError, MLPipeline, NotFittedError, balanced_sample_weights
 from signals.ml.target import forward_returns
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread_xgboost():
+    """Tests fit tiny matrices: one XGBoost thread is as fast there and immune to OpenMP
+    spin-wait slowdowns when the test machine is busy (production default: 2 threads). Other
+    test modules import this fixture."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("signals.ml.pipeline.DEFAULT_N_JOBS", 1)
+        yield
+
 
 SMALL = {"n_estimators": 20, "max_depth": 3, "learning_rate": 0.2, "subsample": 1.0, "colsample_bytree": 1.0,
          "min_child_weight": 1}
@@ -115,9 +126,12 @@ def test_predict_before_fit() -> None:
 def test_seeded_training_is_deterministic(panel) -> None:
     X, _, y = panel
     params = {**SMALL, "subsample": 0.7, "colsample_bytree": 0.7}
-    p1 = MLPipeline(params, horizon=1, min_training_samples=10, seed=7, n_jobs=2).fit(X, y).predict(X.head(200))
-    p2 = MLPipeline(params, horizon=1, min_training_samples=10, seed=7, n_jobs=2).fit(X, y).predict(X.head(200))
-    p3 = MLPipeline(params, horizon=1, min_training_samples=10, seed=8, n_jobs=2).fit(X, y).predict(X.head(200))
+    X, y = X.iloc[::3], y.iloc[::3]
+
+    def fit(seed: int) -> np.ndarray:  # two threads, as in production
+        return MLPipeline(params, horizon=1, min_training_samples=10, seed=seed, n_jobs=2).fit(X, y).predict(X.head(200))
+
+    p1, p2, p3 = fit(7), fit(7), fit(8)
     assert np.array_equal(p1, p2)
     assert not np.array_equal(p1, p3)
 
@@ -149,7 +163,9 @@ def test_from_settings(settings) -> None:
     pipe = MLPipeline.from_settings(settings)
     assert pipe.horizon == 5 and pipe.min_training_samples == 500
     bp = pipe.booster_params()
-    assert bp["objective"] == "multi:softprob" and bp["num_class"] == 3 and bp["nthread"] == 2
+    assert bp["objective"] == "multi:softprob" and bp["num_class"] == 3
+    assert MLPipeline(n_jobs=3).booster_params()["nthread"] == 3
+    assert MLPipeline().booster_params()["nthread"] == pipeline_module.DEFAULT_N_JOBS == 1  # the fixture
     assert bp["eta"] == 0.05 and pipe.n_rounds() == 300
     with pytest.raises(ValueError, match="unknown XGBoost"):
         MLPipeline({"n_estimators": 3, "gamma": 1}).booster_params()

@@ -12,7 +12,7 @@ from signals.ml.pipeline import MLPipeline
 from signals.ml.splits import Window, label_end_dates
 from signals.ml.target import forward_returns
 from signals.ml.train import labelled
-from tests.unit.test_pipeline import make_panel
+from tests.unit.test_pipeline import make_panel, single_thread_xgboost  # noqa: F401 - autouse fixture
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
