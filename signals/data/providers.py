@@ -33,6 +33,7 @@ class DataProvider(ABC):
         self._bars_cache: dict[str, tuple[pd.DataFrame, BarReport]] = {}
         self._market_cache: dict[str, tuple[pd.DataFrame, BarReport]] = {}
         self._events_cache: dict[str, pd.DataFrame] = {}
+        self._universe: pd.DataFrame | None = None
 
     # --------------------------------------------------------------- raw readers
     @abstractmethod
@@ -49,7 +50,12 @@ class DataProvider(ABC):
 
     # --------------------------------------------------------------- public API
     def universe(self) -> pd.DataFrame:
-        """Columns symbol, sector, sector_etf; one row per tradable symbol."""
+        """Columns symbol, sector, sector_etf; one row per tradable symbol (read once, then cached)."""
+        if self._universe is None:
+            self._universe = self._validated_universe()
+        return self._universe.copy()
+
+    def _validated_universe(self) -> pd.DataFrame:
         uni = self._raw_universe()
         missing = [c for c in UNIVERSE_COLUMNS if c not in uni.columns]
         if missing:
@@ -62,7 +68,9 @@ class DataProvider(ABC):
         return uni[list(UNIVERSE_COLUMNS)].reset_index(drop=True)
 
     def symbols(self) -> list[str]:
-        return list(self.universe()["symbol"])
+        if self._universe is None:
+            self.universe()
+        return list(self._universe["symbol"])  # type: ignore[index]
 
     def resolve_symbols(self, requested: Iterable[str] | None) -> list[str]:
         """The requested symbols (upper-cased) after checking each exists; all if none given."""
@@ -87,8 +95,9 @@ class DataProvider(ABC):
     def bars_with_report(self, symbol: str) -> tuple[pd.DataFrame, BarReport]:
         symbol = symbol.upper()
         if symbol not in self._bars_cache:
-            if symbol not in self.symbols():
-                raise UnknownSymbolError(symbol, self.symbols())
+            known = self.symbols()
+            if symbol not in known:
+                raise UnknownSymbolError(symbol, known)
             self._bars_cache[symbol] = validate_bars(self._raw_bars(symbol), symbol)
         return self._bars_cache[symbol]
 
