@@ -154,10 +154,6 @@ def prefer_passive_openmp() -> None:
 
 
 # ------------------------------------------------------------------------------- parameters
-class ParameterError(ValueError):
-    pass
-
-
 _NONE_STRINGS = {"", "none", "null"}
 
 
