@@ -38,7 +38,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: $(VENV)/.installed
-	$(BIN)/signals run
+	$(BIN)/signals --config config/demo.yaml run
 
 test: $(VENV)/.installed-dev
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \

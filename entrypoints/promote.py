@@ -106,15 +106,13 @@ def record_decision(
         from mlflow import MlflowClient
         from mlflow.entities import Metric, Param, RunTag
 
+        from signals.tracking import open_client_run
+
         client = MlflowClient(tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri)
-        run_id = os.environ.get("MLFLOW_RUN_ID")
-        own_run = not run_id
-        if own_run:
-            exp = client.get_experiment_by_name(settings.mlflow.experiment)
-            exp_id = exp.experiment_id if exp else client.create_experiment(settings.mlflow.experiment)
-            run_id = client.create_run(exp_id, run_name=step, tags={TAG_STEP: step}).info.run_id
-        else:
-            client.set_tag(run_id, TAG_STEP, step)
+        exp = client.get_experiment_by_name(settings.mlflow.experiment)
+        exp_id = exp.experiment_id if exp else client.create_experiment(settings.mlflow.experiment)
+        # nested under the pipeline run when one is active; the `mlflow run` run when started by it
+        run_id, own_run = open_client_run(client, exp_id, step, {TAG_STEP: step})
         now = int(time.time() * 1000)
         client.log_batch(
             run_id,

@@ -132,6 +132,7 @@ class MonitoringSettings(_Section):
     psi_minor: float = Field(0.1, ge=0)
     psi_major: float = Field(0.2, ge=0)
     drifted_features_for_retrain: int = Field(5, ge=1)
+    drift_rule: Literal["psi", "unusual"] = "unusual"
     rolling_window: int = Field(100, ge=1)
     accuracy_threshold: float = Field(0.5, ge=0, le=1)
 

@@ -368,3 +368,43 @@ class TrialRunLogger:
             self._executor = None
         if errors:
             raise errors[0]
+
+
+# ------------------------------------------------------------------------------- step runs
+def parent_run_tags() -> dict[str, str]:
+    """``mlflow.parentRunId`` of the active run, if any: lets client-created runs nest under a pipeline."""
+    import mlflow
+
+    active = mlflow.active_run()
+    return {PARENT_TAG: active.info.run_id} if active is not None else {}
+
+
+def start_step_run(run_name: str, tags: Mapping[str, str]):
+    """Open a step's run the way every entry point should.
+
+    * inside the ``main`` pipeline (a run is active): a nested child run of it;
+    * under ``mlflow run -e <step>`` (``MLFLOW_RUN_ID`` set, nothing active): that very run;
+    * otherwise: a new top-level run.
+    """
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        return mlflow.start_run(run_name=run_name, tags=dict(tags), nested=True)
+    return mlflow.start_run(run_name=run_name, tags=dict(tags))
+
+
+def open_client_run(client: Any, experiment_id: str, run_name: str, tags: Mapping[str, str]) -> tuple[str, bool]:
+    """Like :func:`start_step_run` for code that logs through ``MlflowClient``.
+
+    Returns ``(run_id, owned)``; ``owned`` is False when the run is the one ``mlflow run`` created
+    (the caller must then not terminate it).
+    """
+    env_run = os.environ.get("MLFLOW_RUN_ID")
+    parent = parent_run_tags()
+    if not parent and env_run:
+        run = client.get_run(env_run)
+        if run.info.experiment_id == str(experiment_id):
+            set_tags_batch(client, env_run, {**tags, "mlflow.runName": run_name})
+            return env_run, False
+    run = client.create_run(str(experiment_id), run_name=run_name, tags={**tags, **parent})
+    return run.info.run_id, True

@@ -194,15 +194,28 @@ class MonitorReport:
 
 
 def decide_retrain(
-    drift: DriftResult, accuracy: AccuracyResult, staleness: StalenessResult, *, drifted_features_for_retrain: int
+    drift: DriftResult,
+    accuracy: AccuracyResult,
+    staleness: StalenessResult,
+    *,
+    drifted_features_for_retrain: int,
+    drift_rule: str = "psi",
 ) -> RetrainDecision:
-    """The retrain rule (pure): major drift on enough features, low accuracy, or a stale model."""
+    """The retrain rule (pure): major drift on enough features, low accuracy, or a stale model.
+
+    ``drift_rule="psi"`` counts every feature with PSI above the major threshold (the spec's
+    rule). ``"unusual"`` counts only those that are also above their own in-sample 90th
+    percentile: slow features (quarterly fundamentals, 200-day statistics) have large PSI
+    between any short window and a multi-year reference even without a regime change, so on a
+    small universe the plain count fires on every check.
+    """
     reasons = []
-    if drift.n_major >= drifted_features_for_retrain:
-        reasons.append(
-            f"drift: {drift.n_major} feature(s) with PSI > major threshold "
-            f"(>= {drifted_features_for_retrain} triggers a retrain)"
-        )
+    if drift_rule == "unusual" and drift.n_major_unusual is not None:
+        n, what = drift.n_major_unusual, "PSI > major threshold and above their in-sample 90th percentile"
+    else:
+        n, what = drift.n_major, "PSI > major threshold"
+    if n >= drifted_features_for_retrain:
+        reasons.append(f"drift: {n} feature(s) with {what} (>= {drifted_features_for_retrain} triggers a retrain)")
     if accuracy.below:
         reasons.append(
             f"accuracy: rolling accuracy {accuracy.accuracy:.3f} over the last {accuracy.n} resolved "
@@ -225,6 +238,7 @@ class ModelMonitor:
         psi_minor: float = 0.1,
         psi_major: float = 0.2,
         drifted_features_for_retrain: int = 5,
+        drift_rule: str = "psi",
         rolling_window: int = 100,
         accuracy_threshold: float = 0.5,
         staleness_days: float = 14,
@@ -238,6 +252,7 @@ class ModelMonitor:
         self.psi_minor = psi_minor
         self.psi_major = psi_major
         self.drifted_features_for_retrain = drifted_features_for_retrain
+        self.drift_rule = drift_rule
         self.rolling_window = rolling_window
         self.accuracy_threshold = accuracy_threshold
         self.staleness_days = staleness_days
@@ -257,6 +272,7 @@ class ModelMonitor:
             psi_minor=m.psi_minor,
             psi_major=m.psi_major,
             drifted_features_for_retrain=m.drifted_features_for_retrain,
+            drift_rule=m.drift_rule,
             rolling_window=m.rolling_window,
             accuracy_threshold=m.accuracy_threshold,
             staleness_days=settings.ml.model_staleness_days,
@@ -363,7 +379,8 @@ class ModelMonitor:
         accuracy = self.check_accuracy(resolved)
         staleness = self.check_staleness(created_at)
         decision = decide_retrain(
-            drift, accuracy, staleness, drifted_features_for_retrain=self.drifted_features_for_retrain
+            drift, accuracy, staleness, drifted_features_for_retrain=self.drifted_features_for_retrain,
+            drift_rule=self.drift_rule,
         )
         return MonitorReport(drift, accuracy, staleness, decision)
 

@@ -113,6 +113,19 @@ def test_retrain_decision(n_major, acc, n_acc, age, needed, kinds):
     assert [r.split(":")[0] for r in d.reasons] == kinds
 
 
+def test_unusual_drift_rule_counts_only_features_above_their_in_sample_p90():
+    drift = _drift(6)  # all six features have PSI 0.5 > 0.2
+    drift.baseline_p90 = pd.Series([0.9, 0.9, 0.9, 0.9, 0.1, 0.1], index=drift.psi.index)
+    accuracy = AccuracyResult(0.6, 100, 100, 0.5)
+    staleness = StalenessResult(NOW - timedelta(days=1), NOW, 14)
+    plain = decide_retrain(drift, accuracy, staleness, drifted_features_for_retrain=5, drift_rule="psi")
+    unusual = decide_retrain(drift, accuracy, staleness, drifted_features_for_retrain=5, drift_rule="unusual")
+    assert plain.needed and "6 feature(s)" in plain.reasons[0]
+    assert drift.n_major_unusual == 2 and not unusual.needed
+    drift.baseline_p90 = None  # no in-sample baseline: fall back to the plain count
+    assert decide_retrain(drift, accuracy, staleness, drifted_features_for_retrain=5, drift_rule="unusual").needed
+
+
 def test_evaluate_and_alerts():
     ref, cur = _frames()
     mon = _monitor(ref, drifted_features_for_retrain=3, rolling_window=4)
