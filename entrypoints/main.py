@@ -181,8 +181,10 @@ def run_pipeline(
     parent_tags = {T.TAG_STEP: STEP_MAIN, **T.provenance_tags(str(FEATURE_VERSION)), TAG_CODE_VERSION: version,
                    TAG_PIPELINE_DIGEST: digest, T.TAG_DATA_SYNTHETIC: ", ".join(data["synthetic_tables"]) or "none"}
     with T.start_step_run(run_name=f"main-{data['first']}-{data['last']}", tags=parent_tags) as parent:
+        # prefixed: under `mlflow run` the entry point's raw parameters are already on this run
         T.log_params_batch(client, parent.info.run_id, {**base, "n_trials": _as_str(n_trials), "n_jobs": _as_str(n_jobs),
-                                                         "reuse": str(reuse), "replay_days": str(replay_days)})
+                                                         "reuse": str(reuse), "replay_days": str(replay_days)},
+                           prefix="resolved.")
         T.log_resolved_config(client, parent.info.run_id, settings)
 
         # 1. features
@@ -279,8 +281,8 @@ def run_pipeline(
             "steps_reused": sum(s.reused for s in steps),
         })
         T.log_params_batch(client, parent.info.run_id, {
-            "features_uri": feats.summary.get("features_uri", ""), "tune_run_id": tune.run_id,
-            "train_run_id": train.run_id, "model_uri": mv.path, "model_version": mv.version_id,
+            "out.features_uri": feats.summary.get("features_uri", ""), "out.tune_run_id": tune.run_id,
+            "out.train_run_id": train.run_id, "out.model_uri": mv.path, "out.model_version": mv.version_id,
         })
         T.log_json(client, parent.info.run_id, [
             {"step": s.step, "run_id": s.run_id, "reused": s.reused, "seconds": round(s.seconds, 2)} for s in steps

@@ -79,6 +79,9 @@ class WalkForwardSettings(_Section):
 class TuningSettings(_Section):
     n_trials: int = Field(100, ge=1)
     n_jobs: int = Field(1, ge=1)
+    # processes joining each window's Optuna study (coordinator + workers-1 spawned); >1 needs a
+    # storage every process can reach: PostgreSQL intended, SQLite works with a warning, in-memory is refused
+    workers: int = Field(1, ge=1)
     validation_fraction: float = Field(0.2, gt=0, lt=1)
     early_stopping_rounds: int = Field(30, ge=1)
     storage: str | None = None
@@ -267,6 +270,13 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
     if not isinstance(raw, dict):
         raise ConfigError(f"configuration file {yaml_path} must hold a mapping at the top level")
 
+    # MLflow's own variables are honoured (below SA_*), so `mlflow run` and the code it starts
+    # always talk to the same store.
+    for env_key, field in (("MLFLOW_TRACKING_URI", "tracking_uri"), ("MLFLOW_REGISTRY_URI", "registry_uri")):
+        if os.environ.get(env_key) and not os.environ.get(f"SA_MLFLOW__{field.upper()}"):
+            section = dict(overrides.get("mlflow") or {})
+            section.setdefault(field, os.environ[env_key])
+            overrides["mlflow"] = section
     bound = type("_BoundSettings", (Settings,), {"yaml_source": yaml_path})
     try:
         settings = bound(**overrides)

@@ -77,8 +77,19 @@ def configure_mlflow(settings: "Settings", experiment: str | None = None) -> str
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     if settings.mlflow.registry_uri:
         mlflow.set_registry_uri(settings.mlflow.registry_uri)
-    name = experiment or settings.mlflow.experiment
     client = mlflow.MlflowClient()
+    env_run = os.environ.get("MLFLOW_RUN_ID")
+    if experiment is None and env_run:
+        # Started by `mlflow run`: its run (and so the whole pipeline) lives in the experiment it
+        # chose (--experiment-name / MLFLOW_EXPERIMENT_NAME, else Default); follow it.
+        try:
+            exp_id = client.get_run(env_run).info.experiment_id
+        except MlflowException:
+            exp_id = None
+        if exp_id is not None:
+            mlflow.set_experiment(experiment_id=exp_id)
+            return str(exp_id)
+    name = experiment or settings.mlflow.experiment
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
@@ -406,5 +417,9 @@ def open_client_run(client: Any, experiment_id: str, run_name: str, tags: Mappin
         if run.info.experiment_id == str(experiment_id):
             set_tags_batch(client, env_run, {**tags, "mlflow.runName": run_name})
             return env_run, False
-    run = client.create_run(str(experiment_id), run_name=run_name, tags={**tags, **parent})
+    import mlflow
+
+    active = mlflow.active_run()
+    exp = active.info.experiment_id if active is not None else str(experiment_id)  # children live with their parent
+    run = client.create_run(exp, run_name=run_name, tags={**tags, **parent})
     return run.info.run_id, True

@@ -111,3 +111,10 @@ def test_importing_the_package_has_no_side_effects(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_mlflow_env_vars_are_honoured_below_sa_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/from-mlflow.db")
+    assert load_settings(DEFAULT).mlflow.tracking_uri == "sqlite:////tmp/from-mlflow.db"
+    monkeypatch.setenv("SA_MLFLOW__TRACKING_URI", "sqlite:////tmp/from-sa.db")
+    assert load_settings(DEFAULT).mlflow.tracking_uri == "sqlite:////tmp/from-sa.db"
