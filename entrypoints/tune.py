@@ -12,12 +12,16 @@ Run layout (experiment ``mlflow.experiment``)::
 
 Window and trial runs are created with ``MlflowClient.create_run(tags={"mlflow.parentRunId":
 ...})``, never through MLflow's per-thread active-run stack, so parallel trials
-(``tuning.n_jobs > 1``) stay nested correctly.
+(``tuning.n_jobs > 1``) stay nested correctly. With ``tuning.workers > 1`` (several processes on
+each window's study, see :mod:`signals.ml.tune_workers`) every worker process logs its own trials
+the same way, through :class:`MlflowTrialSink`: its own client on the same tracking URI, the same
+experiment, the window run as parent.
 
 The final params (read by ``signals train``) are the best params of the most recent window; see
 :mod:`signals.ml.tuning`. They are logged as ``final.*`` params and ``final_params.json``.
 
 ``python -m entrypoints.tune --symbols AAPL,MSFT --trials 20``
+``python -m entrypoints.tune --trials 100 --workers 4 --storage postgresql://postgres@127.0.0.1:5432/optuna``
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("signals.entrypoints.tune")
 
 FINAL_PARAMS_FILE = "final_params.json"
+TAG_TUNE_WORKER = "signals.tune_worker"  # on trial runs when tuning.workers > 1: 0 = coordinator, k = worker k
 OOS_PREDICTIONS_FILE = "oos_predictions.parquet"
 FINAL_PARAMS_RULE = "best params of the most recent walk-forward window (n_estimators = early-stopped rounds)"
 SHARPE_DEFINITION = (
@@ -79,17 +84,45 @@ class TuneResult:
         ]
 
 
+@dataclass(frozen=True)
+class MlflowTrialSink:
+    """Picklable recipe for a worker process's trial logger: called in the worker, it returns a
+    :class:`signals.tracking.TrialRunLogger` nesting that worker's trial runs under the window run."""
+
+    tracking_uri: str
+    experiment_id: str
+    window_run_id: str
+    window: int
+    background: bool = True
+
+    def __call__(self, worker: int) -> Any:
+        import mlflow
+
+        from signals import tracking as T
+
+        T.quiet_mlflow()
+        client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+        return T.TrialRunLogger(client, self.experiment_id, self.window_run_id, window=self.window,
+                                background=self.background, extra_tags={TAG_TUNE_WORKER: str(worker)})
+
+
 class MlflowWalkForwardHooks:
     """Creates a child run per window and a grandchild run per trial (see module docstring)."""
 
-    def __init__(self, client: Any, experiment_id: str, parent_run_id: str, *, background_trial_logging: bool = True):
+    def __init__(self, client: Any, experiment_id: str, parent_run_id: str, *, background_trial_logging: bool = True,
+                 tracking_uri: str | None = None, workers: int = 1):
+        import mlflow
+
         self.client = client
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.background = background_trial_logging
+        self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
+        self.workers = workers
         self.window_runs: dict[int, str] = {}
         self.study_names: list[str] = []
         self._open: str | None = None
+        self._open_window: int | None = None
         self._trial_logger: Any = None
 
     def window_started(self, window: "Window", n_train: int, n_test: int, study_name: str) -> "TrialCallback":
@@ -102,14 +135,22 @@ class MlflowWalkForwardHooks:
                   "optuna.study_name": study_name},
         )
         rid = run.info.run_id
-        self._open = rid
+        self._open, self._open_window = rid, window.index
         self.window_runs[window.index] = rid
         self.study_names.append(study_name)
         T.log_params_batch(self.client, rid, {**window.as_dict(), "n_train_rows": n_train, "n_test_rows": n_test,
                                               "study_name": study_name})
         self._trial_logger = T.TrialRunLogger(self.client, self.experiment_id, rid, window=window.index,
-                                              background=self.background)
+                                              background=self.background,
+                                              extra_tags={TAG_TUNE_WORKER: "0"} if self.workers > 1 else None)
         return self._trial_logger
+
+    def worker_trial_sink(self) -> MlflowTrialSink:
+        """Trial logging of worker processes for the window just started (``tuning.workers > 1``)."""
+        if self._open is None:
+            raise RuntimeError("worker_trial_sink() called with no window run open")
+        return MlflowTrialSink(self.tracking_uri, str(self.experiment_id), self._open,
+                               int(self._open_window), self.background)
 
     def _close_trials(self) -> None:
         if self._trial_logger is not None:
@@ -167,10 +208,10 @@ _OOS_KEYS = {"log_loss", "accuracy", "brier", "ece", "sharpe", "n_rows"}
 
 
 def tune_config(settings: "Settings", *, n_trials: int | None = None, n_jobs: int | None = None,
-                storage: str | None = None):
+                storage: str | None = None, workers: int | None = None):
     from signals.ml.tuning import TuneConfig
 
-    return TuneConfig.from_settings(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage)
+    return TuneConfig.from_settings(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage, workers=workers)
 
 
 def window_table(res: "WalkForwardResult", window_runs: dict[int, str] | None = None) -> list[dict[str, Any]]:
@@ -245,6 +286,7 @@ def tune_with_tracking(
     storage: str | None = None,
     max_windows: int | None = None,
     background_trial_logging: bool = True,
+    workers: int | None = None,
 ) -> TuneResult:
     """The tune step on already loaded data (the benchmark calls this directly)."""
     import mlflow
@@ -256,7 +298,7 @@ def tune_with_tracking(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.perf_counter()
     experiment_id = T.configure_mlflow(settings)
-    config = tune_config(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage)
+    config = tune_config(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage, workers=workers)
     client = mlflow.MlflowClient()
     window = data.window()
     tags = {
@@ -274,14 +316,15 @@ def tune_with_tracking(
         T.log_params_batch(client, rid, {
             "data.symbols_used": ",".join(data.symbols), "data.first_date": window["start"],
             "data.last_date": window["end"], "data.n_rows": window["n_rows"],
-            "tune.n_trials": config.n_trials, "tune.n_jobs": config.n_jobs,
+            "tune.n_trials": config.n_trials, "tune.n_jobs": config.n_jobs, "tune.workers": config.workers,
             "tune.storage": T.redact("storage", config.storage or "in-memory"),
             "tune.final_params_rule": FINAL_PARAMS_RULE, "tune.sharpe_definition": SHARPE_DEFINITION,
             "tune.max_windows": max_windows if max_windows is not None else "all",
         })
         T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
                                digest=data.digest)
-        hooks = MlflowWalkForwardHooks(client, experiment_id, rid, background_trial_logging=background_trial_logging)
+        hooks = MlflowWalkForwardHooks(client, experiment_id, rid, background_trial_logging=background_trial_logging,
+                                       tracking_uri=mlflow.get_tracking_uri(), workers=config.workers)
         try:
             res = run_walk_forward(data.features, data.y, data.forward_return, config=config, hooks=hooks,
                                    max_windows=max_windows)
@@ -319,10 +362,15 @@ def run_tune(
     n_trials: int | None = None,
     n_jobs: int | None = None,
     storage: str | None = None,
+    workers: int | None = None,
 ) -> TuneResult:
-    """Load the labelled panel and run the tracked walk-forward tuning (see module docstring)."""
+    """Load the labelled panel and run the tracked walk-forward tuning (see module docstring).
+
+    ``workers`` (default ``tuning.workers``): processes joining each window's Optuna study; more
+    than one needs a shared ``storage`` (PostgreSQL intended)."""
+    tune_config(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage, workers=workers)  # fail before loading
     data = load_training_data(settings, symbols, start, end)
-    return tune_with_tracking(settings, data, n_trials=n_trials, n_jobs=n_jobs, storage=storage)
+    return tune_with_tracking(settings, data, n_trials=n_trials, n_jobs=n_jobs, storage=storage, workers=workers)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -336,6 +384,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="Optuna trials per window (default tuning.n_trials)")
     parser.add_argument("--jobs", "--n-jobs", dest="n_jobs", type=opt_int("jobs"), default=None,
                         help="parallel trials (default tuning.n_jobs)")
+    parser.add_argument("--workers", type=opt_int("workers"), default=None,
+                        help="processes joining each window's study (default tuning.workers; >1 needs a shared "
+                             "--storage, PostgreSQL intended)")
     parser.add_argument("--storage", type=opt_str, default=None, help="Optuna storage URL (default: beside MLflow)")
     args = parser.parse_args(argv)
     check_date_order(parser, args.start, args.end)
@@ -345,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
 
         settings = load_settings(args.config)
         res = run_tune(settings, symbols=args.symbols, start=args.start, end=args.end, n_trials=args.n_trials,
-                       n_jobs=args.n_jobs, storage=args.storage)
+                       n_jobs=args.n_jobs, storage=args.storage, workers=args.workers)
         out = {k: getattr(res, k) for k in ("run_id", "metrics", "final_params", "data_window", "artifacts")}
         print(json.dumps(jsonable(out), indent=2, default=str))
         return 0

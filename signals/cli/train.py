@@ -41,9 +41,12 @@ _end_opt = click.option("--end", callback=_date, default=None, help="Last date (
 @click.option("--trials", type=click.IntRange(min=1), default=None, help="Optuna trials per window (tuning.n_trials).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Parallel trials (tuning.n_jobs).")
 @click.option("--storage", default=None, help="Optuna storage URL (default: optuna.db beside the MLflow store).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes joining each window's study (tuning.workers); >1 needs a shared --storage, "
+                   "e.g. postgresql://user@host:5432/optuna.")
 @pass_ctx
 def tune(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | None, trials: int | None,
-         jobs: int | None, storage: str | None) -> None:
+         jobs: int | None, storage: str | None, workers: int | None) -> None:
     """Purged walk-forward tuning with Optuna; every window and trial is a nested MLflow run."""
     from entrypoints import prefer_passive_openmp
 
@@ -52,7 +55,7 @@ def tune(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | N
 
     _check_order(start, end)
     res = run_tune(ctx.settings, symbols=_symbols(symbols), start=start, end=end, n_trials=trials, n_jobs=jobs,
-                   storage=storage)
+                   storage=storage, workers=workers)
     w = res.data_window
     click.echo(f"tune run {res.run_id}: {len(res.windows)} windows, {w['n_rows']} rows "
                f"({w['start']} .. {w['end']}), {res.seconds:.1f}s")

@@ -11,7 +11,9 @@ Per window (:func:`tune_window`):
   validation log-loss every ``report_every`` boosting rounds;
 * the study lives in its own Optuna storage under a name derived from the base study name, the
   window, and a digest of the window's data and the tuning config, with
-  ``load_if_exists=True``: an interrupted run resumes and only runs the missing trials.
+  ``load_if_exists=True``: an interrupted run resumes and only runs the missing trials;
+* with ``workers > 1`` the missing trials are split into fixed quotas over the coordinator and
+  ``workers - 1`` spawned processes sharing the study's storage (see :mod:`signals.ml.tune_workers`).
 
 The walk-forward loop (:func:`run_walk_forward`) then refits the best params of each window with
 the calibration recipe of :mod:`signals.ml.train` on the whole training window, predicts the test
@@ -27,8 +29,8 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -38,6 +40,9 @@ from signals.ml import pipeline as _pipeline
 from signals.ml.pipeline import InsufficientDataError, MLPipeline
 from signals.ml.splits import Window, WalkForwardValidator, frame_holdout_split, row_dates
 from signals.ml.train import fit_calibrated, frame_digest, predictions_frame
+
+if TYPE_CHECKING:
+    from signals.ml.tune_workers import TrialSinkFactory, TuneWorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +88,16 @@ class TuneConfig:
     calibration_fraction: float = 0.2
     min_training_samples: int = 500
     xgb_threads: int | None = None  # XGBoost threads in total; None -> MLPipeline's default (2)
+    workers: int = 1  # processes joining each window's study (needs a shared storage)
+
+    def __post_init__(self) -> None:
+        from signals.ml.tune_workers import TuneWorkerError, storage_problem
+
+        if int(self.workers) < 1:
+            raise ValueError(f"tuning.workers must be >= 1, got {self.workers}")
+        problem = storage_problem(self.storage, int(self.workers))
+        if problem:
+            raise TuneWorkerError(problem)
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> "TuneConfig":
@@ -95,6 +110,7 @@ class TuneConfig:
             embargo_days=wf.embargo_days,
             n_trials=tu.n_trials,
             n_jobs=tu.n_jobs,
+            workers=tu.workers,
             validation_fraction=tu.validation_fraction,
             early_stopping_rounds=tu.early_stopping_rounds,
             study_name=tu.study_name,
@@ -110,8 +126,12 @@ class TuneConfig:
     def threads(self) -> int:
         return int(self.xgb_threads or _pipeline.DEFAULT_N_JOBS)
 
+    def threads_per_trial(self) -> int:
+        """XGBoost threads of one trial: concurrent trials (n_jobs x workers) share the budget."""
+        return max(1, self.threads() // (max(1, int(self.n_jobs)) * max(1, int(self.workers))))
+
     def study_digest_payload(self) -> dict[str, Any]:
-        """What changes the meaning of a trial (n_trials / n_jobs / storage do not)."""
+        """What changes the meaning of a trial (n_trials / n_jobs / workers / storage do not)."""
         return {
             "search_space": SEARCH_SPACE_VERSION,
             "horizon": self.horizon,
@@ -213,6 +233,54 @@ def finished_trials(study: Any) -> list[Any]:
     return [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
 
 
+@dataclass(eq=False)
+class TrialObjective:
+    """The objective of one window's study: fit on the fit rows, early-stop and score on the
+    validation slice. One module-level implementation for the coordinator and the worker processes
+    (it pickles: data, config and thread count; the callback is attached per process)."""
+
+    X_fit: pd.DataFrame
+    y_fit: np.ndarray
+    X_val: pd.DataFrame
+    y_val: np.ndarray
+    config: TuneConfig
+    threads: int
+    on_trial: TrialCallback | None = None
+
+    def with_callback(self, on_trial: TrialCallback | None) -> "TrialObjective":
+        return replace(self, on_trial=on_trial)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["on_trial"] = None  # a callback belongs to its process (MLflow clients, threads)
+        return state
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        config, on_trial = self.config, self.on_trial
+        start = time.time()
+        params = suggest_params(trial)
+        pipe = MLPipeline(params, horizon=config.horizon, min_training_samples=1, seed=config.seed, n_jobs=self.threads)
+        pruning = make_pruning_callback(trial, config.report_every)
+        record = TrialRecord(trial.number, params, None, "PRUNED", pruning.reported, None, start, start)
+        try:
+            m = pipe.train(self.X_fit, self.y_fit, eval_set=(self.X_val, self.y_val),
+                           early_stopping_rounds=config.early_stopping_rounds, callbacks=[pruning])
+        except optuna.TrialPruned:
+            record.end_time = time.time()
+            record.value = pruning.reported[-1][1] if pruning.reported else None
+            if on_trial is not None:
+                on_trial(record)
+            raise
+        trial.set_user_attr("n_rounds", int(m["n_rounds"]))
+        record.value, record.state, record.n_rounds, record.end_time = (
+            float(m["val_log_loss"]), "COMPLETE", int(m["n_rounds"]), time.time())
+        if on_trial is not None:
+            on_trial(record)
+        return float(m["val_log_loss"])
+
+
 def tune_window(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -221,9 +289,16 @@ def tune_window(
     study_name: str,
     n_trials: int | None = None,
     on_trial: TrialCallback | None = None,
+    worker_sink: "TrialSinkFactory | None" = None,
+    pool: "TuneWorkerPool | None" = None,
 ) -> WindowTuning:
-    """Run (or resume) the window's study up to ``n_trials`` finished trials; return its best."""
-    import optuna
+    """Run (or resume) the window's study up to ``n_trials`` finished trials; return its best.
+
+    With ``config.workers > 1`` the missing trials are split over this process and
+    ``workers - 1`` worker processes (``pool``, or a pool opened for this call); ``worker_sink``
+    builds each worker's trial callback (required when ``on_trial`` is given, so that no trial
+    goes unreported). See :mod:`signals.ml.tune_workers`.
+    """
     from optuna.trial import TrialState
 
     t0 = time.perf_counter()
@@ -238,36 +313,17 @@ def tune_window(
         )
     if len(val_idx) < 10:
         raise InsufficientDataError(f"validation slice has {len(val_idx)} rows; need at least 10")
-    X_fit, y_fit, X_val, y_val = X.iloc[fit_idx], y[fit_idx], X.iloc[val_idx], y[val_idx]
     n_jobs = max(1, int(config.n_jobs))
-    threads = max(1, config.threads() // n_jobs)  # parallel trials share the thread budget
-
-    def objective(trial: optuna.Trial) -> float:
-        start = time.time()
-        params = suggest_params(trial)
-        pipe = MLPipeline(params, horizon=config.horizon, min_training_samples=1, seed=config.seed, n_jobs=threads)
-        pruning = make_pruning_callback(trial, config.report_every)
-        record = TrialRecord(trial.number, params, None, "PRUNED", pruning.reported, None, start, start)
-        try:
-            m = pipe.train(X_fit, y_fit, eval_set=(X_val, y_val),
-                           early_stopping_rounds=config.early_stopping_rounds, callbacks=[pruning])
-        except optuna.TrialPruned:
-            record.end_time = time.time()
-            record.value = pruning.reported[-1][1] if pruning.reported else None
-            if on_trial is not None:
-                on_trial(record)
-            raise
-        trial.set_user_attr("n_rounds", int(m["n_rounds"]))
-        record.value, record.state, record.n_rounds, record.end_time = float(m["val_log_loss"]), "COMPLETE", int(m["n_rounds"]), time.time()
-        if on_trial is not None:
-            on_trial(record)
-        return float(m["val_log_loss"])
+    objective = TrialObjective(X.iloc[fit_idx], y[fit_idx], X.iloc[val_idx], y[val_idx], config,
+                               config.threads_per_trial(), on_trial)
 
     study = create_study(config.storage, study_name, config.seed, config.report_every)
     target = int(n_trials if n_trials is not None else config.n_trials)
     resumed = len(finished_trials(study))
     remaining = max(0, target - resumed)
-    if remaining:
+    if remaining and config.workers > 1:
+        _optimize_with_workers(study, objective, remaining, config, study_name, worker_sink, pool)
+    elif remaining:
         study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, gc_after_trial=False, show_progress_bar=False)
     done = finished_trials(study)
     complete = [t for t in done if t.state == TrialState.COMPLETE]
@@ -292,6 +348,41 @@ def tune_window(
         validation_start=val_start.date().isoformat(),
         seconds=time.perf_counter() - t0,
     )
+
+
+def _optimize_with_workers(study: Any, objective: TrialObjective, remaining: int, config: TuneConfig,
+                           study_name: str, worker_sink: "TrialSinkFactory | None",
+                           pool: "TuneWorkerPool | None") -> None:
+    """Run ``remaining`` trials as fixed quotas: quota 0 here, the others in worker processes."""
+    from signals.ml.tune_workers import TuneWorkerPool, WorkerTask, split_quotas
+
+    if objective.on_trial is not None and worker_sink is None:
+        raise ValueError("tune_window: trials are reported (on_trial) but no worker_sink was given, so the "
+                         "worker processes' trials would go unreported")
+    if pool is None:
+        with TuneWorkerPool(config.workers - 1, config.storage) as own:
+            return _optimize_with_workers(study, objective, remaining, config, study_name, worker_sink, own)
+    quotas = split_quotas(remaining, config.workers)
+    shipped = objective.with_callback(None)
+    tasks = [WorkerTask(worker=k, study_name=study_name, storage=str(config.storage), sampler_seed=config.seed + k,
+                        quota=q, objective=shipped, sink=worker_sink)
+             for k, q in enumerate(quotas) if k and q]
+    futures = {pool.submit(t): t for t in tasks}
+    mine: list[int] = []
+    try:
+        if quotas[0]:
+            study.optimize(objective, n_trials=quotas[0], n_jobs=max(1, int(config.n_jobs)),
+                           callbacks=[lambda s, t: mine.append(int(t.number)), pool.watcher(list(futures))],
+                           gc_after_trial=False, show_progress_bar=False)
+    except BaseException:
+        pool.stop()  # the workers stop after their current trial; the pool's exit waits for them
+        raise
+    theirs = pool.collect(futures)
+    numbers = mine + theirs
+    if len(numbers) != len(set(numbers)):
+        raise RuntimeError(f"study {study_name}: trial numbers ran twice across processes: {sorted(numbers)}")
+    if len(numbers) < remaining:
+        raise RuntimeError(f"study {study_name}: {len(numbers)} of {remaining} trials ran (a process stopped early)")
 
 
 # ------------------------------------------------------------------------------- walk-forward
@@ -327,6 +418,12 @@ class WalkForwardHooks:
         return None
 
     def window_skipped(self, window: Window, reason: str) -> None:
+        return None
+
+    def worker_trial_sink(self) -> "TrialSinkFactory | None":
+        """For ``workers > 1``: a picklable factory, called in each worker process with the worker's
+        index, building that process's trial callback for the window just started (None: trials are
+        not reported)."""
         return None
 
 
@@ -396,6 +493,39 @@ def run_walk_forward(
         raise InsufficientDataError(
             f"no walk-forward window fits the data ({config.train_months} train + {config.test_months} test months)"
         )
+    with _worker_pool(config) as pool:
+        results, skipped = _walk_windows(features, y_arr, fwd, splits, config, hooks, pool)
+    if not results:
+        raise InsufficientDataError(
+            "every walk-forward window was skipped: " + "; ".join(f"window {w.index}: {r}" for w, r in skipped)
+        )
+    predictions = pd.concat([r.predictions for r in results], ignore_index=True)
+    metrics = aggregate_metrics(predictions, config.horizon, [r.metrics for r in results])
+    last = results[-1]
+    return WalkForwardResult(
+        windows=results,
+        skipped=skipped,
+        predictions=predictions,
+        metrics=metrics,
+        final_params=dict(last.tuning.best_params),
+        final_params_window=last.window.index,
+    )
+
+
+def _worker_pool(config: TuneConfig):
+    """The worker processes of the whole walk-forward (``workers > 1``); else a null context."""
+    import contextlib
+
+    if config.workers <= 1:
+        return contextlib.nullcontext(None)
+    from signals.ml.tune_workers import TuneWorkerPool
+
+    return TuneWorkerPool(config.workers - 1, config.storage)
+
+
+def _walk_windows(features: pd.DataFrame, y_arr: np.ndarray, fwd: np.ndarray, splits: list, config: TuneConfig,
+                  hooks: WalkForwardHooks, pool: "TuneWorkerPool | None",
+                  ) -> tuple[list[WindowResult], list[tuple[Window, str]]]:
     results: list[WindowResult] = []
     skipped: list[tuple[Window, str]] = []
     for window, tr, te in splits:
@@ -409,7 +539,10 @@ def run_walk_forward(
         name = study_name_for(config.study_name, window, frame_digest(X_tr, pd.Series(y_tr, index=X_tr.index)), config)
         on_trial = hooks.window_started(window, len(tr), len(te), name)
         try:
-            tuning = tune_window(X_tr, y_tr, config=config, study_name=name, on_trial=on_trial)
+            sink_of = getattr(hooks, "worker_trial_sink", None)
+            sink = sink_of() if config.workers > 1 and on_trial is not None and sink_of is not None else None
+            tuning = tune_window(X_tr, y_tr, config=config, study_name=name, on_trial=on_trial,
+                                 worker_sink=sink, pool=pool)
         except InsufficientDataError as exc:
             log.warning("window %d skipped: %s", window.index, exc)
             skipped.append((window, str(exc)))
@@ -439,18 +572,4 @@ def run_walk_forward(
         )
         results.append(result)
         hooks.window_finished(result)
-    if not results:
-        raise InsufficientDataError(
-            "every walk-forward window was skipped: " + "; ".join(f"window {w.index}: {r}" for w, r in skipped)
-        )
-    predictions = pd.concat([r.predictions for r in results], ignore_index=True)
-    metrics = aggregate_metrics(predictions, config.horizon, [r.metrics for r in results])
-    last = results[-1]
-    return WalkForwardResult(
-        windows=results,
-        skipped=skipped,
-        predictions=predictions,
-        metrics=metrics,
-        final_params=dict(last.tuning.best_params),
-        final_params_window=last.window.index,
-    )
+    return results, skipped
