@@ -61,6 +61,7 @@ def test_monitor_and_retrain_if_needed(env, monkeypatch, capsys):
     monkeypatch.setenv("SA_MONITORING__PSI_MINOR", "0")
     monkeypatch.setenv("SA_MONITORING__PSI_MAJOR", "0")  # any PSI > 0 counts as major drift
     monkeypatch.setenv("SA_MONITORING__DRIFTED_FEATURES_FOR_RETRAIN", "1")
+    monkeypatch.setenv("SA_MONITORING__DRIFT_RULE", "psi")  # the plain count, not "unusual for its history"
     code, out, err = _cli(monkeypatch, capsys, "retrain", "--if-needed", "--as-of", "2012-12-31", "--json")
     assert code == 0, err
     doc = json.loads(out)
