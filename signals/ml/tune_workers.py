@@ -142,6 +142,10 @@ def _close_quietly(on_trial: Any) -> None:
 
 
 # ------------------------------------------------------------------------------- coordinator side
+def _failed(fut: Future) -> bool:
+    return fut.done() and (fut.cancelled() or fut.exception() is not None)
+
+
 class TuneWorkerPool:
     """``processes`` spawned worker processes shared by every window of a walk-forward run.
 
@@ -195,7 +199,7 @@ class TuneWorkerPool:
         """An Optuna callback for the coordinator's own optimize: stop once a worker failed."""
 
         def watch(study: Any, trial: Any) -> None:
-            if any(f.done() and f.exception() is not None for f in futures):
+            if any(_failed(f) for f in futures):
                 study.stop()
 
         return watch
@@ -203,12 +207,13 @@ class TuneWorkerPool:
     def collect(self, futures: dict[Future, WorkerTask]) -> list[int]:
         """Wait for the window's workers; trial numbers they ran, or :class:`TuneWorkerError`."""
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in done if f.exception() is not None]
+        failed = [f for f in done if _failed(f)]
         if failed:
             self.stop()  # the others stop after their current trial
             wait(futures)
             fut = failed[0]
-            task, exc = futures[fut], fut.exception()
+            task = futures[fut]
+            exc = RuntimeError("its task was cancelled") if fut.cancelled() else fut.exception()
             raise TuneWorkerError(
                 f"tuning worker {task.worker} (of {self.processes + 1} processes) failed on study "
                 f"{task.study_name!r}: {type(exc).__name__}: {exc}"
