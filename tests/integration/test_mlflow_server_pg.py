@@ -166,6 +166,8 @@ def _check_readback(tracking_uri: str, settings, out: dict, workers: int = 1) ->
 
     assert client.get_run(train.run_id).data.tags["signals.step"] == "train"
     assert promoted.promoted and promoted.champion_after == version.version_id
+    # the gate's decision is recorded as a run too (a failure there is only a warning: check it)
+    assert promoted.mlflow_run_id and client.get_run(promoted.mlflow_run_id).data.tags["signals.step"] == "promote"
     name = settings.mlflow.model_name
     champ = client.get_model_version_by_alias(name, "champion")
     assert str(champ.version) == version.version_id and champ.run_id == train.run_id  # int on the SQL store, str over REST
