@@ -121,6 +121,7 @@ def run_pipeline(
     end: str | None = None,
     n_trials: int | None = None,
     n_jobs: int | None = None,
+    workers: int | None = None,
     reuse: bool = True,
     replay_days: int = 0,
     progress: Callable[[str], None] | None = None,
@@ -202,10 +203,12 @@ def run_pipeline(
 
         # 2. tune
         tune_params = {**base, "n_trials": _as_str(n_trials or settings.tuning.n_trials),
-                       "n_jobs": _as_str(n_jobs or settings.tuning.n_jobs)}
+                       "n_jobs": _as_str(n_jobs or settings.tuning.n_jobs),
+                       "workers": _as_str(workers or settings.tuning.workers)}
 
         def do_tune() -> tuple[str, dict[str, Any]]:
-            r = run_tune(settings, symbols=syms, start=start, end=end, n_trials=n_trials, n_jobs=n_jobs)
+            r = run_tune(settings, symbols=syms, start=start, end=end, n_trials=n_trials, n_jobs=n_jobs,
+                         workers=workers)
             return r.run_id, {"metrics": r.metrics, "windows": len(r.windows), "seconds": r.seconds}
 
         def tune_from(run: Any) -> dict[str, Any]:
@@ -366,6 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = common_parser("python -m entrypoints.main", "Run the whole lifecycle as one MLflow run.")
     parser.add_argument("--n-trials", "--n_trials", dest="n_trials", type=opt_int("n-trials"), default=None)
     parser.add_argument("--n-jobs", "--n_jobs", dest="n_jobs", type=opt_int("n-jobs"), default=None)
+    parser.add_argument("--workers", dest="workers", type=opt_int("workers"), default=None)
     parser.add_argument("--replay-days", "--replay_days", dest="replay_days", type=opt_int("replay-days", 0), default=0)
     parser.add_argument("--reuse", type=opt_str, default="true", help="reuse finished steps (true/false)")
     args = parser.parse_args(argv)
@@ -378,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
 
         settings = load_settings(args.config)
         res = run_pipeline(settings, symbols=args.symbols, start=args.start, end=args.end, n_trials=args.n_trials,
-                           n_jobs=args.n_jobs, reuse=reuse, replay_days=args.replay_days or 0, progress=print)
+                           n_jobs=args.n_jobs, workers=args.workers, reuse=reuse, replay_days=args.replay_days or 0, progress=print)
         print_summary(res, settings)
         return 0
 

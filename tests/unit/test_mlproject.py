@@ -28,6 +28,8 @@ def test_defaults_match_the_settings_file() -> None:
             assert float(params["n_trials"]["default"]) == s.tuning.n_trials, name
         if "n_jobs" in params:
             assert float(params["n_jobs"]["default"]) == s.tuning.n_jobs, name
+        if "workers" in params:
+            assert float(params["workers"]["default"]) == s.tuning.workers, name
         for key in ("symbols", "start", "end"):
             if key in params:  # empty -> data.symbols / data.start / data.end from the config
                 assert params[key]["default"] == "", (name, key)
