@@ -56,7 +56,7 @@ class TrainingData:
     @property
     def digest(self) -> str:
         if self._digest is None:
-            from signals.ml.train import frame_digest
+            from signals.digest import frame_digest
 
             self._digest = frame_digest(self.features, self.y, self.forward_return)
         return self._digest

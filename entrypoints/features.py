@@ -57,7 +57,7 @@ def run_features(
     store = FeatureStore.from_settings(settings)
     frame = store.get_features(syms, start, end, provider)
     stats = store.last_stats
-    digest = T.dataset_digest(frame)
+    digest = T.frame_digest(frame)
     dates = frame.index.get_level_values("date")
     source = T.data_source_description(provider, syms, start, end)
     client = mlflow.MlflowClient()

@@ -150,7 +150,7 @@ def run_pipeline(
     cfg = config_digest(settings)
     say(f"data: {provider.name} provider, {len(syms)} symbols ({', '.join(syms[:8])}{' ...' if len(syms) > 8 else ''})")
     features = FeatureStore.from_settings(settings).get_features(syms, start, end, provider)
-    digest = T.dataset_digest(features)
+    digest = T.frame_digest(features)
     dates = features.index.get_level_values("date")
     data = {
         "provider": provider.name, "symbols": syms, "first": dates.min().date().isoformat(),

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import pandas as pd
 
-from signals.ml.train import frame_digest
+from signals.digest import frame_digest
 
 if TYPE_CHECKING:
     from signals.config import Settings
@@ -238,11 +238,6 @@ def artifact_uri(client: Any, run_id: str, artifact_file: str) -> str:
 
 
 # ------------------------------------------------------------------------------- datasets
-def dataset_digest(df: pd.DataFrame) -> str:
-    """sha256 over every row (``mlflow.data.from_pandas`` alone digests only the first 10,000)."""
-    return frame_digest(df)
-
-
 def log_training_dataset(
     df: pd.DataFrame,
     *,
@@ -260,7 +255,7 @@ def log_training_dataset(
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
-    digest = digest or dataset_digest(df)
+    digest = digest or frame_digest(df)
     flat_source = {k: _param_value(v) for k, v in source.items()}
     with warnings.catch_warnings():  # the integer target column triggers MLflow's schema hint
         warnings.simplefilter("ignore", UserWarning)

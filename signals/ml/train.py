@@ -13,7 +13,6 @@ Pure-ish: pandas/numpy/xgboost in, objects out; no MLflow, no files.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,20 +26,6 @@ from signals.ml.predictor import SignalPredictor
 from signals.ml.splits import frame_holdout_split, row_dates
 
 PREDICTION_COLUMNS = ("symbol", "date", "y", "p_down", "p_flat", "p_up")
-
-
-def frame_digest(*frames: pd.DataFrame | pd.Series) -> str:
-    """sha256 over every row (values and index), column names and dtypes of the given objects.
-
-    Unlike ``mlflow.data.from_pandas`` (first 10,000 rows only) this covers the whole data.
-    """
-    h = hashlib.sha256()
-    for obj in frames:
-        frame = obj.to_frame() if isinstance(obj, pd.Series) else obj
-        h.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
-        h.update(repr(list(frame.index.names)).encode())
-        h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
-    return h.hexdigest()
 
 
 def labelled(features: pd.DataFrame, target: pd.Series, *extra: pd.Series) -> tuple[Any, ...]:

@@ -39,7 +39,8 @@ from signals.ml import metrics as M
 from signals.ml import pipeline as _pipeline
 from signals.ml.pipeline import InsufficientDataError, MLPipeline
 from signals.ml.splits import Window, WalkForwardValidator, frame_holdout_split, row_dates
-from signals.ml.train import fit_calibrated, frame_digest, predictions_frame
+from signals.digest import frame_digest
+from signals.ml.train import fit_calibrated, predictions_frame
 
 if TYPE_CHECKING:
     from signals.ml.tune_workers import TrialSinkFactory, TuneWorkerPool

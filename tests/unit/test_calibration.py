@@ -11,7 +11,8 @@ from signals.ml.calibration import ConfidenceCalibrator
 from signals.ml.pipeline import InsufficientDataError, MLPipeline
 from signals.ml.splits import label_end_dates
 from signals.ml.target import forward_returns
-from signals.ml.train import fit_calibrated, frame_digest, holdout_start, labelled, predictions_frame
+from signals.digest import frame_digest
+from signals.ml.train import fit_calibrated, holdout_start, labelled, predictions_frame
 from tests.unit.test_pipeline import make_panel, single_thread_xgboost  # noqa: F401 - autouse fixture
 
 # deliberately overfitting params: raw probabilities are over-confident out of sample

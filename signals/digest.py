@@ -1,0 +1,57 @@
+"""Content digests of frames: one implementation for the feature cache keys, the Optuna study
+names, MLflow dataset digests and the pipeline's step reuse.
+
+It hashes raw column bytes (not ``pd.util.hash_pandas_object``), which is ~10x faster: the feature
+store fingerprints every input of every symbol on each warm load. Unlike ``mlflow.data.from_pandas``
+(first 10,000 rows only) it always covers every row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _update_with_values(h: "hashlib._Hash", values: Any) -> None:
+    arr = np.asarray(values)
+    if arr.dtype.kind in "biufcmM":
+        h.update(str(arr.dtype).encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    else:
+        h.update("\x1f".join(map(str, arr.tolist())).encode())
+    h.update(b"\x1e")
+
+
+def _update_with_index(h: "hashlib._Hash", index: pd.Index) -> None:
+    if isinstance(index, pd.MultiIndex):  # level by level: no per-row tuples
+        for i in range(index.nlevels):
+            _update_with_values(h, index.get_level_values(i))
+    else:
+        _update_with_values(h, index)
+
+
+def frame_digest(*frames: pd.DataFrame | pd.Series | None, index: bool = True) -> str:
+    """A content hash of the given frames: values, column names, dtypes and (if ``index``) the index.
+
+    ``None`` hashes as a marker, so optional inputs can be passed as they are. Event tables are
+    hashed with ``index=False``: their row labels only reflect where rows sat in a provider's table.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    for obj in frames:
+        if obj is None:
+            h.update(b"\x1dnone")
+            continue
+        frame = obj.to_frame() if isinstance(obj, pd.Series) else obj
+        h.update(
+            repr(([str(c) for c in frame.columns], [str(t) for t in frame.dtypes], list(frame.index.names), len(frame)))
+            .encode()
+        )
+        if index:
+            _update_with_index(h, frame.index)
+        for col in range(frame.shape[1]):
+            _update_with_values(h, frame.iloc[:, col].to_numpy())
+        h.update(b"\x1d")
+    return h.hexdigest()
