@@ -73,6 +73,9 @@ def test_mlflow_run_main_end_to_end_and_reuse(workdir: Path, redis_server_url: s
     mon_exp = client.get_experiment_by_name("signals-monitoring")
     assert client.search_runs([mon_exp.experiment_id], "tags.`signals.step` = 'monitor'")
 
+    # ./mlruns holds artifacts only: a bare `mlflow ui` here must not fall back to a file store
+    assert (workdir / "mlruns").is_dir() and not list((workdir / "mlruns").glob("*/meta.yaml"))
+
     r = redis.Redis.from_url(redis_server_url, decode_responses=True)
     latest = r.hgetall(f"{redis_prefix}:signals:latest")
     assert set(latest) == {"AAPL", "MSFT", "IBM"}
