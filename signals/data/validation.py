@@ -74,12 +74,16 @@ def to_naive_dates(values: pd.Series | pd.Index, symbol: str | None, column: str
             raise DataValidationError(
                 symbol, "mixes timezone-aware and naive timestamps", column, f"#{first} ({raw.iloc[first]})"
             )
-    try:
-        parsed = pd.to_datetime(raw, errors="raise")
-    except (ValueError, TypeError) as exc:
-        bad = pd.to_datetime(raw, errors="coerce").isna() & raw.notna()
-        row = f"#{int(np.flatnonzero(bad.to_numpy())[0])} ({raw[bad].iloc[0]!r})" if bad.any() else None
-        raise DataValidationError(symbol, f"cannot parse dates: {exc}", column, row) from None
+    if isinstance(raw.dtype, pd.DatetimeTZDtype) or (raw.dtype.kind == "M"):
+        # Already datetimes: to_datetime would only add its per-element cache probing.
+        parsed = raw if raw.dtype == "datetime64[ns]" or isinstance(raw.dtype, pd.DatetimeTZDtype) else pd.to_datetime(raw)
+    else:
+        try:
+            parsed = pd.to_datetime(raw, errors="raise")
+        except (ValueError, TypeError) as exc:
+            bad = pd.to_datetime(raw, errors="coerce").isna() & raw.notna()
+            row = f"#{int(np.flatnonzero(bad.to_numpy())[0])} ({raw[bad].iloc[0]!r})" if bad.any() else None
+            raise DataValidationError(symbol, f"cannot parse dates: {exc}", column, row) from None
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     if parsed.isna().any():
@@ -120,6 +124,13 @@ def validate_bars(
 
     numeric_cols = [c for c in (*BAR_COLUMNS, "adj_close") if c in frame.columns]
     for col in numeric_cols:
+        if frame[col].dtype.kind in "fiu":
+            # Fast path for the usual numeric column: one numpy pass; any NaN/inf falls
+            # through to the checks below, which name the column and row.
+            arr = frame[col].to_numpy(dtype=np.float64)
+            if np.isfinite(arr).all():
+                frame[col] = arr
+                continue
         converted = pd.to_numeric(frame[col], errors="coerce")
         bad = converted.isna() & frame[col].notna()
         if bad.any():
