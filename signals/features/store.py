@@ -341,7 +341,10 @@ class FeatureStore:
     def _write_entry(self, symbol: str, dates_ns: np.ndarray, values: np.ndarray, fingerprint: str | None) -> Path:
         names = feature_names()
         meta = {"format": CACHE_FORMAT, "symbol": symbol, "feature_version": FEATURE_VERSION, "fingerprint": fingerprint}
-        arrays = [pa.array(dates_ns.astype("datetime64[ns]"))] + [pa.array(values[:, j]) for j in range(len(names))]
+        # Column-major copy first: pa.array on a contiguous column is zero-copy, on a strided
+        # column view of the row-major block it is ~10x slower.
+        columns = np.ascontiguousarray(np.asarray(values, dtype=np.float64).T)
+        arrays = [pa.array(dates_ns.astype("datetime64[ns]"))] + [pa.array(columns[j]) for j in range(len(names))]
         schema = pa.schema(
             [pa.field("date", pa.timestamp("ns"))] + [pa.field(n, pa.float64()) for n in names],
             metadata={_META_KEY: json.dumps(meta).encode()},
