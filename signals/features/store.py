@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from signals.errors import SignalsError
-from signals.digest import frame_digest
+from signals.digest import _update_with_values, frame_digest
 from signals.features.compute import compute_symbol_features
 from signals.features.errors import FeatureError
 from signals.features.fundamental import sector_median_timeline
@@ -74,6 +74,7 @@ class _Shared:
     market_digest: dict[str, str]
     events: dict[str, dict[str, pd.DataFrame] | None]  # table -> symbol -> rows (None: no table)
     empty_events: dict[str, pd.DataFrame]
+    event_digests: dict[str, dict[str, str] | None]  # table -> symbol -> frame_digest(rows, index=False)
     sector_medians: dict[str, pd.DataFrame | None]
     sector_digest: dict[str, str]
     lo_ns: int
@@ -447,6 +448,27 @@ def _by_symbol(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {str(s): g for s, g in frame.groupby("symbol", sort=False)} if len(frame) else {}
 
 
+def _group_digests(frame: pd.DataFrame) -> dict[str, str]:
+    """``frame_digest(group, index=False)`` of each symbol's rows, without per-group pandas work.
+
+    Byte for byte what :func:`frame_digest` hashes for the group ``groupby("symbol")`` yields
+    (same header, the same column values in row order), so cache fingerprints are unchanged.
+    """
+    if not len(frame):
+        return {}
+    header = ([str(c) for c in frame.columns], [str(t) for t in frame.dtypes], list(frame.index.names))
+    columns = [frame.iloc[:, c].to_numpy() for c in range(frame.shape[1])]
+    out: dict[str, str] = {}
+    for sym, pos in frame.groupby("symbol", sort=False).indices.items():
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr((*header, len(pos))).encode())
+        for arr in columns:
+            _update_with_values(h, arr[pos])
+        h.update(b"\x1d")
+        out[str(sym)] = h.hexdigest()
+    return out
+
+
 def _prepare_shared(provider: "DataProvider", symbols: list[str], lo: int, hi: int) -> _Shared:
     """Load what symbols share (benchmarks, event tables, sector medians) once."""
     uni = provider.universe().set_index("symbol")
@@ -454,9 +476,11 @@ def _prepare_shared(provider: "DataProvider", symbols: list[str], lo: int, hi: i
     market_names = sorted({"SPY", "VIX", *(etf for _, etf in labels.values())})
     market = {m: provider.market_bars(m) for m in market_names}
     tables = {t: getattr(provider, t)(None) for t in _EVENT_TABLES}
+    selected = {t: (None if df.empty else df[df["symbol"].isin(symbols)]) for t, df in tables.items()}
     events: dict[str, dict[str, pd.DataFrame] | None] = {
-        t: (None if df.empty else _by_symbol(df[df["symbol"].isin(symbols)])) for t, df in tables.items()
+        t: (None if df is None else _by_symbol(df)) for t, df in selected.items()
     }
+    event_digests = {t: (None if df is None else _group_digests(df)) for t, df in selected.items()}
     fund = tables["fundamentals"]
     sector_medians: dict[str, pd.DataFrame | None] = {}
     sector_digest: dict[str, str] = {}
@@ -474,11 +498,19 @@ def _prepare_shared(provider: "DataProvider", symbols: list[str], lo: int, hi: i
         market_digest={m: frame_digest(df) for m, df in market.items()},
         events=events,
         empty_events={t: df.iloc[0:0] for t, df in tables.items()},
+        event_digests=event_digests,
         sector_medians=sector_medians,
         sector_digest=sector_digest,
         lo_ns=lo,
         hi_ns=hi,
     )
+
+
+def _event_digest(shared: _Shared, table: str, symbol: str, rows: pd.DataFrame | None) -> str:
+    digests = shared.event_digests[table]
+    if rows is None or digests is None or symbol not in digests:
+        return frame_digest(rows, index=False)  # None or the (cheap) empty frame
+    return digests[symbol]
 
 
 def _build_symbol(symbol: str, provider: "DataProvider", shared: _Shared, store: FeatureStore) -> _Result:
@@ -500,7 +532,7 @@ def _build_symbol(symbol: str, provider: "DataProvider", shared: _Shared, store:
             shared.market_digest["VIX"],
             shared.market_digest[etf],
             shared.sector_digest[sector],
-            *(frame_digest(ev[t], index=False) for t in _EVENT_TABLES),
+            *(_event_digest(shared, t, symbol, ev[t]) for t in _EVENT_TABLES),
         ]
     )
     messages: list[str] = []
