@@ -6,10 +6,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import free_port, wait_healthy
 from tests.integration.test_registry_support import (  # noqa: F401 - fixture
     FEATURES,
     Template,
@@ -27,12 +26,6 @@ from tests.integration.test_registry_support import (  # noqa: F401 - fixture
 )
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url: str, payload: dict) -> tuple[int, dict]:
@@ -59,7 +52,7 @@ def served(registry_template: Template, workdir: Path):
     run = registry_template.runs["base"]
     reg.register(None, run.model_uri, run.metrics, run_id=run.run_id)
     champion = reg.promote("1")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SA_MLFLOW__TRACKING_URI": settings.mlflow.tracking_uri,
@@ -77,19 +70,7 @@ def served(registry_template: Template, workdir: Path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"signals serve exited with {proc.returncode}:\n{(workdir / 'serve.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not healthy after 60 s:\n{(workdir / 'serve.log').read_text()[-3000:]}")
-            time.sleep(0.25)
+        wait_healthy(base, proc, workdir / "serve.log", timeout=60, what="signals serve")
         yield base, champion, settings
     finally:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 import redis
 
 from signals.mirror import Keys
+from tests.conftest import free_port
 from tests.integration.test_registry_support import Store, registry_template, store  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
@@ -18,12 +18,6 @@ pytestmark = pytest.mark.integration
 
 def _r(store: Store) -> redis.Redis:
     return redis.Redis.from_url(store.settings.redis.url, decode_responses=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _assert_mirror_matches_mlflow(store: Store) -> None:
@@ -86,7 +80,7 @@ def test_redis_down_promote_lands_in_mlflow_marks_stale_and_sync_repairs(
     reg = store.registry()
     reg.promote("1")
     marker = store.workdir / ".redis" / f"STALE-{store.settings.redis.prefix}"
-    down = f"redis://127.0.0.1:{_free_port()}/0"
+    down = f"redis://127.0.0.1:{free_port()}/0"
 
     code, out, err = _cli(monkeypatch, capsys, store, down, "promote", "2")
     assert code == 0 and "version 2 is now the champion" in out

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -25,63 +21,15 @@ import mlflow
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, free_port, fresh_pg_database, wait_healthy
 from tests.unit.test_pipeline import single_thread_xgboost  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.integration
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 SYMBOLS = ["AAPL", "IBM"]
 START, END = "2008-01-01", "2009-06-30"
 N_TRIALS = 2
 VENV_BIN = Path(sys.executable).parent
-
-
-def _pg_admin():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        return psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable (needed as MLflow's backend store): {exc}")
-
-
-def _fresh_database(prefix: str):
-    """Context: a new PostgreSQL database's URL; dropped (connections terminated) afterwards."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def cm():
-        admin = _pg_admin()
-        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.close()
-
-    return cm()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"mlflow server not healthy after {timeout:.0f}s:\n{log_path.read_text()[-4000:]}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -194,8 +142,8 @@ def test_lifecycle_through_mlflow_server_on_postgresql(isolated_cwd: Path) -> No
     root = isolated_cwd
     mlflow_exe = VENV_BIN / "mlflow"
     assert mlflow_exe.exists() or shutil.which("mlflow"), "the venv has no mlflow executable"
-    with _fresh_database("sig_mlflow") as backend, _fresh_database("sig_optuna") as optuna_storage:
-        port = _free_port()
+    with fresh_pg_database("sig_mlflow") as backend, fresh_pg_database("sig_optuna") as optuna_storage:
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -208,7 +156,7 @@ def test_lifecycle_through_mlflow_server_on_postgresql(isolated_cwd: Path) -> No
                 cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         try:
-            _wait_healthy(url, proc, log_path)
+            wait_healthy(url, proc, log_path, what="mlflow server")
             # tune with 2 processes per window study (Optuna on PostgreSQL too), all logging over HTTP
             settings = _settings(root, url, optuna_storage=optuna_storage, workers=2)
             out = _lifecycle(settings)
@@ -223,7 +171,7 @@ def test_lifecycle_through_mlflow_server_on_postgresql(isolated_cwd: Path) -> No
 def test_lifecycle_with_postgresql_tracking_uri(isolated_cwd: Path) -> None:
     """No server: the client talks to PostgreSQL itself; artifacts go to ./mlruns of the cwd."""
     root = isolated_cwd
-    with _fresh_database("sig_mlflow") as backend:  # dropped WITH (FORCE): pooled connections do not block it
+    with fresh_pg_database("sig_mlflow") as backend:  # dropped WITH (FORCE): pooled connections do not block it
         settings = _settings(root, backend)
         out = _lifecycle(settings)
         _check_readback(backend, settings, out)

@@ -5,7 +5,6 @@ trial under its window run, loud worker failures, clear storage errors."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -13,34 +12,19 @@ import mlflow
 import optuna
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, fresh_pg_database
 from tests.unit.test_pipeline import make_panel, single_thread_xgboost  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.integration
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 N_TRIALS = 6
-
-
-def _pg_admin():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        return psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {exc}")
 
 
 @pytest.fixture
 def pg_optuna_url():
     """A fresh PostgreSQL database for this test's Optuna storage, dropped afterwards."""
-    admin = _pg_admin()
-    name = f"sig_optuna_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_pg_database("sig_optuna") as url:
+        yield url
 
 
 def _data():

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from signals.mirror import Keys, Mirror, MirrorError, RegistrySnapshot, VersionRecord
+from tests.conftest import free_port
 
 
 def _client(url: str):
@@ -54,12 +54,6 @@ def mirror(redis_server_url: str, redis_prefix: str, tmp_path: Path) -> Mirror:
         marker_dir=tmp_path / ".redis",
         snapshot_provider=lambda: snap["value"],
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_key_layout() -> None:
@@ -129,7 +123,7 @@ def test_publish_signals_latest_per_symbol(mirror: Mirror, redis_server_url: str
 def test_redis_down_marks_stale_then_heals_on_next_write(redis_server_url: str, redis_prefix: str, tmp_path: Path) -> None:
     snap = _snapshot()
     down = Mirror(
-        connect=lambda: _client(f"redis://127.0.0.1:{_free_port()}/0"),
+        connect=lambda: _client(f"redis://127.0.0.1:{free_port()}/0"),
         prefix=redis_prefix,
         marker_dir=tmp_path / ".redis",
         snapshot_provider=lambda: snap,
