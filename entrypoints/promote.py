@@ -231,11 +231,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reason", default=None, help="free text recorded on the version")
     parser.add_argument("--config", default=None, help="settings file (default config/settings.yaml)")
     args = parser.parse_args(argv)
+    return run_registry_step(
+        lambda settings: run_promote(settings, version=args.version, auto=args.auto, reason=args.reason), args.config
+    )
+
+
+def run_registry_step(step: Any, config: str | None) -> int:
+    """Shared ``main()`` tail of promote/rollback: load settings, run, print, warn about a stale mirror.
+
+    Returns the exit code: 1 (with ``Error: ...``) for a user error, else 0.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         from signals.config import load_settings
 
-        result = run_promote(load_settings(args.config), version=args.version, auto=args.auto, reason=args.reason)
+        result = step(load_settings(config))
     except SignalsError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

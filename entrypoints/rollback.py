@@ -7,13 +7,11 @@ decision is recorded as an MLflow run (``signals.step=rollback``) like a promoti
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
-from entrypoints.promote import open_registry, parse_version, record_decision
-from signals.errors import SignalsError
+from entrypoints.promote import open_registry, parse_version, record_decision, run_registry_step
 
 if TYPE_CHECKING:
     from signals.config import Settings
@@ -65,18 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reason", default=None, help="free text recorded on the version")
     parser.add_argument("--config", default=None, help="settings file (default config/settings.yaml)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        from signals.config import load_settings
-
-        result = run_rollback(load_settings(args.config), version=args.version, reason=args.reason)
-    except SignalsError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    print(result.message)
-    if result.mirror_ok is False:
-        print("Warning: the Redis mirror was not updated and is marked stale; run `signals registry sync`.", file=sys.stderr)
-    return 0
+    return run_registry_step(lambda settings: run_rollback(settings, version=args.version, reason=args.reason), args.config)
 
 
 if __name__ == "__main__":
