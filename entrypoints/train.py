@@ -164,8 +164,7 @@ def train_with_tracking(
         **{k: str(v) for k, v in window.items() if k in ("train_start", "train_end", "holdout_start", "holdout_end",
                                                           "n_train_rows")},
     }
-    with mlflow.start_run(run_name=f"train-{train_start}-{train_end}", tags=tags,
-                          nested=mlflow.active_run() is not None) as run:
+    with T.start_step_run(run_name=f"train-{train_start}-{train_end}", tags=tags) as run:
         rid = run.info.run_id
         T.log_resolved_config(client, rid, settings)
         T.log_params_batch(client, rid, {f"xgb.{k}": v for k, v in chosen.items()})

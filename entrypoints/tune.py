@@ -308,9 +308,7 @@ def tune_with_tracking(
         T.TAG_DATA_PROVIDER: str(data.source.get("provider", "unknown")),
         T.TAG_DATA_SYNTHETIC: str(data.source.get("synthetic", "none")),
     }
-    # nested when a pipeline run is active; under `mlflow run` start_run adopts MLFLOW_RUN_ID
-    with mlflow.start_run(run_name=f"tune-{window['start']}-{window['end']}", tags=tags,
-                          nested=mlflow.active_run() is not None) as run:
+    with T.start_step_run(run_name=f"tune-{window['start']}-{window['end']}", tags=tags) as run:
         rid = run.info.run_id
         T.log_resolved_config(client, rid, settings)
         T.log_params_batch(client, rid, {
