@@ -71,6 +71,34 @@ def compute_symbol_features(
     :func:`~signals.features.fundamental.sector_median_timeline`) instead to skip recomputing it.
     ``None`` for any optional input means "the source has none": those features are NaN.
     """
+    dates, values = symbol_feature_matrix(
+        symbol, bars, spy_bars, vix_bars, sector_bars, fundamentals, sector_fundamentals, insider_transactions,
+        short_interest, sector=sector, sector_medians=sector_medians,
+    )
+    # values is (features, rows) C-contiguous: its transpose is a frame without a copy.
+    return pd.DataFrame(values.T, index=dates, columns=feature_names(), copy=False)
+
+
+def symbol_feature_matrix(
+    symbol: str,
+    bars: pd.DataFrame,
+    spy_bars: pd.DataFrame | None = None,
+    vix_bars: pd.DataFrame | None = None,
+    sector_bars: pd.DataFrame | None = None,
+    fundamentals: pd.DataFrame | None = None,
+    sector_fundamentals: pd.DataFrame | None = None,
+    insider_transactions: pd.DataFrame | None = None,
+    short_interest: pd.DataFrame | None = None,
+    *,
+    sector: str | None = None,
+    sector_medians: pd.DataFrame | None = None,
+    out: np.ndarray | None = None,
+) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """:func:`compute_symbol_features` as ``(dates, values)``, values ``(features, rows)``.
+
+    ``out``, if given, is the ``(features, rows)`` array to fill (e.g. the symbol's slot in
+    a shared panel block); it is returned as ``values``.
+    """
     _check_dated(bars, f"bars for {symbol}", BAR_COLUMNS)
     for name, frame in (("spy_bars", spy_bars), ("vix_bars", vix_bars), ("sector_bars", sector_bars)):
         if frame is not None:
@@ -81,11 +109,39 @@ def compute_symbol_features(
     if sector_medians is None and sector_fundamentals is not None:
         sector_medians = sector_median_timeline(sector_fundamentals)
 
+    return feature_matrix(
+        bars, spy_bars, vix_bars, sector_bars, fundamentals, insider_transactions, short_interest, sector, sector_medians,
+        out=out,
+    )
+
+
+def feature_matrix(
+    bars: pd.DataFrame,
+    spy_bars: pd.DataFrame | None,
+    vix_bars: pd.DataFrame | None,
+    sector_bars: pd.DataFrame | None,
+    fundamentals: pd.DataFrame | None,
+    insider_transactions: pd.DataFrame | None,
+    short_interest: pd.DataFrame | None,
+    sector: str | None,
+    sector_medians: pd.DataFrame | None,
+    out: np.ndarray | None = None,
+) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The checked inputs' features as ``(dates, values)``, values column-major ``(features, rows)``.
+
+    Column-major because every consumer wants whole columns: the Parquet cache writes them,
+    the panel's block stores them, and the calculators produce them.
+    """
     dates = pd.DatetimeIndex(bars.index, name="date")
     bar_ns = to_ns(dates)
     o, h, low, c, v = ohlcv_arrays(bars)
     names = feature_names()
-    values = np.full((len(dates), len(names)), np.nan)
+    if out is None:
+        values = np.full((len(names), len(dates)), np.nan)
+    elif out.shape != (len(names), len(dates)):
+        raise ValueError(f"out has shape {out.shape}, expected {(len(names), len(dates))}")
+    else:
+        values = out
     if len(dates):
         columns = {
             "technical": technical_columns(o, h, low, c, v),
@@ -99,6 +155,6 @@ def compute_symbol_features(
             if set(cols) != set(expected):
                 raise RuntimeError(f"{category} calculator output does not match the feature registry")
             for name, pos in expected.items():
-                values[:, pos] = cols[name]
-        values[~np.isfinite(values)] = np.nan
-    return pd.DataFrame(values, index=dates, columns=names)
+                values[pos] = cols[name]
+        values[np.isinf(values)] = np.nan
+    return dates, values

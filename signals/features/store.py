@@ -24,13 +24,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing as mp
 import os
 import pickle
 import re
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -41,10 +39,11 @@ import pyarrow.parquet as pq
 
 from signals.errors import SignalsError
 from signals.digest import _update_with_values, frame_digest
-from signals.features.compute import compute_symbol_features
+from signals.features.compute import compute_symbol_features, symbol_feature_matrix
 from signals.features.errors import FeatureError
 from signals.features.fundamental import sector_median_timeline
 from signals.features.registry import FEATURE_VERSION, feature_names
+from signals.features.workers import Scanned, run_pool, run_serial
 from signals.io import atomic_write
 
 if TYPE_CHECKING:
@@ -79,30 +78,6 @@ class _Shared:
     sector_digest: dict[str, str]
     lo_ns: int
     hi_ns: int
-
-
-@dataclass
-class _Result:
-    symbol: str
-    dates: np.ndarray  # int64 ns, sliced to the request
-    values: np.ndarray  # (rows, n_features) float64
-    status: str  # "hit" | "built" | "rebuilt" (cache entry was invalid) | "stale" | "nocache"
-    messages: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Failure:
-    """A user-facing error from a worker, carried back without re-running its ``__init__``."""
-
-    cls: type
-    args: tuple
-    state: dict
-
-    def exception(self) -> BaseException:
-        exc = self.cls.__new__(self.cls)
-        exc.args = self.args
-        exc.__dict__.update(self.state)
-        return exc
 
 
 @dataclass
@@ -227,12 +202,15 @@ class FeatureStore:
         if n_workers > 1 and not _picklable(data_provider):
             log.warning("data provider %s cannot be sent to worker processes; building features in one process", type(data_provider).__name__)
             n_workers = 1
-        results = (
-            self._run_parallel(requested, data_provider, shared, n_workers, progress)
-            if n_workers > 1
-            else self._run_serial(requested, data_provider, shared, progress)
-        )
-        frame = _assemble(results)
+        job = _BuildJob(data_provider, shared, self)
+        n_features = len(feature_names())
+        if n_workers > 1:
+            results, block = run_pool(
+                requested, n_workers, job, (SignalsError,), n_features, progress, preload=["signals.features.store"]
+            )
+        else:
+            results, block = run_serial(requested, job, n_features, progress)
+        frame = _assemble(results, block)
         stats = BuildStats(symbols=len(requested), rows=len(frame), workers=n_workers)
         for r in results:
             for msg in r.messages:
@@ -253,49 +231,6 @@ class FeatureStore:
                 f"{_fmt(lo, 'the beginning')} and {_fmt(hi, 'the end')}"
             )
         return frame
-
-    def _run_serial(
-        self, symbols: list[str], provider: "DataProvider", shared: _Shared, progress: Callable[[str], None] | None
-    ) -> list[_Result]:
-        out = []
-        for sym in symbols:
-            out.append(_build_symbol(sym, provider, shared, self))
-            if progress is not None:
-                progress(sym)
-        return out
-
-    def _run_parallel(
-        self,
-        symbols: list[str],
-        provider: "DataProvider",
-        shared: _Shared,
-        n_workers: int,
-        progress: Callable[[str], None] | None,
-    ) -> list[_Result]:
-        # forkserver, not fork: the caller may hold threads (MLflow, pyarrow pools) whose
-        # locks a forked child would inherit mid-use. It costs ~0.6 s once per process.
-        if "forkserver" in mp.get_all_start_methods():
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["signals.features.store"])
-        else:  # Windows
-            ctx = mp.get_context("spawn")
-        out: list[_Result] = []
-        with ProcessPoolExecutor(
-            max_workers=n_workers, mp_context=ctx, initializer=_init_worker, initargs=(provider, shared, self)
-        ) as pool:
-            pending = {pool.submit(_worker_task, s) for s in symbols}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for fut in done:
-                    res = fut.result()
-                    if isinstance(res, _Failure):
-                        for other in pending:
-                            other.cancel()
-                        raise res.exception()
-                    out.append(res)
-                    if progress is not None:
-                        progress(res.symbol)
-        return out
 
     # ------------------------------------------------------------------ cache
     def cache_path(self, symbol: str) -> Path:
@@ -326,7 +261,8 @@ class FeatureStore:
         if entry is None:
             return None
         dates, values = _slice(*entry, lo, hi)
-        return pd.DataFrame(values, index=pd.DatetimeIndex(dates.view("datetime64[ns]"), name="date"), columns=feature_names())
+        index = pd.DatetimeIndex(dates.view("datetime64[ns]"), name="date")
+        return pd.DataFrame(values.T, index=index, columns=feature_names(), copy=False)
 
     def save(self, symbol: str, features: pd.DataFrame, *, fingerprint: str | None = None) -> Path:
         """Atomically write ``symbol``'s full-history features (registry columns, date index)."""
@@ -336,15 +272,13 @@ class FeatureStore:
             raise FeatureError(f"cannot cache features for {symbol}: index must be sorted unique dates")
         return self._write_entry(
             str(symbol).upper(), np.asarray(features.index, dtype="datetime64[ns]").view("int64"),
-            features.to_numpy(dtype=np.float64), fingerprint,
+            np.ascontiguousarray(features.to_numpy(dtype=np.float64).T), fingerprint,
         )
 
-    def _write_entry(self, symbol: str, dates_ns: np.ndarray, values: np.ndarray, fingerprint: str | None) -> Path:
+    def _write_entry(self, symbol: str, dates_ns: np.ndarray, columns: np.ndarray, fingerprint: str | None) -> Path:
+        """Write column-major ``columns`` (features, rows): pa.array on a contiguous row is zero-copy."""
         names = feature_names()
         meta = {"format": CACHE_FORMAT, "symbol": symbol, "feature_version": FEATURE_VERSION, "fingerprint": fingerprint}
-        # Column-major copy first: pa.array on a contiguous column is zero-copy, on a strided
-        # column view of the row-major block it is ~10x slower.
-        columns = np.ascontiguousarray(np.asarray(values, dtype=np.float64).T)
         arrays = [pa.array(dates_ns.astype("datetime64[ns]"))] + [pa.array(columns[j]) for j in range(len(names))]
         schema = pa.schema(
             [pa.field("date", pa.timestamp("ns"))] + [pa.field(n, pa.float64()) for n in names],
@@ -357,10 +291,21 @@ class FeatureStore:
         )
 
     def _read_entry(self, symbol: str, fingerprint: str | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(dates_ns, values)`` of a valid, current entry; None if absent or stale.
+        """``(dates_ns, values)`` of a valid, current entry (values ``(features, rows)``); None if absent or stale.
 
         Raises :class:`_InvalidEntry` (message ready to log) for a corrupt or foreign file.
         """
+        pfile = self._open_entry(symbol, fingerprint)
+        if pfile is None:
+            return None
+        with pfile:
+            dates, table = self._read_table(pfile, symbol)
+            values = np.empty((table.num_columns - 1, table.num_rows))
+            _copy_columns(table, 0, table.num_rows, values)
+        return dates, values
+
+    def _open_entry(self, symbol: str, fingerprint: str | None) -> pq.ParquetFile | None:
+        """The open file of a valid, current entry (only its footer read); None if absent or stale."""
         path = self.cache_path(symbol)
         if not path.is_file():
             return None
@@ -368,36 +313,44 @@ class FeatureStore:
             pfile = pq.ParquetFile(path)
         except Exception as exc:  # noqa: BLE001 - any read failure means a corrupt file
             raise _InvalidEntry(f"feature cache {path} is unreadable ({type(exc).__name__}: {exc}); rebuilding it") from None
-        with pfile:
-            return self._read_open_entry(pfile, path, symbol, fingerprint)
-
-    def _read_open_entry(
-        self, pfile: pq.ParquetFile, path: Path, symbol: str, fingerprint: str | None
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        schema = pfile.schema_arrow
-        raw = (schema.metadata or {}).get(_META_KEY)
         try:
-            meta = json.loads(raw) if raw is not None else None
-        except ValueError:
-            meta = None
-        if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT or meta.get("symbol") != symbol:
-            raise _InvalidEntry(f"feature cache {path} was not written by this feature store for {symbol}; rebuilding it")
-        if meta.get("feature_version") != FEATURE_VERSION or (fingerprint is not None and meta.get("fingerprint") != fingerprint):
+            raw = (pfile.schema_arrow.metadata or {}).get(_META_KEY)
+            try:
+                meta = json.loads(raw) if raw is not None else None
+            except ValueError:
+                meta = None
+            if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT or meta.get("symbol") != symbol:
+                raise _InvalidEntry(f"feature cache {path} was not written by this feature store for {symbol}; rebuilding it")
+            stale = meta.get("feature_version") != FEATURE_VERSION or (
+                fingerprint is not None and meta.get("fingerprint") != fingerprint
+            )
+        except BaseException:
+            pfile.close()
+            raise
+        if stale:
+            pfile.close()
             return None
-        names = feature_names()
+        return pfile
+
+    def _read_table(self, pfile: pq.ParquetFile, symbol: str) -> tuple[np.ndarray, pa.Table]:
+        """The entry's dates (int64 ns) and table; :class:`_InvalidEntry` if it is corrupt."""
         try:
-            if schema.names != ["date", *names]:
+            if pfile.schema_arrow.names != ["date", *feature_names()]:
                 raise ValueError("columns differ from the feature registry")
             table = pfile.read(use_threads=False)
             dates = np.asarray(table.column("date").to_numpy(), dtype="datetime64[ns]").view("int64")
-            values = np.empty((table.num_rows, len(names)))
-            for j in range(len(names)):
-                values[:, j] = table.column(j + 1).to_numpy(zero_copy_only=False)
             if len(dates) > 1 and not (np.diff(dates) > 0).all():
                 raise ValueError("dates are not sorted and unique")
         except Exception as exc:  # noqa: BLE001
+            path = self.cache_path(symbol)
             raise _InvalidEntry(f"feature cache {path} is corrupt ({type(exc).__name__}: {exc}); rebuilding it") from None
-        return dates, values
+        return dates, table
+
+
+def _copy_columns(table: pa.Table, i: int, j: int, out: np.ndarray) -> None:
+    """Rows ``i:j`` of the table's feature columns into ``out`` (features, j - i)."""
+    for k in range(table.num_columns - 1):
+        out[k] = table.column(k + 1).to_numpy()[i:j]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -432,8 +385,9 @@ def _parse_range(start: object, end: object) -> tuple[int, int]:
 
 
 def _slice(dates: np.ndarray, values: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The inclusive [lo, hi] date slice of dates and column-major values."""
     i, j = np.searchsorted(dates, lo, side="left"), np.searchsorted(dates, hi, side="right")
-    return dates[i:j], values[i:j]
+    return dates[i:j], values[:, i:j]
 
 
 def _picklable(obj: object) -> bool:
@@ -513,72 +467,128 @@ def _event_digest(shared: _Shared, table: str, symbol: str, rows: pd.DataFrame |
     return digests[symbol]
 
 
-def _build_symbol(symbol: str, provider: "DataProvider", shared: _Shared, store: FeatureStore) -> _Result:
-    """Serve one symbol from the cache or compute (and cache) it; returns the requested slice."""
-    bars = provider.bars(symbol)
-    sector, etf = shared.labels[symbol]
-    ev: dict[str, pd.DataFrame | None] = {}
-    for t in _EVENT_TABLES:
-        by_sym = shared.events[t]
-        ev[t] = None if by_sym is None else by_sym.get(symbol, shared.empty_events[t])
-    fingerprint = _combine(
-        [
-            f"format={CACHE_FORMAT}",
+@dataclass
+class _Pending:
+    """What the scan of one symbol keeps for its fill."""
+
+    bars: pd.DataFrame
+    fingerprint: str
+    status: str
+    messages: list[str]
+    span: tuple[int, int]  # row positions of the requested slice in the full history
+
+
+class _BuildJob:
+    """The store's per-symbol work for :mod:`signals.features.workers`.
+
+    ``scan`` loads the bars, fingerprints every input and looks the entry up (footer only);
+    ``fill`` reads a current entry, or computes the full history, caches it and keeps the
+    requested slice, straight into the symbol's slot of the panel block.
+    """
+
+    def __init__(self, provider: "DataProvider", shared: _Shared, store: FeatureStore) -> None:
+        self.provider, self.shared, self.store = provider, shared, store
+        self.pending: dict[str, _Pending] = {}
+
+    def __getstate__(self) -> dict[str, Any]:  # sent to spawned workers before any scan
+        return {"provider": self.provider, "shared": self.shared, "store": self.store, "pending": {}}
+
+    def scan(self, symbol: str) -> Scanned:
+        shared, store = self.shared, self.store
+        bars = self.provider.bars(symbol)
+        sector, etf = shared.labels[symbol]
+        fingerprint = _combine(
+            [
+                f"format={CACHE_FORMAT}",
+                symbol,
+                sector,
+                etf,
+                frame_digest(bars),
+                shared.market_digest["SPY"],
+                shared.market_digest["VIX"],
+                shared.market_digest[etf],
+                shared.sector_digest[sector],
+                *(_event_digest(shared, t, symbol, self._events(t, symbol)) for t in _EVENT_TABLES),
+            ]
+        )
+        messages: list[str] = []
+        status = "nocache"
+        if store.use_cache:
+            try:
+                pfile = store._open_entry(symbol, fingerprint)
+                if pfile is not None:
+                    pfile.close()
+                    status = "hit"
+                else:
+                    status = "stale" if store.cache_path(symbol).is_file() else "built"
+            except _InvalidEntry as exc:
+                messages.append(str(exc))
+                status = "rebuilt"
+        dates = np.asarray(bars.index, dtype="datetime64[ns]").view("int64")
+        i, j = np.searchsorted(dates, shared.lo_ns, side="left"), np.searchsorted(dates, shared.hi_ns, side="right")
+        self.pending[symbol] = _Pending(bars, fingerprint, status, messages, (int(i), int(j)))
+        return Scanned(symbol, dates[i:j], status, list(messages))
+
+    def fill(self, symbol: str, out: np.ndarray) -> Scanned:
+        p = self.pending.pop(symbol)
+        dates = np.asarray(p.bars.index, dtype="datetime64[ns]").view("int64")
+        i, j = p.span
+        if p.status == "hit" and self._fill_from_cache(symbol, p, dates, out):
+            return Scanned(symbol, dates[i:j], p.status, p.messages)
+        full = out if (i, j) == (0, len(dates)) else None
+        sector, etf = self.shared.labels[symbol]
+        _, values = symbol_feature_matrix(
             symbol,
-            sector,
-            etf,
-            frame_digest(bars),
-            shared.market_digest["SPY"],
-            shared.market_digest["VIX"],
-            shared.market_digest[etf],
-            shared.sector_digest[sector],
-            *(_event_digest(shared, t, symbol, ev[t]) for t in _EVENT_TABLES),
-        ]
-    )
-    messages: list[str] = []
-    status = "nocache"
-    if store.use_cache:
-        status = "built"
+            p.bars,
+            self.shared.market["SPY"],
+            self.shared.market["VIX"],
+            self.shared.market[etf],
+            self._events("fundamentals", symbol),
+            None,
+            self._events("insider_transactions", symbol),
+            self._events("short_interest", symbol),
+            sector=sector,
+            sector_medians=self.shared.sector_medians[sector],
+            out=full,
+        )
+        if self.store.use_cache:
+            self.store._write_entry(symbol, dates, values, p.fingerprint)
+        if full is None:
+            out[:] = values[:, i:j]
+        return Scanned(symbol, dates[i:j], p.status, p.messages)
+
+    def _fill_from_cache(self, symbol: str, p: _Pending, dates: np.ndarray, out: np.ndarray) -> bool:
+        """Copy the current entry's slice into ``out``; False (status updated) if it cannot be used."""
         try:
-            if store.cache_path(symbol).is_file():
-                entry = store._read_entry(symbol, fingerprint)
-                if entry is not None:
-                    return _Result(symbol, *_slice(*entry, shared.lo_ns, shared.hi_ns), status="hit")
-                status = "stale"
+            pfile = self.store._open_entry(symbol, p.fingerprint)
+            if pfile is None:  # replaced between scan and fill
+                p.status = "stale"
+                return False
+            with pfile:
+                cached_dates, table = self.store._read_table(pfile, symbol)
+                if not np.array_equal(cached_dates, dates):
+                    raise _InvalidEntry(f"feature cache {self.store.cache_path(symbol)} has other dates than the bars; rebuilding it")
+                _copy_columns(table, *p.span, out)
+            return True
         except _InvalidEntry as exc:
-            messages.append(str(exc))
-            status = "rebuilt"
-    features = compute_symbol_features(
-        symbol,
-        bars,
-        shared.market["SPY"],
-        shared.market["VIX"],
-        shared.market[etf],
-        ev["fundamentals"],
-        None,
-        ev["insider_transactions"],
-        ev["short_interest"],
-        sector=sector,
-        sector_medians=shared.sector_medians[sector],
-    )
-    dates = np.asarray(features.index, dtype="datetime64[ns]").view("int64")
-    values = features.to_numpy(dtype=np.float64)
-    if store.use_cache:
-        store._write_entry(symbol, dates, values, fingerprint)
-    return _Result(symbol, *_slice(dates, values, shared.lo_ns, shared.hi_ns), status=status, messages=messages)
+            p.messages.append(str(exc))
+            p.status = "rebuilt"
+            return False
+
+    def _events(self, table: str, symbol: str) -> pd.DataFrame | None:
+        by_sym = self.shared.events[table]
+        return None if by_sym is None else by_sym.get(symbol, self.shared.empty_events[table])
 
 
-def _assemble(results: list[_Result]) -> pd.DataFrame:
-    """One (symbol, date)-indexed float64 frame, sorted, from per-symbol results."""
+def _assemble(parts: list[Scanned], block: np.ndarray) -> pd.DataFrame:
+    """The (symbol, date)-indexed frame over ``block`` (features, rows), without copying it."""
     names = feature_names()
-    parts = sorted((r for r in results if len(r.dates)), key=lambda r: r.symbol)
     if not parts:
         index = pd.MultiIndex.from_arrays(
             [pd.Index([], dtype=object, name="symbol"), pd.DatetimeIndex([], name="date")], names=["symbol", "date"]
         )
         return pd.DataFrame(np.empty((0, len(names))), index=index, columns=names)
-    counts = np.array([len(r.dates) for r in parts])
-    values = np.concatenate([r.values for r in parts], axis=0) if len(parts) > 1 else parts[0].values
+    counts = np.array([r.rows for r in parts])
     all_dates = np.concatenate([r.dates for r in parts])
     date_level, date_codes = np.unique(all_dates, return_inverse=True)
     index = pd.MultiIndex(
@@ -587,22 +597,8 @@ def _assemble(results: list[_Result]) -> pd.DataFrame:
         names=["symbol", "date"],
         verify_integrity=False,
     )
-    return pd.DataFrame(values, index=index, columns=names, copy=False)
-
-
-# ----------------------------------------------------------------------------- worker side
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(provider: "DataProvider", shared: _Shared, store: FeatureStore) -> None:
-    _WORKER.update(provider=provider, shared=shared, store=store)
-
-
-def _worker_task(symbol: str) -> _Result | _Failure:
-    try:
-        return _build_symbol(symbol, _WORKER["provider"], _WORKER["shared"], _WORKER["store"])
-    except SignalsError as exc:  # user-facing: rebuild the same exception type in the parent
-        return _Failure(type(exc), exc.args, dict(exc.__dict__))
+    # block.T is F-contiguous (rows, features): pandas stores it as one block, no copy.
+    return pd.DataFrame(block.T, index=index, columns=names, copy=False)
 
 
 __all__ = ["FeatureStore", "BuildStats"]

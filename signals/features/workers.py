@@ -1,0 +1,298 @@
+"""Runs the feature store's per-symbol work, in worker processes or in-process, in two phases.
+
+Why not a ``ProcessPoolExecutor``: a full-universe build returns ~0.9 GB of float64
+features. Pickling that back through a pipe, unpickling it and concatenating it in the
+parent cost more than computing it, and every fresh page costs a fault on a VM. So:
+
+1. **scan**: each symbol's inputs are loaded and checked and its cache entry looked up;
+   workers report only the symbol's dates (rows), keeping what they loaded.
+2. the parent now knows every symbol's place in the final frame and allocates the frame's
+   block once: a Linux ``memfd`` shared with the workers.
+3. **fill**: each worker computes (or reads from the cache) its symbols straight into their
+   rows of that block; the parent wraps the block as the frame's data without a copy.
+
+Where ``memfd_create`` does not exist (macOS, Windows) the values travel through the pipe.
+
+Start method: ``fork`` when the caller runs no other Python thread (the CLI, scripts,
+the benchmark): workers start in milliseconds and inherit the shared inputs unpickled.
+Otherwise ``forkserver`` (``spawn`` on Windows): a forked child would inherit the locks of
+threads (MLflow's, say) that were mid-use.
+"""
+
+from __future__ import annotations
+
+import mmap
+import multiprocessing as mp
+import os
+import threading
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import recv_handle, send_handle
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+_FLOAT = np.dtype(np.float64)
+
+
+@dataclass
+class Scanned:
+    """One symbol after the scan (and, updated, after the fill): its dates (int64 ns) in the frame."""
+
+    symbol: str
+    dates: np.ndarray
+    status: str
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.dates)
+
+
+class Job(Protocol):
+    """The per-symbol work: ``scan`` loads and reports rows, ``fill`` writes the values.
+
+    ``fill(symbol, out)`` gets the symbol's ``(features, rows)`` slot of the final block
+    (only for symbols with rows) and returns its final :class:`Scanned` (the status may
+    change, e.g. a cache entry that turns out corrupt is rebuilt).
+    """
+
+    def scan(self, symbol: str) -> Scanned: ...
+
+    def fill(self, symbol: str, out: np.ndarray) -> Scanned: ...
+
+
+class WorkerFailure(Exception):
+    """A worker raised something that is not a user-facing error (a bug), or died."""
+
+
+def start_method() -> str:
+    """``fork`` when it is safe (no other Python thread), else ``forkserver`` / ``spawn``."""
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def frame_order(scans: list[Scanned]) -> tuple[list[Scanned], dict[str, int], int]:
+    """Symbols with rows, sorted (the frame's order), their first row, and the total rows."""
+    ordered = sorted((s for s in scans if s.rows), key=lambda s: s.symbol)
+    offsets: dict[str, int] = {}
+    at = 0
+    for s in ordered:
+        offsets[s.symbol] = at
+        at += s.rows
+    return ordered, offsets, at
+
+
+def run_serial(
+    symbols: Sequence[str], job: Job, n_features: int, progress: Callable[[str], None] | None = None
+) -> tuple[list[Scanned], np.ndarray]:
+    """Both phases in this process; same result as :func:`run_pool`."""
+    ordered, offsets, total = frame_order([job.scan(s) for s in symbols])
+    block = np.empty((n_features, total))
+    filled = {}
+    for s in ordered:
+        filled[s.symbol] = job.fill(s.symbol, block[:, offsets[s.symbol] : offsets[s.symbol] + s.rows])
+        if progress is not None:
+            progress(s.symbol)
+    return [filled[s.symbol] for s in ordered], block
+
+
+# ----------------------------------------------------------------------------- parent side
+def run_pool(
+    symbols: Sequence[str],
+    n_workers: int,
+    job: Job,
+    error_types: tuple[type[BaseException], ...],
+    n_features: int,
+    progress: Callable[[str], None] | None = None,
+    preload: Sequence[str] = (),
+) -> tuple[list[Scanned], np.ndarray]:
+    """Both phases in ``n_workers`` processes.
+
+    Returns the symbols with rows in frame order and one ``(n_features, total_rows)`` block
+    holding their values in that order. An exception of ``error_types`` raised by the job is
+    re-raised here with its type; anything else becomes :class:`WorkerFailure`.
+    """
+    method = start_method()
+    ctx = mp.get_context(method)
+    if method == "forkserver" and preload:
+        ctx.set_forkserver_preload(list(preload))
+    procs: list[Any] = []
+    conns: list[Connection] = []
+    try:
+        for _ in range(n_workers):
+            parent_end, child_end = ctx.Pipe(duplex=True)
+            proc = ctx.Process(target=_worker_main, args=(child_end, job, error_types), daemon=True)
+            proc.start()
+            child_end.close()
+            procs.append(proc)
+            conns.append(parent_end)
+        ordered, offsets, total = frame_order(_scan(symbols, conns, procs))
+        filled = _fill(conns, procs, n_features, total, offsets, progress)
+        for conn in conns:
+            conn.send(("stop",))
+        for proc in procs:
+            proc.join(timeout=10)
+        return [filled[0][s.symbol] for s in ordered], filled[1]
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+        for conn in conns:
+            conn.close()
+
+
+def _chunk_size(n_symbols: int, n_workers: int) -> int:
+    # Small chunks balance the load; about 8 rounds per worker keeps messages negligible.
+    return max(1, min(8, n_symbols // (n_workers * 8) or 1))
+
+
+def _scan(symbols: Sequence[str], conns: list[Connection], procs: list[Any]) -> list[Scanned]:
+    todo = list(symbols)
+    size = _chunk_size(len(todo), len(conns))
+    busy: set[int] = set()
+    scans: list[Scanned] = []
+
+    def feed(i: int) -> None:
+        if todo:
+            conns[i].send(("scan", todo[:size]))
+            del todo[:size]
+            busy.add(i)
+
+    for i in range(len(conns)):
+        feed(i)
+    while busy:
+        i, msg = _next_message(conns, procs, busy)
+        if msg[0] == "scanned":
+            scans.append(msg[1])
+        elif msg[0] == "idle":
+            busy.discard(i)
+            feed(i)
+    return scans
+
+
+def _fill(
+    conns: list[Connection],
+    procs: list[Any],
+    n_features: int,
+    total: int,
+    offsets: dict[str, int],
+    progress: Callable[[str], None] | None,
+) -> tuple[dict[str, Scanned], np.ndarray]:
+    filled: dict[str, Scanned] = {}
+    fd = os.memfd_create("signals-features", os.MFD_CLOEXEC) if hasattr(os, "memfd_create") and total else None
+    try:
+        if fd is None:
+            block = np.empty((n_features, total))
+            for conn in conns:
+                conn.send(("fill_and_send", n_features, offsets))
+        else:
+            nbytes = n_features * total * _FLOAT.itemsize
+            os.ftruncate(fd, nbytes)
+            # The array keeps the mapping alive after the fd is closed.
+            block = np.frombuffer(mmap.mmap(fd, nbytes), dtype=_FLOAT).reshape(n_features, total)
+            for conn, proc in zip(conns, procs):
+                conn.send(("fill", n_features, total, offsets))
+                send_handle(conn, fd, proc.pid)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    waiting = set(range(len(conns)))
+    while waiting:
+        i, msg = _next_message(conns, procs, waiting)
+        if msg[0] == "filled":
+            filled[msg[1].symbol] = msg[1]
+            if msg[2] is not None:  # values sent through the pipe
+                at = offsets[msg[1].symbol]
+                block[:, at : at + msg[1].rows] = msg[2]
+            if progress is not None:
+                progress(msg[1].symbol)
+        elif msg[0] == "done":
+            waiting.discard(i)
+    return filled, block
+
+
+def _next_message(conns: list[Connection], procs: list[Any], among: set[int]) -> tuple[int, tuple]:
+    """The next message from one of the workers in ``among``; raises on failures and deaths."""
+    while True:
+        by_handle: dict[Any, int] = {}
+        for i in among:
+            by_handle[conns[i]] = i
+            by_handle[procs[i].sentinel] = i
+        for handle in wait(list(by_handle)):
+            i = by_handle[handle]
+            if not conns[i].poll():
+                continue
+            try:
+                msg = conns[i].recv()
+            except EOFError:
+                continue
+            if msg[0] == "error":
+                exc = msg[1].__new__(msg[1])
+                exc.args = msg[2]
+                exc.__dict__.update(msg[3])
+                raise exc
+            if msg[0] == "crash":
+                raise WorkerFailure(f"feature worker {procs[i].pid} failed:\n{msg[1]}")
+            return i, msg
+        dead = [procs[i] for i in among if not procs[i].is_alive() and not conns[i].poll()]
+        if dead:
+            raise WorkerFailure(f"feature worker {dead[0].pid} died (exit code {dead[0].exitcode})")
+
+
+# ----------------------------------------------------------------------------- worker side
+def _worker_main(conn: Connection, job: Job, error_types: tuple[type[BaseException], ...]) -> None:
+    mine: dict[str, int] = {}  # symbol -> rows, for the symbols this worker scanned
+    try:
+        while True:
+            msg = conn.recv()
+            kind = msg[0]
+            try:
+                if kind == "scan":
+                    for symbol in msg[1]:
+                        scanned = job.scan(symbol)
+                        mine[symbol] = scanned.rows
+                        conn.send(("scanned", scanned))
+                    conn.send(("idle",))
+                elif kind == "fill":
+                    n_features, total, offsets = msg[1], msg[2], msg[3]
+                    fd = recv_handle(conn)
+                    try:
+                        block = mmap.mmap(fd, n_features * total * _FLOAT.itemsize)
+                    finally:
+                        os.close(fd)
+                    out = np.frombuffer(block, dtype=_FLOAT).reshape(n_features, total)
+                    for symbol, rows in mine.items():
+                        if rows:
+                            at = offsets[symbol]
+                            conn.send(("filled", job.fill(symbol, out[:, at : at + rows]), None))
+                    del out
+                    block.close()
+                    mine.clear()
+                    conn.send(("done",))
+                elif kind == "fill_and_send":
+                    n_features = msg[1]
+                    for symbol, rows in mine.items():
+                        if rows:
+                            values = np.empty((n_features, rows))
+                            conn.send(("filled", job.fill(symbol, values), values))
+                    mine.clear()
+                    conn.send(("done",))
+                elif kind == "stop":
+                    return
+            except error_types as exc:
+                # Sent as parts: unpickling an exception re-runs its __init__, which fails
+                # for exceptions with keyword-only arguments.
+                conn.send(("error", type(exc), exc.args, dict(exc.__dict__)))
+                return
+    except (EOFError, KeyboardInterrupt):
+        return
+    except BaseException:  # noqa: BLE001 - a bug: report it with its traceback
+        try:
+            conn.send(("crash", traceback.format_exc()))
+        except Exception:  # noqa: BLE001 - the parent is gone
+            pass
