@@ -20,10 +20,18 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from signals.data.errors import DataError
 from signals.data.providers import DataProvider
 from signals.io import atomic_write_parquet
+
+
+def _read(path: Path) -> pd.DataFrame:
+    # ParquetFile.read skips the dataset machinery of pd.read_parquet: ~2x faster on the
+    # small per-symbol files the feature store reads by the hundred.
+    with pq.ParquetFile(path) as pfile:
+        return pfile.read(use_threads=False).to_pandas()
 
 
 class ParquetProvider(DataProvider):
@@ -48,11 +56,11 @@ class ParquetProvider(DataProvider):
         path = self.root / "bars" / f"{symbol}.parquet"
         if not path.is_file():
             raise DataError(f"symbol {symbol!r} is in universe.csv but {path} does not exist")
-        return pd.read_parquet(path)
+        return _read(path)
 
     def _raw_market(self, symbol: str) -> pd.DataFrame | None:
         path = self.root / "market" / f"{symbol}.parquet"
-        return pd.read_parquet(path) if path.is_file() else None
+        return _read(path) if path.is_file() else None
 
     def _raw_events(self, table: str) -> pd.DataFrame | None:
         path = self.root / f"{table}.parquet"

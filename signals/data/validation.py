@@ -104,13 +104,24 @@ def validate_bars(
     optionally ``adj_close``. When ``adj_close`` is present the prices are scaled by
     ``adj_close / close`` and volume inversely, so splits and dividends are not returns.
     """
-    report = BarReport(symbol=symbol)
     if df is None or len(df) == 0:
         raise DataValidationError(symbol, "no rows (empty frame)")
+    clean = _clean_bars_fast(df, symbol, require_volume=require_volume, adjust=adjust)
+    if clean is not None:
+        return clean
+    return _validate_bars_full(df, symbol, require_volume=require_volume, adjust=adjust)
+
+
+def _validate_bars_full(
+    df: pd.DataFrame, symbol: str, *, require_volume: bool, adjust: bool
+) -> tuple[pd.DataFrame, BarReport]:
+    """Every check with a named error, and the safe fixes (sort, drop exact duplicates)."""
+    report = BarReport(symbol=symbol)
     frame = df.copy()
+    frame.columns = [str(c).lower() for c in frame.columns]  # before looking for "date": "Date" is common
     if "date" not in frame.columns:
         frame = frame.reset_index().rename(columns={frame.index.name or "index": "date"})
-    frame.columns = [str(c).lower() for c in frame.columns]
+        frame.columns = [str(c).lower() for c in frame.columns]
     needed = ["date", *(BAR_COLUMNS if require_volume else PRICE_COLUMNS)]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
@@ -187,6 +198,72 @@ def validate_bars(
     report.first, report.last = frame.index[0], frame.index[-1]
     if len(frame) > 1:
         report.gaps = int((np.diff(frame.index.values).astype("timedelta64[D]").astype(int) > GAP_CALENDAR_DAYS).sum())
+    return frame, report
+
+
+_DAY_NS = 86_400 * 10**9
+
+
+def _clean_bars_fast(
+    df: pd.DataFrame, symbol: str, *, require_volume: bool, adjust: bool
+) -> tuple[pd.DataFrame, BarReport] | None:
+    """:func:`validate_bars` for the usual input (clean, sorted, midnight dates) in numpy only.
+
+    Returns None as soon as anything needs the full path (a fix to apply, an error to name,
+    an unusual dtype); otherwise exactly what the full path returns, which a test checks.
+    Worth it because the feature store validates every symbol's bars on every build.
+    """
+    lower = {str(c).lower(): c for c in df.columns}
+    if len(lower) != len(df.columns):
+        return None
+    if "date" in lower:
+        raw_dates = df[lower["date"]].to_numpy()
+    elif isinstance(df.index, pd.DatetimeIndex):
+        raw_dates = df.index.to_numpy()
+    else:
+        return None
+    if raw_dates.dtype != np.dtype("datetime64[ns]"):
+        return None
+    ns = raw_dates.view("int64")
+    if (ns % _DAY_NS).any() or (len(ns) > 1 and not (np.diff(ns) > 0).all()) or (ns == np.iinfo(np.int64).min).any():
+        return None  # time of day, unsorted/duplicate or missing dates: the full path fixes or names them
+    needed = BAR_COLUMNS if require_volume else PRICE_COLUMNS
+    if any(c not in lower for c in needed):
+        return None
+    cols: dict[str, np.ndarray] = {}
+    for c in (*BAR_COLUMNS, "adj_close"):
+        if c not in lower:
+            continue
+        arr = df[lower[c]].to_numpy()
+        if arr.dtype.kind not in "fiu":
+            return None
+        arr = arr.astype(np.float64, copy=False)
+        if not np.isfinite(arr).all():
+            return None
+        cols[c] = arr
+    if "volume" not in cols:
+        cols["volume"] = np.zeros(len(ns))
+    for c in (*PRICE_COLUMNS, "adj_close"):
+        if c in cols and not (cols[c] > 0).all():
+            return None
+    if (cols["volume"] < 0).any() or (cols["high"] < cols["low"]).any():
+        return None
+    report = BarReport(symbol=symbol)
+    if adjust and "adj_close" in cols:
+        factor = cols["adj_close"] / cols["close"]
+        report.adjusted_rows = int((~np.isclose(factor, 1.0, rtol=1e-9, atol=0)).sum())
+        for c in PRICE_COLUMNS:
+            cols[c] = cols[c] * factor
+        cols["volume"] = cols["volume"] / factor
+    block = np.empty((len(BAR_COLUMNS), len(ns)))
+    for k, c in enumerate(BAR_COLUMNS):
+        block[k] = cols[c]
+    index = pd.DatetimeIndex(raw_dates, name="date")
+    frame = pd.DataFrame(block.T, index=index, columns=list(BAR_COLUMNS), copy=False)
+    report.rows = len(frame)
+    report.first, report.last = index[0], index[-1]
+    if len(ns) > 1:
+        report.gaps = int((np.diff(raw_dates).astype("timedelta64[D]").astype(int) > GAP_CALENDAR_DAYS).sum())
     return frame, report
 
 

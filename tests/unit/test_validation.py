@@ -166,3 +166,65 @@ def test_event_missing_column_named() -> None:
     with pytest.raises(DataValidationError) as exc:
         validate_events(pd.DataFrame({"symbol": ["A"], "period_end": ["2024-01-01"]}), "fundamentals")
     assert exc.value.column == "filed_at"
+
+
+# ----------------------------------------------------------------------------- fast path
+def _variants() -> list[tuple[str, pd.DataFrame, bool]]:
+    rng = np.random.default_rng(3)
+    n = 300
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    dates = pd.bdate_range("2020-01-01", periods=n)
+    base = pd.DataFrame(
+        {
+            "date": dates,
+            "open": close * (1 + rng.normal(0, 0.003, n)),
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "volume": rng.integers(1_000, 9_000, n),
+        }
+    )
+    adj = base.assign(adj_close=base["close"] * np.where(np.arange(n) < 150, 0.5, 1.0))
+    upper = base.rename(columns=str.upper)
+    indexed = base.set_index("date")
+    no_volume = base.drop(columns="volume")
+    return [
+        ("plain", base, True),
+        ("adj_close", adj, True),
+        ("upper-case columns", upper, True),
+        ("date index", indexed, True),
+        ("market bars without volume", no_volume, False),
+        ("one row", base.head(1), True),
+    ]
+
+
+@pytest.mark.parametrize("name", [v[0] for v in _variants()])
+def test_fast_path_returns_exactly_what_the_full_checks_return(name: str) -> None:
+    from signals.data.validation import _clean_bars_fast, _validate_bars_full
+
+    _, frame, require_volume = next(v for v in _variants() if v[0] == name)
+    fast = _clean_bars_fast(frame, "X", require_volume=require_volume, adjust=True)
+    assert fast is not None, "clean input should take the fast path"
+    full = _validate_bars_full(frame, "X", require_volume=require_volume, adjust=True)
+    pd.testing.assert_frame_equal(fast[0], full[0], check_exact=True)
+    assert fast[1] == full[1]
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda f: f.iloc[::-1],  # unsorted: the full path sorts and reports it
+        lambda f: pd.concat([f, f.tail(1)]),  # duplicate date
+        lambda f: f.assign(date=f["date"] + pd.Timedelta(hours=16)),  # time of day
+        lambda f: f.assign(close=f["close"].where(f.index != 7)),  # NaN
+        lambda f: f.assign(volume=-f["volume"]),
+        lambda f: f.assign(low=f["high"] * 1.1),
+        lambda f: f.assign(date=f["date"].dt.tz_localize("US/Eastern")),
+        lambda f: f.assign(close=f["close"].astype(str)),
+    ],
+)
+def test_anything_unusual_leaves_the_fast_path(spoil) -> None:
+    from signals.data.validation import _clean_bars_fast
+
+    frame = spoil(_variants()[0][1])
+    assert _clean_bars_fast(frame, "X", require_volume=True, adjust=True) is None
