@@ -152,11 +152,13 @@ def test_write_is_atomic(store: FeatureStore, layout: Path, monkeypatch: pytest.
     path = store.cache_path("S0001")
     original = path.read_bytes()
 
-    def crash(table, where, **kw):
-        Path(where).write_bytes(b"PAR1 half written")
+    real_write = Path.write_bytes
+
+    def crash(self: Path, data) -> int:  # the encoded file hits the disk: half of it, then ENOSPC
+        real_write(self, bytes(data)[: len(data) // 2])
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_mod.pq, "write_table", crash)
+    monkeypatch.setattr(Path, "write_bytes", crash)
     with pytest.raises(OSError, match="disk full"):
         FeatureStore(store.cache_dir, use_cache=True).save("S0001", store.load("S0001"))
     assert path.read_bytes() == original
