@@ -19,7 +19,8 @@ def _update_with_values(h: "hashlib._Hash", values: Any) -> None:
     arr = np.asarray(values)
     if arr.dtype.kind in "biufcmM":
         h.update(str(arr.dtype).encode())
-        h.update(np.ascontiguousarray(arr).tobytes())
+        # A contiguous array is hashed in place (no tobytes copy); same bytes either way.
+        h.update(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
     else:
         h.update("\x1f".join(map(str, arr.tolist())).encode())
     h.update(b"\x1e")
@@ -51,7 +52,13 @@ def frame_digest(*frames: pd.DataFrame | pd.Series | None, index: bool = True) -
         )
         if index:
             _update_with_index(h, frame.index)
-        for col in range(frame.shape[1]):
-            _update_with_values(h, frame.iloc[:, col].to_numpy())
+        dtypes = set(frame.dtypes)
+        if len(dtypes) == 1 and isinstance(next(iter(dtypes)), np.dtype) and next(iter(dtypes)).kind in "biufcmM":
+            block = frame.to_numpy()  # one homogeneous block: a view, no per-column pandas work
+            columns = [block[:, col] for col in range(frame.shape[1])]
+        else:
+            columns = [frame.iloc[:, col].to_numpy() for col in range(frame.shape[1])]
+        for values in columns:
+            _update_with_values(h, values)
         h.update(b"\x1d")
     return h.hexdigest()
