@@ -20,10 +20,13 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from signals.data.errors import DataError
 from signals.data.providers import DataProvider
+from signals.data.schemas import BAR_COLUMNS
+from signals.data.validation import BarReport, clean_bar_arrays, validate_bars
 from signals.io import atomic_write_parquet
 
 
@@ -32,6 +35,25 @@ def _read(path: Path) -> pd.DataFrame:
     # small per-symbol files the feature store reads by the hundred.
     with pq.ParquetFile(path) as pfile:
         return pfile.read(use_threads=False).to_pandas()
+
+
+def _clean_table(table: pa.Table, symbol: str) -> tuple[pd.DataFrame, BarReport] | None:
+    """:func:`clean_bar_arrays` on an Arrow table's columns (None: use the full checks)."""
+    names = {n.lower(): i for i, n in enumerate(table.column_names)}
+    if len(names) != table.num_columns or "date" not in names:
+        return None
+    date_col = table.column(names["date"])
+    kind = date_col.type
+    if not (pa.types.is_timestamp(kind) and kind.tz is None and kind.unit == "ns") or date_col.null_count:
+        return None
+    columns = {}
+    for c in (*BAR_COLUMNS, "adj_close"):
+        if c in names:
+            col = table.column(names[c])
+            if col.null_count or not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
+                return None
+            columns[c] = col.to_numpy()
+    return clean_bar_arrays(date_col.to_numpy(), columns, symbol)
 
 
 class ParquetProvider(DataProvider):
@@ -52,11 +74,22 @@ class ParquetProvider(DataProvider):
             uni["symbol"] = uni["symbol"].str.strip().str.upper()
         return uni
 
-    def _raw_bars(self, symbol: str) -> pd.DataFrame:
+    def _bars_path(self, symbol: str) -> Path:
         path = self.root / "bars" / f"{symbol}.parquet"
         if not path.is_file():
             raise DataError(f"symbol {symbol!r} is in universe.csv but {path} does not exist")
-        return _read(path)
+        return path
+
+    def _raw_bars(self, symbol: str) -> pd.DataFrame:
+        return _read(self._bars_path(symbol))
+
+    def _load_bars(self, symbol: str) -> tuple[pd.DataFrame, BarReport]:
+        # Clean files (the usual case) are checked on the Arrow columns directly; anything
+        # else goes through pandas and the full checks, which name the problem.
+        with pq.ParquetFile(self._bars_path(symbol)) as pfile:
+            table = pfile.read(use_threads=False)
+        clean = _clean_table(table, symbol)
+        return clean if clean is not None else validate_bars(table.to_pandas(), symbol)
 
     def _raw_market(self, symbol: str) -> pd.DataFrame | None:
         path = self.root / "market" / f"{symbol}.parquet"
@@ -78,7 +111,8 @@ def write_layout(root: str | os.PathLike[str], tables: dict) -> Path:
     tables["universe"].to_csv(root / "universe.csv", index=False)
     for folder in ("bars", "market"):
         for sym, df in tables.get(folder, {}).items():
-            frame = df if "date" in df.columns else df.rename_axis("date").reset_index()
+            has_date = any(str(c).lower() == "date" for c in df.columns)
+            frame = df if has_date else df.rename_axis("date").reset_index()
             atomic_write_parquet(frame, root / folder / f"{sym}.parquet")
     for table in ("fundamentals", "insider_transactions", "short_interest"):
         if table in tables and tables[table] is not None:

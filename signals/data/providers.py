@@ -92,13 +92,17 @@ class DataProvider(ABC):
         row = uni.loc[symbol]
         return str(row["sector"]), str(row["sector_etf"])
 
+    def _load_bars(self, symbol: str) -> tuple[pd.DataFrame, BarReport]:
+        """Read and validate one symbol's bars; columnar providers override it with a faster read."""
+        return validate_bars(self._raw_bars(symbol), symbol)
+
     def bars_with_report(self, symbol: str) -> tuple[pd.DataFrame, BarReport]:
         symbol = symbol.upper()
         if symbol not in self._bars_cache:
             known = self.symbols()
             if symbol not in known:
                 raise UnknownSymbolError(symbol, known)
-            self._bars_cache[symbol] = validate_bars(self._raw_bars(symbol), symbol)
+            self._bars_cache[symbol] = self._load_bars(symbol)
         return self._bars_cache[symbol]
 
     def bars(self, symbol: str, start: object = None, end: object = None) -> pd.DataFrame:

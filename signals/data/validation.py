@@ -222,19 +222,31 @@ def _clean_bars_fast(
         raw_dates = df.index.to_numpy()
     else:
         return None
-    if raw_dates.dtype != np.dtype("datetime64[ns]"):
+    columns = {c: df[lower[c]].to_numpy() for c in (*BAR_COLUMNS, "adj_close") if c in lower}
+    return clean_bar_arrays(raw_dates, columns, symbol, require_volume=require_volume, adjust=adjust)
+
+
+def clean_bar_arrays(
+    raw_dates: np.ndarray, columns: dict[str, np.ndarray], symbol: str, *, require_volume: bool = True, adjust: bool = True
+) -> tuple[pd.DataFrame, BarReport] | None:
+    """The fast path on plain arrays (dates; lower-case open/high/low/close/volume[/adj_close]).
+
+    Providers that read columnar data (Parquet) call it before building any DataFrame and
+    fall back to :func:`validate_bars` when it returns None.
+    """
+    if raw_dates.dtype != np.dtype("datetime64[ns]") or len(raw_dates) == 0:
         return None
     ns = raw_dates.view("int64")
     if (ns % _DAY_NS).any() or (len(ns) > 1 and not (np.diff(ns) > 0).all()) or (ns == np.iinfo(np.int64).min).any():
         return None  # time of day, unsorted/duplicate or missing dates: the full path fixes or names them
     needed = BAR_COLUMNS if require_volume else PRICE_COLUMNS
-    if any(c not in lower for c in needed):
+    if any(c not in columns for c in needed):
         return None
     cols: dict[str, np.ndarray] = {}
     for c in (*BAR_COLUMNS, "adj_close"):
-        if c not in lower:
+        if c not in columns:
             continue
-        arr = df[lower[c]].to_numpy()
+        arr = columns[c]
         if arr.dtype.kind not in "fiu":
             return None
         arr = arr.astype(np.float64, copy=False)
@@ -263,7 +275,7 @@ def _clean_bars_fast(
     report.rows = len(frame)
     report.first, report.last = index[0], index[-1]
     if len(ns) > 1:
-        report.gaps = int((np.diff(raw_dates).astype("timedelta64[D]").astype(int) > GAP_CALENDAR_DAYS).sum())
+        report.gaps = int((np.diff(ns) > GAP_CALENDAR_DAYS * _DAY_NS).sum())
     return frame, report
 
 
