@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import talib
 
+from signals.features.events import Events, column
 from signals.features.pit import asof, current_record_positions, to_ns, window_bounds
 from signals.features.registry import category_frame
 
@@ -38,7 +39,7 @@ def _sma(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def insider_columns(
-    bar_ns: np.ndarray, c: np.ndarray, v: np.ndarray, insider: pd.DataFrame | None, window_days: int = INSIDER_WINDOW_DAYS
+    bar_ns: np.ndarray, c: np.ndarray, v: np.ndarray, insider: Events | None, window_days: int = INSIDER_WINDOW_DAYS
 ) -> dict[str, np.ndarray]:
     """Net buys, shares bought, net shares and net value over the trailing window.
 
@@ -49,11 +50,11 @@ def insider_columns(
     names = ("insider_net_buys_90", "insider_shares_bought_90", "insider_net_shares_90", "insider_net_value_90")
     if insider is None:
         return {k: np.full(n, np.nan) for k in names}
-    filed = to_ns(insider["filed_at"])
+    filed = to_ns(column(insider, "filed_at"))
     order = np.argsort(filed, kind="stable")
     filed = filed[order]
-    shares = insider["shares"].to_numpy(dtype=np.float64)[order]
-    value = np.abs(insider["value"].to_numpy(dtype=np.float64)[order])
+    shares = column(insider, "shares", np.float64)[order]
+    value = np.abs(column(insider, "value", np.float64)[order])
     side = np.sign(shares)
     amounts = np.column_stack([side, np.where(shares > 0, shares, 0.0), shares, side * value])
     lo, hi = window_bounds(filed, bar_ns, window_days)
@@ -70,18 +71,19 @@ def insider_columns(
 
 
 def short_interest_columns(
-    bar_ns: np.ndarray, v: np.ndarray, short_interest: pd.DataFrame | None, max_age_days: int = MAX_SHORT_INTEREST_AGE_DAYS
+    bar_ns: np.ndarray, v: np.ndarray, short_interest: Events | None, max_age_days: int = MAX_SHORT_INTEREST_AGE_DAYS
 ) -> dict[str, np.ndarray]:
     """Short-interest ratio (vs current volume), days to cover (as published) and change."""
     n = len(bar_ns)
     if short_interest is None or short_interest.empty:
         return {k: np.full(n, np.nan) for k in ("short_interest_ratio", "days_to_cover", "short_interest_change")}
-    published = to_ns(short_interest["published_at"])
-    pos = current_record_positions(published, to_ns(short_interest["settlement_date"]))
+    published = to_ns(column(short_interest, "published_at"))
+    settle = to_ns(column(short_interest, "settlement_date"))
+    pos = current_record_positions(published, settle)
     published = published[pos]
-    settle = to_ns(short_interest["settlement_date"])[pos]
-    si = short_interest["short_interest"].to_numpy(dtype=np.float64)[pos]
-    adv_published = short_interest["avg_daily_volume"].to_numpy(dtype=np.float64)[pos]
+    settle = settle[pos]
+    si = column(short_interest, "short_interest", np.float64)[pos]
+    adv_published = column(short_interest, "avg_daily_volume", np.float64)[pos]
     # The previous settlement's figure is the last record of the preceding settlement-date run.
     new_run = settle[1:] != settle[:-1]
     run = np.concatenate([[0], np.cumsum(new_run)])
@@ -100,8 +102,8 @@ def alternative_columns(
     bar_ns: np.ndarray,
     c: np.ndarray,
     v: np.ndarray,
-    insider_transactions: pd.DataFrame | None,
-    short_interest: pd.DataFrame | None,
+    insider_transactions: Events | None,
+    short_interest: Events | None,
 ) -> dict[str, np.ndarray]:
     """The alternative feature columns from bar times, closes, volumes and the event tables."""
     return {**insider_columns(bar_ns, c, v, insider_transactions), **short_interest_columns(bar_ns, v, short_interest)}

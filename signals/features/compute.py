@@ -12,6 +12,7 @@ from signals.data.schemas import BAR_COLUMNS, EVENT_COLUMNS
 from signals.features.alternative import alternative_columns
 from signals.features.cross_asset import cross_asset_columns
 from signals.features.errors import FeatureError
+from signals.features.events import EventArrays, Events, column
 from signals.features.fundamental import fundamental_columns, sector_median_timeline
 from signals.features.pit import to_ns
 from signals.features.registry import CATEGORIES, feature_names, names_for
@@ -38,15 +39,15 @@ def _check_dated(frame: pd.DataFrame, what: str, columns: tuple[str, ...]) -> No
         raise FeatureError(f"{what}: missing column(s) {missing}")
 
 
-def _events_for(frame: pd.DataFrame | None, table: str, symbol: str) -> pd.DataFrame | None:
+def _events_for(frame: Events | None, table: str, symbol: str) -> Events | None:
     if frame is None:
         return None
     missing = [c for c in EVENT_COLUMNS[table] if c not in frame.columns]
     if missing:
         raise FeatureError(f"{table} for {symbol}: missing column(s) {missing}")
-    mine = frame["symbol"].to_numpy() == symbol
+    mine = column(frame, "symbol") == symbol
     if not mine.all():
-        frame = frame[mine]
+        frame = frame.take(np.flatnonzero(mine)) if isinstance(frame, EventArrays) else frame[mine]
     return frame
 
 
@@ -56,10 +57,10 @@ def compute_symbol_features(
     spy_bars: pd.DataFrame | None = None,
     vix_bars: pd.DataFrame | None = None,
     sector_bars: pd.DataFrame | None = None,
-    fundamentals: pd.DataFrame | None = None,
+    fundamentals: Events | None = None,
     sector_fundamentals: pd.DataFrame | None = None,
-    insider_transactions: pd.DataFrame | None = None,
-    short_interest: pd.DataFrame | None = None,
+    insider_transactions: Events | None = None,
+    short_interest: Events | None = None,
     *,
     sector: str | None = None,
     sector_medians: pd.DataFrame | None = None,
@@ -85,10 +86,10 @@ def symbol_feature_matrix(
     spy_bars: pd.DataFrame | None = None,
     vix_bars: pd.DataFrame | None = None,
     sector_bars: pd.DataFrame | None = None,
-    fundamentals: pd.DataFrame | None = None,
+    fundamentals: Events | None = None,
     sector_fundamentals: pd.DataFrame | None = None,
-    insider_transactions: pd.DataFrame | None = None,
-    short_interest: pd.DataFrame | None = None,
+    insider_transactions: Events | None = None,
+    short_interest: Events | None = None,
     *,
     sector: str | None = None,
     sector_medians: pd.DataFrame | None = None,
@@ -120,9 +121,9 @@ def feature_matrix(
     spy_bars: pd.DataFrame | None,
     vix_bars: pd.DataFrame | None,
     sector_bars: pd.DataFrame | None,
-    fundamentals: pd.DataFrame | None,
-    insider_transactions: pd.DataFrame | None,
-    short_interest: pd.DataFrame | None,
+    fundamentals: Events | None,
+    insider_transactions: Events | None,
+    short_interest: Events | None,
     sector: str | None,
     sector_medians: pd.DataFrame | None,
     out: np.ndarray | None = None,

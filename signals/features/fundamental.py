@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from signals.features.events import Events, column
 from signals.features.pit import NS_PER_DAY, asof, current_record_positions, to_ns
 from signals.features.registry import GICS_SECTORS, canonical_sector, category_frame
 
@@ -22,11 +23,14 @@ METRICS = (*VALUATION, *QUALITY_GROWTH)
 MAX_FILING_AGE_DAYS = 400
 
 
-def _current(fundamentals: pd.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _current(fundamentals: Events, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(filed_at ns, values) of one symbol's current records, in filing order."""
-    filed = to_ns(fundamentals["filed_at"])
-    pos = current_record_positions(filed, to_ns(fundamentals["period_end"]))
-    return filed[pos], fundamentals[list(columns)].to_numpy(dtype=np.float64)[pos]
+    filed = to_ns(column(fundamentals, "filed_at"))
+    pos = current_record_positions(filed, to_ns(column(fundamentals, "period_end")))
+    values = np.empty((len(pos), len(columns)))
+    for k, name in enumerate(columns):
+        values[:, k] = column(fundamentals, name, np.float64)[pos]
+    return filed[pos], values
 
 
 def sector_median_timeline(
@@ -90,7 +94,7 @@ def sector_medians_at(timeline: pd.DataFrame | None, bar_ns: np.ndarray) -> np.n
 
 def fundamental_columns(
     bar_ns: np.ndarray,
-    fundamentals: pd.DataFrame | None,
+    fundamentals: Events | None,
     sector_medians: pd.DataFrame | None,
     sector: str | None,
     max_age_days: int = MAX_FILING_AGE_DAYS,

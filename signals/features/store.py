@@ -41,6 +41,7 @@ from signals.errors import SignalsError
 from signals.digest import _update_with_values, frame_digest
 from signals.features.compute import compute_symbol_features, symbol_feature_matrix
 from signals.features.errors import FeatureError
+from signals.features.events import EventArrays
 from signals.features.fundamental import sector_median_timeline
 from signals.features.registry import FEATURE_VERSION, feature_names
 from signals.features.workers import Scanned, run_pool, run_serial
@@ -71,8 +72,9 @@ class _Shared:
     labels: dict[str, tuple[str, str]]  # symbol -> (sector, sector_etf)
     market: dict[str, pd.DataFrame | None]
     market_digest: dict[str, str]
-    events: dict[str, dict[str, pd.DataFrame] | None]  # table -> symbol -> rows (None: no table)
-    empty_events: dict[str, pd.DataFrame]
+    events: dict[str, dict[str, EventArrays] | None]  # table -> symbol -> rows (None: no table)
+    empty_events: dict[str, EventArrays]
+    empty_event_digests: dict[str, str]  # table -> frame_digest of its empty frame (a symbol without rows)
     event_digests: dict[str, dict[str, str] | None]  # table -> symbol -> frame_digest(rows, index=False)
     sector_medians: dict[str, pd.DataFrame | None]
     sector_digest: dict[str, str]
@@ -404,10 +406,6 @@ def _picklable(obj: object) -> bool:
     return True
 
 
-def _by_symbol(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    return {str(s): g for s, g in frame.groupby("symbol", sort=False)} if len(frame) else {}
-
-
 def _group_digests(frame: pd.DataFrame) -> dict[str, str]:
     """``frame_digest(group, index=False)`` of each symbol's rows, without per-group pandas work.
 
@@ -437,8 +435,8 @@ def _prepare_shared(provider: "DataProvider", symbols: list[str], lo: int, hi: i
     market = {m: provider.market_bars(m) for m in market_names}
     tables = {t: getattr(provider, t)(None) for t in _EVENT_TABLES}
     selected = {t: (None if df.empty else df[df["symbol"].isin(symbols)]) for t, df in tables.items()}
-    events: dict[str, dict[str, pd.DataFrame] | None] = {
-        t: (None if df is None else _by_symbol(df)) for t, df in selected.items()
+    events: dict[str, dict[str, EventArrays] | None] = {
+        t: (None if df is None else EventArrays.split(df)) for t, df in selected.items()
     }
     event_digests = {t: (None if df is None else _group_digests(df)) for t, df in selected.items()}
     fund = tables["fundamentals"]
@@ -457,7 +455,8 @@ def _prepare_shared(provider: "DataProvider", symbols: list[str], lo: int, hi: i
         market=market,
         market_digest={m: frame_digest(df) for m, df in market.items()},
         events=events,
-        empty_events={t: df.iloc[0:0] for t, df in tables.items()},
+        empty_events={t: EventArrays.from_frame(df.iloc[0:0]) for t, df in tables.items()},
+        empty_event_digests={t: frame_digest(df.iloc[0:0], index=False) for t, df in tables.items()},
         event_digests=event_digests,
         sector_medians=sector_medians,
         sector_digest=sector_digest,
@@ -466,11 +465,11 @@ def _prepare_shared(provider: "DataProvider", symbols: list[str], lo: int, hi: i
     )
 
 
-def _event_digest(shared: _Shared, table: str, symbol: str, rows: pd.DataFrame | None) -> str:
+def _event_digest(shared: _Shared, table: str, symbol: str, rows: EventArrays | None) -> str:
     digests = shared.event_digests[table]
-    if rows is None or digests is None or symbol not in digests:
-        return frame_digest(rows, index=False)  # None or the (cheap) empty frame
-    return digests[symbol]
+    if rows is None or digests is None:
+        return frame_digest(None)
+    return digests.get(symbol, shared.empty_event_digests[table])
 
 
 @dataclass
@@ -581,7 +580,7 @@ class _BuildJob:
             p.status = "rebuilt"
             return False
 
-    def _events(self, table: str, symbol: str) -> pd.DataFrame | None:
+    def _events(self, table: str, symbol: str) -> EventArrays | None:
         by_sym = self.shared.events[table]
         return None if by_sym is None else by_sym.get(symbol, self.shared.empty_events[table])
 
