@@ -55,7 +55,8 @@ def sector_median_timeline(
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(symbols) + 1))
     breaks = np.unique(np.concatenate([filed_all, filed_all + max_age]))
-    cube = np.full((len(breaks), len(symbols), len(VALUATION)), np.nan)
+    # (breaks, metric, symbol): the median runs over the contiguous last axis, ~2x faster.
+    cube = np.full((len(breaks), len(VALUATION), len(symbols)), np.nan)
     for j in range(len(symbols)):
         rows = order[bounds[j] : bounds[j + 1]]
         keep = rows[current_record_positions(filed_all[rows], period_all[rows])]
@@ -63,9 +64,9 @@ def sector_median_timeline(
         idx = np.searchsorted(filed, breaks, side="right") - 1
         ok = idx >= 0
         ok &= breaks < filed[np.maximum(idx, 0)] + max_age
-        cube[ok, j, :] = values_all[keep[idx[ok]]]
+        cube[ok, :, j] = values_all[keep[idx[ok]]]
     return pd.DataFrame(
-        nan_median(cube, axis=1),
+        nan_median(cube, axis=2),
         index=pd.DatetimeIndex(breaks.astype("datetime64[ns]"), name="as_of"),
         columns=list(VALUATION),
     )

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from signals.errors import SignalsError
-from signals.digest import _update_with_values, frame_digest
+from signals.digest import frame_digest
 from signals.features.compute import compute_symbol_features, symbol_feature_matrix
 from signals.features.errors import FeatureError
 from signals.features.events import EventArrays
@@ -415,13 +415,26 @@ def _group_digests(frame: pd.DataFrame) -> dict[str, str]:
     if not len(frame):
         return {}
     header = ([str(c) for c in frame.columns], [str(t) for t in frame.dtypes], list(frame.index.names))
-    columns = [frame.iloc[:, c].to_numpy() for c in range(frame.shape[1])]
+    codes, uniques = pd.factorize(frame["symbol"].to_numpy())
+    order = np.argsort(codes, kind="stable")  # each symbol's rows contiguous, in their original order
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    columns = []
+    for c in range(frame.shape[1]):
+        arr = frame.iloc[:, c].to_numpy()[order]
+        numeric = arr.dtype.kind in "biufcmM"
+        columns.append((str(arr.dtype).encode(), arr.view(np.uint8).reshape(len(arr), -1) if numeric else arr, numeric))
     out: dict[str, str] = {}
-    for sym, pos in frame.groupby("symbol", sort=False).indices.items():
+    for k, sym in enumerate(uniques):
+        lo, hi = bounds[k], bounds[k + 1]
         h = hashlib.blake2b(digest_size=16)
-        h.update(repr((*header, len(pos))).encode())
-        for arr in columns:
-            _update_with_values(h, arr[pos])
+        h.update(repr((*header, int(hi - lo))).encode())
+        for dtype, arr, numeric in columns:
+            if numeric:
+                h.update(dtype)
+                h.update(arr[lo:hi])
+            else:
+                h.update("\x1f".join(map(str, arr[lo:hi].tolist())).encode())
+            h.update(b"\x1e")
         h.update(b"\x1d")
         out[str(sym)] = h.hexdigest()
     return out
