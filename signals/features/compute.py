@@ -51,6 +51,29 @@ def _events_for(frame: Events | None, table: str, symbol: str) -> Events | None:
     return frame
 
 
+class CalendarMemo:
+    """Results that depend only on the bar calendar (benchmarks aligned to it, calendar
+    features), shared by the symbols that have exactly that calendar.
+
+    Bounded (most recent ``size`` calendars): symbols listed on different dates have
+    different calendars, and each entry holds a dozen arrays of the calendar's length.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._entries: dict[bytes, dict] = {}
+
+    def of(self, bar_ns: np.ndarray) -> dict:
+        key = np.ascontiguousarray(bar_ns, dtype=np.int64).tobytes()
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            entry = {}
+            while len(self._entries) >= self.size:
+                self._entries.pop(next(iter(self._entries)))
+        self._entries[key] = entry  # most recent last
+        return entry
+
+
 def compute_symbol_features(
     symbol: str,
     bars: pd.DataFrame,
@@ -94,11 +117,13 @@ def symbol_feature_matrix(
     sector: str | None = None,
     sector_medians: pd.DataFrame | None = None,
     out: np.ndarray | None = None,
+    calendars: CalendarMemo | None = None,
 ) -> tuple[pd.DatetimeIndex, np.ndarray]:
     """:func:`compute_symbol_features` as ``(dates, values)``, values ``(features, rows)``.
 
     ``out``, if given, is the ``(features, rows)`` array to fill (e.g. the symbol's slot in
-    a shared panel block); it is returned as ``values``.
+    a shared panel block); it is returned as ``values``. ``calendars`` lets symbols with the
+    same bar dates share the calendar-only work.
     """
     _check_dated(bars, f"bars for {symbol}", BAR_COLUMNS)
     for name, frame in (("spy_bars", spy_bars), ("vix_bars", vix_bars), ("sector_bars", sector_bars)):
@@ -112,7 +137,7 @@ def symbol_feature_matrix(
 
     return feature_matrix(
         bars, spy_bars, vix_bars, sector_bars, fundamentals, insider_transactions, short_interest, sector, sector_medians,
-        out=out,
+        out=out, calendars=calendars,
     )
 
 
@@ -127,6 +152,7 @@ def feature_matrix(
     sector: str | None,
     sector_medians: pd.DataFrame | None,
     out: np.ndarray | None = None,
+    calendars: CalendarMemo | None = None,
 ) -> tuple[pd.DatetimeIndex, np.ndarray]:
     """The checked inputs' features as ``(dates, values)``, values column-major ``(features, rows)``.
 
@@ -144,12 +170,19 @@ def feature_matrix(
     else:
         values = out
     if len(dates):
+        calendar = None if calendars is None else calendars.of(bar_ns)
+        if calendar is None:
+            temporal = temporal_columns(dates)
+        else:
+            if "temporal" not in calendar:
+                calendar["temporal"] = temporal_columns(dates)
+            temporal = calendar["temporal"]
         columns = {
             "technical": technical_columns(o, h, low, c, v),
             "fundamental": fundamental_columns(bar_ns, fundamentals, sector_medians, sector),
-            "cross_asset": cross_asset_columns(bar_ns, c, spy_bars, vix_bars, sector_bars),
+            "cross_asset": cross_asset_columns(bar_ns, c, spy_bars, vix_bars, sector_bars, calendar),
             "alternative": alternative_columns(bar_ns, c, v, insider_transactions, short_interest),
-            "temporal": temporal_columns(dates),
+            "temporal": temporal,
         }
         for category, cols in columns.items():
             expected = _CATEGORY_SLICES[category]

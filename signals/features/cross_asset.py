@@ -41,13 +41,6 @@ def _pct_change(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _relative_growth(c: np.ndarray, bench: np.ndarray, n: int) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = (1.0 + _pct_change(c, n)) / (1.0 + _pct_change(bench, n)) - 1.0
-    out[~np.isfinite(out)] = np.nan
-    return out
-
-
 def _window_sum(a: np.ndarray, window: int) -> np.ndarray:
     """Trailing sums over ``window`` values from prefix sums (causal: uses a[:t+1] only)."""
     out = np.full(len(a), np.nan)
@@ -79,30 +72,62 @@ def rolling_corr_beta(r: np.ndarray, rb: np.ndarray, window: int = CORR_WINDOW) 
     return np.clip(corr, -1.0, 1.0), beta
 
 
+def benchmark_series(market: pd.DataFrame | None, bar_ns: np.ndarray) -> dict[str, np.ndarray]:
+    """What the features need of one benchmark on one bar calendar (shareable across symbols)."""
+    close = align_close(market, bar_ns)
+    return {
+        "close": close,
+        "ret_1": _pct_change(close, 1),
+        "ret_5": _pct_change(close, 5),
+        "growth_20": 1.0 + _pct_change(close, 20),
+        "growth_60": 1.0 + _pct_change(close, 60),
+    }
+
+
+def _relative(growth: np.ndarray, bench_growth: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = growth / bench_growth - 1.0
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
 def cross_asset_columns(
     bar_ns: np.ndarray,
     c: np.ndarray,
     spy_bars: pd.DataFrame | None,
     vix_bars: pd.DataFrame | None,
     sector_bars: pd.DataFrame | None,
+    calendar: dict | None = None,
 ) -> dict[str, np.ndarray]:
-    """The cross-asset feature columns from bar times, closes and the benchmarks' bars."""
-    spy = align_close(spy_bars, bar_ns)
-    sec = align_close(sector_bars, bar_ns)
-    vix = align_close(vix_bars, bar_ns)
+    """The cross-asset feature columns from bar times, closes and the benchmarks' bars.
+
+    ``calendar``: a dict shared by symbols with exactly these ``bar_ns``, where the
+    benchmarks' aligned series are kept so each is computed once per calendar.
+    """
+
+    def bench(frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
+        if calendar is None:
+            return benchmark_series(frame, bar_ns)
+        key = ("benchmark", id(frame))
+        if key not in calendar:
+            calendar[key] = benchmark_series(frame, bar_ns)
+        return calendar[key]
+
+    spy, sec, vix = bench(spy_bars), bench(sector_bars), bench(vix_bars)
     r = _pct_change(c, 1)
-    spy_corr, spy_beta = rolling_corr_beta(r, _pct_change(spy, 1))
-    sec_corr, _ = rolling_corr_beta(r, _pct_change(sec, 1))
+    growth_20, growth_60 = 1.0 + _pct_change(c, 20), 1.0 + _pct_change(c, 60)
+    spy_corr, spy_beta = rolling_corr_beta(r, spy["ret_1"])
+    sec_corr, _ = rolling_corr_beta(r, sec["ret_1"])
     return {
         "spy_corr_60": spy_corr,
         "spy_beta_60": spy_beta,
-        "rs_spy_20": _relative_growth(c, spy, 20),
-        "rs_spy_60": _relative_growth(c, spy, 60),
+        "rs_spy_20": _relative(growth_20, spy["growth_20"]),
+        "rs_spy_60": _relative(growth_60, spy["growth_60"]),
         "sector_corr_60": sec_corr,
-        "rs_sector_20": _relative_growth(c, sec, 20),
-        "rs_sector_60": _relative_growth(c, sec, 60),
-        "vix_level": vix,
-        "vix_change_5": _pct_change(vix, 5),
+        "rs_sector_20": _relative(growth_20, sec["growth_20"]),
+        "rs_sector_60": _relative(growth_60, sec["growth_60"]),
+        "vix_level": vix["close"],
+        "vix_change_5": vix["ret_5"],
     }
 
 

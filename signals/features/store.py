@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 
 from signals.errors import SignalsError
 from signals.digest import frame_digest
-from signals.features.compute import compute_symbol_features, symbol_feature_matrix
+from signals.features.compute import CalendarMemo, compute_symbol_features, symbol_feature_matrix
 from signals.features.errors import FeatureError
 from signals.features.events import EventArrays
 from signals.features.fundamental import sector_median_timeline
@@ -289,11 +289,7 @@ class FeatureStore:
             [pa.field("date", pa.timestamp("ns"), nullable=False)] + [pa.field(n, pa.float64(), nullable=False) for n in names],
             metadata={_META_KEY: json.dumps(meta).encode()},
         )
-        sink = pa.BufferOutputStream()
-        pq.write_table(
-            pa.Table.from_arrays(arrays, schema=schema), sink, compression="lz4", use_dictionary=False, write_statistics=False
-        )
-        data = sink.getvalue()
+        data = _encode_parquet(pa.Table.from_arrays(arrays, schema=schema))
         return atomic_write(self.cache_path(symbol), lambda p: p.write_bytes(memoryview(data)))
 
     def _read_entry(self, symbol: str, fingerprint: str | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -353,6 +349,13 @@ class FeatureStore:
             path = self.cache_path(symbol)
             raise _InvalidEntry(f"feature cache {path} is corrupt ({type(exc).__name__}: {exc}); rebuilding it") from None
         return dates, table
+
+
+def _encode_parquet(table: pa.Table) -> pa.Buffer:
+    """The table as Parquet bytes (LZ4, no dictionaries, no statistics)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="lz4", use_dictionary=False, write_statistics=False)
+    return sink.getvalue()
 
 
 def _copy_columns(table: pa.Table, i: int, j: int, out: np.ndarray) -> None:
@@ -507,9 +510,10 @@ class _BuildJob:
     def __init__(self, provider: "DataProvider", shared: _Shared, store: FeatureStore) -> None:
         self.provider, self.shared, self.store = provider, shared, store
         self.pending: dict[str, _Pending] = {}
+        self.calendars = CalendarMemo()
 
     def __getstate__(self) -> dict[str, Any]:  # sent to spawned workers before any scan
-        return {"provider": self.provider, "shared": self.shared, "store": self.store, "pending": {}}
+        return {"provider": self.provider, "shared": self.shared, "store": self.store, "pending": {}, "calendars": CalendarMemo()}
 
     def scan(self, symbol: str) -> Scanned:
         shared, store = self.shared, self.store
@@ -568,6 +572,7 @@ class _BuildJob:
             sector=sector,
             sector_medians=self.shared.sector_medians[sector],
             out=full,
+            calendars=self.calendars,
         )
         if self.store.use_cache:
             self.store._write_entry(symbol, dates, values, p.fingerprint)
