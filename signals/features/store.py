@@ -21,6 +21,7 @@ cost more than it saves.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -196,7 +197,6 @@ class FeatureStore:
         if isinstance(symbols, str):
             symbols = [symbols]
         requested = list(dict.fromkeys(data_provider.resolve_symbols(list(symbols) if symbols else None)))
-        shared = _prepare_shared(data_provider, requested, lo, hi)
 
         n_workers = min(self.n_jobs, len(requested))
         if n_workers > 1 and len(requested) < self.min_parallel_symbols:
@@ -204,7 +204,7 @@ class FeatureStore:
         if n_workers > 1 and not _picklable(data_provider):
             log.warning("data provider %s cannot be sent to worker processes; building features in one process", type(data_provider).__name__)
             n_workers = 1
-        job = _BuildJob(data_provider, shared, self)
+        job = _BuildJob(data_provider, self, requested, lo, hi)
         n_features = len(feature_names())
         if n_workers > 1:
             results, block = run_pool(
@@ -493,31 +493,66 @@ class _Pending:
     """What the scan of one symbol keeps for its fill."""
 
     bars: pd.DataFrame
-    fingerprint: str
-    status: str
-    messages: list[str]
+    bars_digest: str
     span: tuple[int, int]  # row positions of the requested slice in the full history
 
 
 class _BuildJob:
     """The store's per-symbol work for :mod:`signals.features.workers`.
 
-    ``scan`` loads the bars, fingerprints every input and looks the entry up (footer only);
-    ``fill`` reads a current entry, or computes the full history, caches it and keeps the
-    requested slice, straight into the symbol's slot of the panel block.
+    ``scan`` loads and checks one symbol's bars (it needs nothing shared, so workers scan
+    while the parent runs :meth:`prepare`); ``receive`` hands a worker the shared inputs of
+    its symbols; ``fill`` fingerprints every input, then reads the current cache entry or
+    computes the full history, caches it and keeps the requested slice, straight into the
+    symbol's slot of the panel block.
     """
 
-    def __init__(self, provider: "DataProvider", shared: _Shared, store: FeatureStore) -> None:
-        self.provider, self.shared, self.store = provider, shared, store
+    def __init__(self, provider: "DataProvider", store: FeatureStore, symbols: list[str], lo: int, hi: int) -> None:
+        self.provider, self.store, self.symbols, self.lo, self.hi = provider, store, symbols, lo, hi
+        self.shared: _Shared | None = None
         self.pending: dict[str, _Pending] = {}
         self.calendars = CalendarMemo()
 
     def __getstate__(self) -> dict[str, Any]:  # sent to spawned workers before any scan
-        return {"provider": self.provider, "shared": self.shared, "store": self.store, "pending": {}, "calendars": CalendarMemo()}
+        state = dict(self.__dict__)
+        state.update(shared=None, pending={}, calendars=CalendarMemo())
+        return state
+
+    # -- parent side
+    def prepare(self) -> None:
+        """Load what symbols share (benchmarks, event tables, sector medians)."""
+        self.shared = _prepare_shared(self.provider, self.symbols, self.lo, self.hi)
+
+    def context_for(self, symbols: list[str]) -> _Shared:
+        """The shared inputs cut down to ``symbols`` (what one worker is sent)."""
+        assert self.shared is not None, "prepare() first"
+        mine = set(symbols)
+
+        def cut(table: dict | None) -> dict | None:
+            return None if table is None else {s: v for s, v in table.items() if s in mine}
+
+        return dataclasses.replace(
+            self.shared,
+            labels={s: self.shared.labels[s] for s in symbols},
+            events={t: cut(v) for t, v in self.shared.events.items()},
+            event_digests={t: cut(v) for t, v in self.shared.event_digests.items()},
+        )
+
+    # -- worker side
+    def receive(self, shared: _Shared) -> None:
+        self.shared = shared
 
     def scan(self, symbol: str) -> Scanned:
-        shared, store = self.shared, self.store
         bars = self.provider.bars(symbol)
+        dates = np.asarray(bars.index, dtype="datetime64[ns]").view("int64")
+        i, j = int(np.searchsorted(dates, self.lo, side="left")), int(np.searchsorted(dates, self.hi, side="right"))
+        self.pending[symbol] = _Pending(bars, frame_digest(bars), (i, j))
+        return Scanned(symbol, dates[i:j], "scanned")
+
+    def fill(self, symbol: str, out: np.ndarray) -> Scanned:
+        shared, store = self.shared, self.store
+        assert shared is not None, "receive() the shared inputs first"
+        p = self.pending.pop(symbol)
         sector, etf = shared.labels[symbol]
         fingerprint = _combine(
             [
@@ -525,7 +560,7 @@ class _BuildJob:
                 symbol,
                 sector,
                 etf,
-                frame_digest(bars),
+                p.bars_digest,
                 shared.market_digest["SPY"],
                 shared.market_digest["VIX"],
                 shared.market_digest[etf],
@@ -533,72 +568,50 @@ class _BuildJob:
                 *(_event_digest(shared, t, symbol, self._events(t, symbol)) for t in _EVENT_TABLES),
             ]
         )
+        dates = np.asarray(p.bars.index, dtype="datetime64[ns]").view("int64")
+        i, j = p.span
         messages: list[str] = []
         status = "nocache"
         if store.use_cache:
+            status = "built"
             try:
                 pfile = store._open_entry(symbol, fingerprint)
                 if pfile is not None:
-                    pfile.close()
-                    status = "hit"
-                else:
-                    status = "stale" if store.cache_path(symbol).is_file() else "built"
+                    with pfile:
+                        cached_dates, table = store._read_table(pfile, symbol)
+                        if not np.array_equal(cached_dates, dates):
+                            raise _InvalidEntry(f"feature cache {store.cache_path(symbol)} has other dates than the bars; rebuilding it")
+                        _copy_columns(table, i, j, out)
+                    return Scanned(symbol, dates[i:j], "hit")
+                if store.cache_path(symbol).is_file():
+                    status = "stale"
             except _InvalidEntry as exc:
                 messages.append(str(exc))
                 status = "rebuilt"
-        dates = np.asarray(bars.index, dtype="datetime64[ns]").view("int64")
-        i, j = np.searchsorted(dates, shared.lo_ns, side="left"), np.searchsorted(dates, shared.hi_ns, side="right")
-        self.pending[symbol] = _Pending(bars, fingerprint, status, messages, (int(i), int(j)))
-        return Scanned(symbol, dates[i:j], status, list(messages))
-
-    def fill(self, symbol: str, out: np.ndarray) -> Scanned:
-        p = self.pending.pop(symbol)
-        dates = np.asarray(p.bars.index, dtype="datetime64[ns]").view("int64")
-        i, j = p.span
-        if p.status == "hit" and self._fill_from_cache(symbol, p, dates, out):
-            return Scanned(symbol, dates[i:j], p.status, p.messages)
         full = out if (i, j) == (0, len(dates)) else None
-        sector, etf = self.shared.labels[symbol]
         _, values = symbol_feature_matrix(
             symbol,
             p.bars,
-            self.shared.market["SPY"],
-            self.shared.market["VIX"],
-            self.shared.market[etf],
+            shared.market["SPY"],
+            shared.market["VIX"],
+            shared.market[etf],
             self._events("fundamentals", symbol),
             None,
             self._events("insider_transactions", symbol),
             self._events("short_interest", symbol),
             sector=sector,
-            sector_medians=self.shared.sector_medians[sector],
+            sector_medians=shared.sector_medians[sector],
             out=full,
             calendars=self.calendars,
         )
-        if self.store.use_cache:
-            self.store._write_entry(symbol, dates, values, p.fingerprint)
+        if store.use_cache:
+            store._write_entry(symbol, dates, values, fingerprint)
         if full is None:
             out[:] = values[:, i:j]
-        return Scanned(symbol, dates[i:j], p.status, p.messages)
-
-    def _fill_from_cache(self, symbol: str, p: _Pending, dates: np.ndarray, out: np.ndarray) -> bool:
-        """Copy the current entry's slice into ``out``; False (status updated) if it cannot be used."""
-        try:
-            pfile = self.store._open_entry(symbol, p.fingerprint)
-            if pfile is None:  # replaced between scan and fill
-                p.status = "stale"
-                return False
-            with pfile:
-                cached_dates, table = self.store._read_table(pfile, symbol)
-                if not np.array_equal(cached_dates, dates):
-                    raise _InvalidEntry(f"feature cache {self.store.cache_path(symbol)} has other dates than the bars; rebuilding it")
-                _copy_columns(table, *p.span, out)
-            return True
-        except _InvalidEntry as exc:
-            p.messages.append(str(exc))
-            p.status = "rebuilt"
-            return False
+        return Scanned(symbol, dates[i:j], status, messages)
 
     def _events(self, table: str, symbol: str) -> EventArrays | None:
+        assert self.shared is not None
         by_sym = self.shared.events[table]
         return None if by_sym is None else by_sym.get(symbol, self.shared.empty_events[table])
 

@@ -26,6 +26,7 @@ import multiprocessing as mp
 import os
 import threading
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import recv_handle, send_handle
@@ -51,14 +52,23 @@ class Scanned:
 
 
 class Job(Protocol):
-    """The per-symbol work: ``scan`` loads and reports rows, ``fill`` writes the values.
+    """The per-symbol work, in the order the runners call it.
 
-    ``fill(symbol, out)`` gets the symbol's ``(features, rows)`` slot of the final block
-    (only for symbols with rows) and returns its final :class:`Scanned` (the status may
-    change, e.g. a cache entry that turns out corrupt is rebuilt).
+    ``scan(symbol)`` (worker) loads what the symbol needs and reports its rows;
+    ``prepare()`` (parent, while the workers scan) builds what all symbols share;
+    ``context_for(symbols)`` (parent) is the part of it one worker's symbols need and
+    ``receive(context)`` (worker) takes it; ``fill(symbol, out)`` (worker) writes the
+    symbol's values into its ``(features, rows)`` slot of the final block and returns the
+    final :class:`Scanned` (with how the values were obtained).
     """
 
     def scan(self, symbol: str) -> Scanned: ...
+
+    def prepare(self) -> None: ...
+
+    def context_for(self, symbols: list[str]) -> Any: ...
+
+    def receive(self, context: Any) -> None: ...
 
     def fill(self, symbol: str, out: np.ndarray) -> Scanned: ...
 
@@ -90,7 +100,10 @@ def run_serial(
     symbols: Sequence[str], job: Job, n_features: int, progress: Callable[[str], None] | None = None
 ) -> tuple[list[Scanned], np.ndarray]:
     """Both phases in this process; same result as :func:`run_pool`."""
-    ordered, offsets, total = frame_order([job.scan(s) for s in symbols])
+    scans = [job.scan(s) for s in symbols]
+    job.prepare()
+    ordered, offsets, total = frame_order(scans)
+    job.receive(job.context_for([s.symbol for s in ordered]))
     block = np.empty((n_features, total))
     filled = {}
     for s in ordered:
@@ -130,7 +143,15 @@ def run_pool(
             child_end.close()
             procs.append(proc)
             conns.append(parent_end)
-        ordered, offsets, total = frame_order(_scan(symbols, conns, procs))
+        # The parent prepares the shared inputs in a thread while the workers scan (the
+        # scheduling loop below only waits on pipes, so the two barely share the GIL).
+        with ThreadPoolExecutor(1, thread_name_prefix="signals-prepare") as prep:
+            prepared = prep.submit(job.prepare)
+            scans, scanned_by = _scan(symbols, conns, procs)
+            prepared.result()
+        ordered, offsets, total = frame_order(scans)
+        for i, conn in enumerate(conns):
+            conn.send(("context", job.context_for([s for s, w in scanned_by.items() if w == i and s in offsets])))
         filled = _fill(conns, procs, n_features, total, offsets, progress)
         for conn in conns:
             conn.send(("stop",))
@@ -151,11 +172,13 @@ def _chunk_size(n_symbols: int, n_workers: int) -> int:
     return max(1, min(8, n_symbols // (n_workers * 8) or 1))
 
 
-def _scan(symbols: Sequence[str], conns: list[Connection], procs: list[Any]) -> list[Scanned]:
+def _scan(symbols: Sequence[str], conns: list[Connection], procs: list[Any]) -> tuple[list[Scanned], dict[str, int]]:
+    """Scans every symbol; returns the scans and which worker scanned (and will fill) each."""
     todo = list(symbols)
     size = _chunk_size(len(todo), len(conns))
     busy: set[int] = set()
     scans: list[Scanned] = []
+    scanned_by: dict[str, int] = {}
 
     def feed(i: int) -> None:
         if todo:
@@ -169,10 +192,11 @@ def _scan(symbols: Sequence[str], conns: list[Connection], procs: list[Any]) -> 
         i, msg = _next_message(conns, procs, busy)
         if msg[0] == "scanned":
             scans.append(msg[1])
+            scanned_by[msg[1].symbol] = i
         elif msg[0] == "idle":
             busy.discard(i)
             feed(i)
-    return scans
+    return scans, scanned_by
 
 
 def _fill(
@@ -258,6 +282,8 @@ def _worker_main(conn: Connection, job: Job, error_types: tuple[type[BaseExcepti
                         mine[symbol] = scanned.rows
                         conn.send(("scanned", scanned))
                     conn.send(("idle",))
+                elif kind == "context":
+                    job.receive(msg[1])
                 elif kind == "fill":
                     n_features, total, offsets = msg[1], msg[2], msg[3]
                     fd = recv_handle(conn)
