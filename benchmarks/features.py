@@ -9,8 +9,8 @@ short interest) in the Parquet layout in a temporary directory, then measures, i
   read and fingerprinted, which is what makes the cache safe);
 * TA-Lib alone: exactly the TA-Lib calls the technical features make, on the same bars,
   in one process;
-* for context, the provider's bar loading alone and the pure feature computation alone
-  (both single process).
+* for context, single-process timings of the parts: the provider's bar loading, the shared
+  inputs, the feature computation and the cache encoding + writing.
 
 Prints a table, then as the LAST line one JSON object with ``cold_symbol_days_per_s``,
 ``warm_symbol_days_per_s`` and ``cold_over_talib``.
@@ -29,12 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from signals.data.parquet import ParquetProvider, write_layout  # noqa: E402
 from signals.data.synthetic import synthetic_universe  # noqa: E402
+from signals.features.compute import CalendarMemo, symbol_feature_matrix  # noqa: E402
 from signals.features.store import FeatureStore, _prepare_shared  # noqa: E402
-from signals.features.compute import compute_symbol_features  # noqa: E402
 from signals.features.technical import ohlcv_arrays, talib_indicators  # noqa: E402
 
 
@@ -85,16 +87,27 @@ def run(n_symbols: int, n_days: int, n_jobs: int, breakdown: bool = True) -> dic
         rows.append(("TA-Lib alone (1 process)", talib_s, "technical indicator calls only"))
         if breakdown:
             rows.append(("  provider bar loading alone (1 process)", load_s, "read + validate parquet"))
-            shared = _prepare_shared(provider, symbols, -(2**63), 2**63 - 1)
             t = time.perf_counter()
+            shared = _prepare_shared(provider, symbols)
+            rows.append(("  shared inputs alone (1 process)", time.perf_counter() - t, "events, digests, sector medians"))
+            scratch = FeatureStore(root / "scratch-cache")
+            calendars = CalendarMemo()
+            compute_s = write_s = 0.0
             for s, b in bars.items():
                 sector, etf = shared.labels[s]
-                ev = {k: (None if v is None else v.get(s)) for k, v in shared.events.items()}
-                compute_symbol_features(
+                ev = {k: (None if v is None else v.get(s, shared.empty_events[k])) for k, v in shared.events.items()}
+                t = time.perf_counter()
+                index, values = symbol_feature_matrix(
                     s, b, shared.market["SPY"], shared.market["VIX"], shared.market[etf], ev["fundamentals"], None,
-                    ev["insider_transactions"], ev["short_interest"], sector=sector, sector_medians=shared.sector_medians[sector],
+                    ev["insider_transactions"], ev["short_interest"], sector=sector,
+                    sector_medians=shared.sector_medians[sector], calendars=calendars,
                 )
-            rows.append(("  feature computation alone (1 process)", time.perf_counter() - t, "all 5 calculators"))
+                t2 = time.perf_counter()
+                scratch._write_entry(s, np.asarray(index, dtype="datetime64[ns]").view("int64"), values, "bench")
+                compute_s += t2 - t
+                write_s += time.perf_counter() - t2
+            rows.append(("  feature computation alone (1 process)", compute_s, "all 5 calculators"))
+            rows.append(("  cache encoding + writing alone (1 process)", write_s, "Parquet per symbol, atomic"))
 
     result = {
         "symbols": n_symbols,

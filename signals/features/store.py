@@ -13,10 +13,12 @@ temporary file and renamed (atomic); an unreadable or foreign file is logged as 
 and rebuilt.
 
 Parallelism. Symbols are independent once the shared inputs (benchmarks, event tables,
-sector medians) are prepared, so with ``n_jobs > 1`` they are built in a process pool: each
-worker loads its symbols' bars from the provider, computes, writes the cache and returns
-only the requested date slice. Small requests stay in-process, where starting workers would
-cost more than it saves.
+sector medians) are prepared, so with ``n_jobs > 1`` they are built by worker processes
+(:mod:`signals.features.workers`): the workers load and check their symbols' bars while
+this process prepares the shared inputs; then each worker fingerprints, computes or reads
+from the cache, and writes its symbols straight into one shared block that becomes the
+returned frame's data (no results are pickled back). Small requests stay in-process,
+where starting workers would cost more than it saves.
 """
 
 from __future__ import annotations
@@ -79,8 +81,6 @@ class _Shared:
     event_digests: dict[str, dict[str, str] | None]  # table -> symbol -> frame_digest(rows, index=False)
     sector_medians: dict[str, pd.DataFrame | None]
     sector_digest: dict[str, str]
-    lo_ns: int
-    hi_ns: int
 
 
 @dataclass
@@ -443,7 +443,7 @@ def _group_digests(frame: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def _prepare_shared(provider: "DataProvider", symbols: list[str], lo: int, hi: int) -> _Shared:
+def _prepare_shared(provider: "DataProvider", symbols: list[str]) -> _Shared:
     """Load what symbols share (benchmarks, event tables, sector medians) once."""
     uni = provider.universe().set_index("symbol")
     labels = {s: (str(uni.at[s, "sector"]), str(uni.at[s, "sector_etf"]).upper()) for s in symbols}
@@ -476,8 +476,6 @@ def _prepare_shared(provider: "DataProvider", symbols: list[str], lo: int, hi: i
         event_digests=event_digests,
         sector_medians=sector_medians,
         sector_digest=sector_digest,
-        lo_ns=lo,
-        hi_ns=hi,
     )
 
 
@@ -521,7 +519,7 @@ class _BuildJob:
     # -- parent side
     def prepare(self) -> None:
         """Load what symbols share (benchmarks, event tables, sector medians)."""
-        self.shared = _prepare_shared(self.provider, self.symbols, self.lo, self.hi)
+        self.shared = _prepare_shared(self.provider, self.symbols)
 
     def context_for(self, symbols: list[str]) -> _Shared:
         """The shared inputs cut down to ``symbols`` (what one worker is sent)."""

@@ -253,8 +253,9 @@ def _next_message(conns: list[Connection], procs: list[Any], among: set[int]) ->
                 continue
             try:
                 msg = conns[i].recv()
-            except EOFError:
-                continue
+            except EOFError:  # its end of the pipe closed: the worker is gone
+                procs[i].join(timeout=5)
+                raise WorkerFailure(f"feature worker {procs[i].pid} died (exit code {procs[i].exitcode})") from None
             if msg[0] == "error":
                 exc = msg[1].__new__(msg[1])
                 exc.args = msg[2]
@@ -264,7 +265,7 @@ def _next_message(conns: list[Connection], procs: list[Any], among: set[int]) ->
                 raise WorkerFailure(f"feature worker {procs[i].pid} failed:\n{msg[1]}")
             return i, msg
         dead = [procs[i] for i in among if not procs[i].is_alive() and not conns[i].poll()]
-        if dead:
+        if dead:  # exited with nothing left to read
             raise WorkerFailure(f"feature worker {dead[0].pid} died (exit code {dead[0].exitcode})")
 
 

@@ -210,3 +210,77 @@ def test_worker_errors_reach_the_caller_with_their_type(tmp_path: Path, layout: 
     with pytest.raises(DataValidationError, match="S0004") as info:
         pool.get_features(None, None, None, ParquetProvider(layout))
     assert info.value.column == "close"
+
+
+def test_process_pool_slices_like_serial_and_serves_hits_into_the_block(tmp_path: Path, layout: Path) -> None:
+    """A date slice through the pool equals the serial slice, cold and warm (cache hits are
+    copied straight into the shared block)."""
+    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout, None, "2010-06-01", "2010-09-30")
+    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
+    cold = build(pool, layout, None, "2010-06-01", "2010-09-30")
+    pd.testing.assert_frame_equal(cold, serial)
+    warm = build(pool, layout, None, "2010-06-01", "2010-09-30")
+    assert pool.last_stats.cache_hits == N_SYMBOLS
+    pd.testing.assert_frame_equal(warm, serial)
+
+
+def test_process_pool_without_memfd_sends_values_through_pipes(
+    tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where memfd_create does not exist (macOS) the values travel through the pipes: same frame."""
+    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
+    monkeypatch.delattr(store_mod.os, "memfd_create", raising=False)
+    from signals.features import workers
+
+    monkeypatch.delattr(workers.os, "memfd_create", raising=False)
+    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
+    pd.testing.assert_frame_equal(build(pool, layout), serial)
+
+
+def test_process_pool_uses_forkserver_when_the_caller_runs_threads(tmp_path: Path, layout: Path) -> None:
+    """With another thread alive, fork is unsafe: the pool starts workers by forkserver
+    (the job is pickled) and still produces the serial frame."""
+    import threading
+
+    from signals.features import workers
+
+    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    try:
+        assert workers.start_method() in ("forkserver", "spawn")
+        pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
+        pd.testing.assert_frame_equal(build(pool, layout), serial)
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_crashing_worker_is_reported_not_hung(tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in a worker (not a user-facing error) surfaces with the worker's traceback."""
+    from signals.features import workers
+
+    def boom(self, symbol, out):  # inherited by the forked workers
+        raise ZeroDivisionError("bug in fill")
+
+    monkeypatch.setattr(store_mod._BuildJob, "fill", boom)
+    monkeypatch.setattr(workers, "start_method", lambda: "fork")  # the patch must reach the workers
+    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
+    with pytest.raises(workers.WorkerFailure, match="ZeroDivisionError: bug in fill"):
+        build(pool, layout)
+
+
+def test_a_worker_that_dies_is_reported_not_hung(tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from signals.features import workers
+
+    def die(self, symbol, out):
+        os._exit(3)  # as if killed by the OOM killer
+
+    monkeypatch.setattr(store_mod._BuildJob, "fill", die)
+    monkeypatch.setattr(workers, "start_method", lambda: "fork")
+    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
+    with pytest.raises(workers.WorkerFailure, match="died"):
+        build(pool, layout)

@@ -1,0 +1,61 @@
+"""EventArrays: per-symbol event rows as numpy columns, and the calculators reading either form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from signals.data.synthetic import synthetic_universe
+from signals.features.compute import compute_symbol_features
+from signals.features.events import EventArrays, column
+
+
+@pytest.fixture(scope="module")
+def universe() -> dict:
+    return synthetic_universe(3, 400, n_sectors=1)
+
+
+def test_split_matches_groupby_rows_in_order(universe: dict) -> None:
+    table = universe["fundamentals"]
+    split = EventArrays.split(table)
+    assert sorted(split) == sorted(table["symbol"].unique())
+    for sym, group in table.groupby("symbol"):
+        rows = split[sym]
+        assert len(rows) == len(group) and rows.columns == list(table.columns)
+        for c in table.columns:
+            np.testing.assert_array_equal(rows[c], group[c].to_numpy())
+    assert EventArrays.split(table.iloc[0:0]) == {}
+
+
+def test_column_reads_frames_and_arrays_alike(universe: dict) -> None:
+    table = universe["short_interest"]
+    arrays = EventArrays.from_frame(table)
+    for name in ("published_at", "short_interest"):
+        np.testing.assert_array_equal(column(arrays, name), column(table, name))
+    assert column(arrays, "short_interest", np.float64).dtype == np.float64
+    empty = arrays.empty_like()
+    assert empty.empty and len(empty) == 0 and empty.columns == arrays.columns
+    with pytest.raises(ValueError, match="length"):
+        EventArrays({"a": np.zeros(2), "b": np.zeros(3)})
+
+
+def test_features_are_identical_from_frames_and_from_event_arrays(universe: dict) -> None:
+    sym = "S0001"
+    bars = universe["bars"][sym].set_index("date") if "date" in universe["bars"][sym] else universe["bars"][sym]
+    market = {k: (v.set_index("date") if "date" in v else v) for k, v in universe["market"].items()}
+    etf = universe["universe"].set_index("symbol").at[sym, "sector_etf"]
+    sector = universe["universe"].set_index("symbol").at[sym, "sector"]
+    tables = {t: universe[t][universe[t]["symbol"] == sym] for t in ("fundamentals", "insider_transactions", "short_interest")}
+    args = (sym, bars, market["SPY"], market["VIX"], market[etf])
+    from_frames = compute_symbol_features(
+        *args, tables["fundamentals"], universe["fundamentals"], tables["insider_transactions"], tables["short_interest"],
+        sector=sector,
+    )
+    from_arrays = compute_symbol_features(
+        *args, EventArrays.from_frame(tables["fundamentals"]), universe["fundamentals"],
+        EventArrays.from_frame(tables["insider_transactions"]), EventArrays.from_frame(tables["short_interest"]),
+        sector=sector,
+    )
+    pd.testing.assert_frame_equal(from_frames, from_arrays, check_exact=True)
+    assert from_frames.notna().any().sum() > 50
