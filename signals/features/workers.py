@@ -21,6 +21,7 @@ threads (MLflow's, say) that were mid-use.
 
 from __future__ import annotations
 
+import logging
 import mmap
 import multiprocessing as mp
 import os
@@ -35,6 +36,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 _FLOAT = np.dtype(np.float64)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -130,6 +132,7 @@ def run_pool(
     re-raised here with its type; anything else becomes :class:`WorkerFailure`.
     """
     method = start_method()
+    log.info("feature build: %d worker processes (%s)", n_workers, method)
     ctx = mp.get_context(method)
     if method == "forkserver" and preload:
         ctx.set_forkserver_preload(list(preload))
