@@ -186,9 +186,12 @@ class FeatureStore:
         :class:`FeatureError` when nothing falls in the range. ``progress`` is called with
         each symbol as it completes.
 
-        With ``n_jobs > 1`` and at least ``min_parallel_symbols`` symbols the work runs in a
-        process pool (forkserver), so a calling *script* needs the usual
-        ``if __name__ == "__main__":`` guard; the CLI, entry points and notebooks need nothing.
+        With ``n_jobs > 1`` and at least ``min_parallel_symbols`` symbols the work runs in
+        worker processes (:mod:`signals.features.workers`). They are forked when the caller
+        runs no other thread; otherwise they start through a forkserver, and then a calling
+        *script* needs the usual ``if __name__ == "__main__":`` guard (the CLI, entry points
+        and notebooks need nothing). The returned frame's values live in one shared-memory
+        block on Linux; it behaves like any frame and is freed with it.
         """
         if data_provider is None:
             raise FeatureError("get_features needs a data provider (see signals.data.get_provider)")
