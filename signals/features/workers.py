@@ -171,7 +171,8 @@ def run_pool(
 
 
 def _chunk_size(n_symbols: int, n_workers: int) -> int:
-    # Small chunks balance the load; about 8 rounds per worker keeps messages negligible.
+    # Up to 8 symbols per message: small enough to balance the load near the end, large
+    # enough that the messages cost nothing next to the work.
     return max(1, min(8, n_symbols // (n_workers * 8) or 1))
 
 

@@ -126,6 +126,18 @@ def test_new_feature_version_rebuilds_everything(store: FeatureStore, layout: Pa
     assert pq.read_schema(store.cache_path("S0000")).metadata[b"signals.features"].decode().count("-next") == 1
 
 
+def test_an_older_cache_format_is_rebuilt_quietly(
+    store: FeatureStore, layout: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Entries of an earlier store layout are stale (like changed code), not reported as foreign."""
+    build(store, layout)
+    monkeypatch.setattr(store_mod, "CACHE_FORMAT", store_mod.CACHE_FORMAT + 1)
+    with caplog.at_level(logging.WARNING, logger="signals.features"):
+        build(store, layout)
+    assert store.last_stats.built == N_SYMBOLS and store.last_stats.stale == N_SYMBOLS
+    assert store.last_stats.invalid == 0 and not caplog.records
+
+
 @pytest.mark.parametrize("kind", ["garbage", "foreign", "truncated"])
 def test_corrupt_or_foreign_file_is_reported_and_rebuilt(
     store: FeatureStore, layout: Path, caplog: pytest.LogCaptureFixture, kind: str
