@@ -212,7 +212,7 @@ def _fill(
     progress: Callable[[str], None] | None,
 ) -> tuple[dict[str, Scanned], np.ndarray]:
     filled: dict[str, Scanned] = {}
-    fd = os.memfd_create("signals-features", os.MFD_CLOEXEC) if hasattr(os, "memfd_create") and total else None
+    fd = _memfd() if total else None
     try:
         if fd is None:
             block = np.empty((n_features, total))
@@ -242,6 +242,17 @@ def _fill(
         elif msg[0] == "done":
             waiting.discard(i)
     return filled, block
+
+
+def _memfd() -> int | None:
+    """A new memfd, or None where there is none (macOS) or a sandbox forbids it (seccomp)."""
+    if not hasattr(os, "memfd_create"):
+        return None
+    try:
+        return os.memfd_create("signals-features", os.MFD_CLOEXEC)
+    except OSError as exc:
+        log.info("memfd_create unavailable (%s); feature values come back through pipes", exc)
+        return None
 
 
 def _next_message(conns: list[Connection], procs: list[Any], among: set[int]) -> tuple[int, tuple]:

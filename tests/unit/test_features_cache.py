@@ -250,6 +250,20 @@ def test_process_pool_without_memfd_sends_values_through_pipes(
     pd.testing.assert_frame_equal(build(pool, layout), serial)
 
 
+def test_process_pool_when_a_sandbox_forbids_memfd(tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """memfd_create failing (EPERM under a seccomp profile) falls back to pipes, not to an error."""
+    from signals.features import workers
+
+    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
+
+    def forbidden(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(workers.os, "memfd_create", forbidden)
+    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
+    pd.testing.assert_frame_equal(build(pool, layout), serial)
+
+
 def test_process_pool_uses_forkserver_when_the_caller_runs_threads(tmp_path: Path, layout: Path) -> None:
     """With another thread alive, fork is unsafe: the pool starts workers by forkserver
     (the job is pickled) and still produces the serial frame."""
