@@ -30,11 +30,15 @@ from signals.data.validation import BarReport, clean_bar_arrays, validate_bars
 from signals.io import atomic_write_parquet
 
 
-def _read(path: Path) -> pd.DataFrame:
+def _read_table(path: Path) -> pa.Table:
     # ParquetFile.read skips the dataset machinery of pd.read_parquet: ~2x faster on the
     # small per-symbol files the feature store reads by the hundred.
     with pq.ParquetFile(path) as pfile:
-        return pfile.read(use_threads=False).to_pandas()
+        return pfile.read(use_threads=False)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return _read_table(path).to_pandas()
 
 
 def _clean_table(table: pa.Table, symbol: str) -> tuple[pd.DataFrame, BarReport] | None:
@@ -86,8 +90,7 @@ class ParquetProvider(DataProvider):
     def _load_bars(self, symbol: str) -> tuple[pd.DataFrame, BarReport]:
         # Clean files (the usual case) are checked on the Arrow columns directly; anything
         # else goes through pandas and the full checks, which name the problem.
-        with pq.ParquetFile(self._bars_path(symbol)) as pfile:
-            table = pfile.read(use_threads=False)
+        table = _read_table(self._bars_path(symbol))
         clean = _clean_table(table, symbol)
         return clean if clean is not None else validate_bars(table.to_pandas(), symbol)
 

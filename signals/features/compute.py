@@ -121,9 +121,11 @@ def symbol_feature_matrix(
 ) -> tuple[pd.DatetimeIndex, np.ndarray]:
     """:func:`compute_symbol_features` as ``(dates, values)``, values ``(features, rows)``.
 
-    ``out``, if given, is the ``(features, rows)`` array to fill (e.g. the symbol's slot in
-    a shared panel block); it is returned as ``values``. ``calendars`` lets symbols with the
-    same bar dates share the calendar-only work.
+    Column-major because every consumer wants whole columns: the Parquet cache writes them,
+    the panel's block stores them, and the calculators produce them. ``out``, if given, is the
+    ``(features, rows)`` array to fill (e.g. the symbol's slot in a shared panel block); it is
+    returned as ``values``. ``calendars`` lets symbols with the same bar dates share the
+    calendar-only work.
     """
     _check_dated(bars, f"bars for {symbol}", BAR_COLUMNS)
     for name, frame in (("spy_bars", spy_bars), ("vix_bars", vix_bars), ("sector_bars", sector_bars)):
@@ -135,30 +137,6 @@ def symbol_feature_matrix(
     if sector_medians is None and sector_fundamentals is not None:
         sector_medians = sector_median_timeline(sector_fundamentals)
 
-    return feature_matrix(
-        bars, spy_bars, vix_bars, sector_bars, fundamentals, insider_transactions, short_interest, sector, sector_medians,
-        out=out, calendars=calendars,
-    )
-
-
-def feature_matrix(
-    bars: pd.DataFrame,
-    spy_bars: pd.DataFrame | None,
-    vix_bars: pd.DataFrame | None,
-    sector_bars: pd.DataFrame | None,
-    fundamentals: Events | None,
-    insider_transactions: Events | None,
-    short_interest: Events | None,
-    sector: str | None,
-    sector_medians: pd.DataFrame | None,
-    out: np.ndarray | None = None,
-    calendars: CalendarMemo | None = None,
-) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """The checked inputs' features as ``(dates, values)``, values column-major ``(features, rows)``.
-
-    Column-major because every consumer wants whole columns: the Parquet cache writes them,
-    the panel's block stores them, and the calculators produce them.
-    """
     dates = pd.DatetimeIndex(bars.index, name="date")
     bar_ns = to_ns(dates)
     o, h, low, c, v = ohlcv_arrays(bars)

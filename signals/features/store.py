@@ -482,9 +482,9 @@ def _prepare_shared(provider: "DataProvider", symbols: list[str]) -> _Shared:
     )
 
 
-def _event_digest(shared: _Shared, table: str, symbol: str, rows: EventArrays | None) -> str:
+def _event_digest(shared: _Shared, table: str, symbol: str) -> str:
     digests = shared.event_digests[table]
-    if rows is None or digests is None:
+    if digests is None:  # the source has no such table
         return frame_digest(None)
     return digests.get(symbol, shared.empty_event_digests[table])
 
@@ -494,6 +494,7 @@ class _Pending:
     """What the scan of one symbol keeps for its fill."""
 
     bars: pd.DataFrame
+    dates: np.ndarray  # the bars' dates, int64 ns
     bars_digest: str
     span: tuple[int, int]  # row positions of the requested slice in the full history
 
@@ -547,7 +548,7 @@ class _BuildJob:
         bars = self.provider.bars(symbol)
         dates = np.asarray(bars.index, dtype="datetime64[ns]").view("int64")
         i, j = int(np.searchsorted(dates, self.lo, side="left")), int(np.searchsorted(dates, self.hi, side="right"))
-        self.pending[symbol] = _Pending(bars, frame_digest(bars), (i, j))
+        self.pending[symbol] = _Pending(bars, dates, frame_digest(bars), (i, j))
         return Scanned(symbol, dates[i:j], "scanned")
 
     def fill(self, symbol: str, out: np.ndarray) -> Scanned:
@@ -566,10 +567,10 @@ class _BuildJob:
                 shared.market_digest["VIX"],
                 shared.market_digest[etf],
                 shared.sector_digest[sector],
-                *(_event_digest(shared, t, symbol, self._events(t, symbol)) for t in _EVENT_TABLES),
+                *(_event_digest(shared, t, symbol) for t in _EVENT_TABLES),
             ]
         )
-        dates = np.asarray(p.bars.index, dtype="datetime64[ns]").view("int64")
+        dates = p.dates
         i, j = p.span
         messages: list[str] = []
         status = "nocache"
