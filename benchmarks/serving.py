@@ -22,12 +22,10 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Callable
 
@@ -35,12 +33,6 @@ import numpy as np
 import pandas as pd
 
 N_FEATURES = 55
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _train(n_rows: int = 4_000, rounds: int = 300, seed: int = 0):
@@ -92,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from signals.config import load_settings
     from signals.ml.pyfunc import log_signal_model
     from signals.ml.registry import ModelRegistry
+    from signals.netutil import free_port, wait_healthy
 
     tmp = Path(tempfile.mkdtemp(prefix="signals-bench-"))
     proc: subprocess.Popen | None = None
@@ -109,20 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         reg.promote("1", reason="benchmark")
         print(f"setup (train 300 rounds x 3 classes + log + register): {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
-        port = _free_port()
+        port = free_port()
         cmd, env, _ = serve_command(settings, "127.0.0.1", port)
         proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         t0 = time.perf_counter()
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.perf_counter() - t0 > 90:
-                raise RuntimeError("mlflow models serve did not become healthy")
-            time.sleep(0.2)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=90, what="mlflow models serve")
         print(f"server healthy after {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
         # The version's path is its artifact location: no tracking-URI lookup needed to load it.

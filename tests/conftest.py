@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from signals.netutil import free_port, wait_healthy  # noqa: F401 - tests import them from here
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -84,15 +86,6 @@ def redis_prefix(request: pytest.FixtureRequest, redis_server_url: str):
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nothing listens on right now (for servers, or a Redis that is 'down')."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def fresh_pg_database(prefix: str):
     """A new PostgreSQL database's URL, dropped afterwards (WITH FORCE: pooled connections do not block it).
@@ -113,22 +106,3 @@ def fresh_pg_database(prefix: str):
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
-
-
-def wait_healthy(url: str, proc, log_path: Path, timeout: float = 90.0, what: str = "server") -> None:
-    """Poll ``{url}/health`` until it answers 200; fail with the server's log if it exits or times out."""
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"{what} not healthy after {timeout:.0f}s:\n{log_path.read_text()[-4000:]}")
