@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from signals.data.parquet import ParquetProvider, write_layout  # noqa: E402
 from signals.data.synthetic import synthetic_universe  # noqa: E402
+from signals.features.cache import SegmentWriter  # noqa: E402
 from signals.features.compute import CalendarMemo, symbol_feature_matrix  # noqa: E402
 from signals.features.store import FeatureStore, _prepare_shared  # noqa: E402
 from signals.features.technical import ohlcv_arrays, talib_indicators  # noqa: E402
@@ -114,7 +115,7 @@ def run(n_symbols: int, n_days: int, n_jobs: int, breakdown: bool = True) -> dic
             t = time.perf_counter()
             shared = _prepare_shared(provider, symbols)
             rows.append(("  shared inputs alone (1 process)", time.perf_counter() - t, "events, digests, sector medians"))
-            scratch = FeatureStore(root / "scratch-cache")
+            writer = SegmentWriter(root / "scratch-cache")
             calendars = CalendarMemo()
             compute_s = write_s = 0.0
             for s, b in bars.items():
@@ -127,11 +128,14 @@ def run(n_symbols: int, n_days: int, n_jobs: int, breakdown: bool = True) -> dic
                     sector_medians=shared.sector_medians[sector], calendars=calendars,
                 )
                 t2 = time.perf_counter()
-                scratch._write_entry(s, np.asarray(index, dtype="datetime64[ns]").view("int64"), values, "bench")
+                writer.add(s, np.asarray(index, dtype="datetime64[ns]").view("int64"), values, "bench")
                 compute_s += t2 - t
                 write_s += time.perf_counter() - t2
+            t = time.perf_counter()
+            writer.flush()
+            write_s += time.perf_counter() - t
             rows.append(("  feature computation alone (1 process)", compute_s, "all 5 calculators"))
-            rows.append(("  cache encoding + writing alone (1 process)", write_s, "Parquet per symbol, atomic"))
+            rows.append(("  cache encoding + writing alone (1 process)", write_s, "Parquet segments, atomic"))
 
     result = {
         "symbols": n_symbols,

@@ -2,15 +2,14 @@
 Parquet and serves (symbol, date) panels. The only module of :mod:`signals.features` that
 does I/O.
 
-Cache. One file per symbol, ``<cache_dir>/<SYMBOL>.parquet``, holding the symbol's *full
-history* of features (so any date slice is served from it without changing a value). Its
-Parquet metadata records the cache format, the symbol, :data:`FEATURE_VERSION` and a
+Cache. Each symbol's entry holds its *full history* of features (so any date slice is
+served from it without changing a value), keyed by :data:`FEATURE_VERSION` and a
 fingerprint of every input the features were computed from (the symbol's bars, SPY, VIX and
 sector-ETF bars, its own fundamentals, insider and short-interest rows, its sector's
 fundamentals, its sector labels). An entry is served only when version and fingerprint both
-match, so changed data or changed feature code is never served stale. Files are written to a
-temporary file and renamed (atomic); an unreadable or foreign file is logged as a warning
-and rebuilt.
+match, so changed data or changed feature code is never served stale. Entries are stored in
+Parquet segments of several symbols, written atomically (:mod:`signals.features.cache`);
+damaged files are reported and rebuilt.
 
 Parallelism. Symbols are independent once the shared inputs (benchmarks, event tables,
 sector medians) are prepared, so with ``n_jobs > 1`` they are built by worker processes
@@ -25,11 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import pickle
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,18 +34,25 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from signals.errors import SignalsError
 from signals.digest import frame_digest
+from signals.features.cache import (
+    CACHE_FORMAT,
+    CacheIndex,
+    CacheItem,
+    InvalidEntry,
+    SegmentReader,
+    SegmentWriter,
+    copy_rows,
+    write_segment,
+)
 from signals.features.compute import CalendarMemo, compute_symbol_features, symbol_feature_matrix
 from signals.features.errors import FeatureError
 from signals.features.events import EventArrays
 from signals.features.fundamental import sector_median_timeline
-from signals.features.registry import FEATURE_VERSION, feature_names
+from signals.features.registry import feature_names
 from signals.features.workers import Scanned, run_pool, run_serial
-from signals.io import atomic_write
 
 if TYPE_CHECKING:
     from signals.config import Settings
@@ -56,10 +60,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2
-_META_KEY = b"signals.features"
 _EVENT_TABLES = ("fundamentals", "insider_transactions", "short_interest")
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 # ----------------------------------------------------------------------------- fingerprints
@@ -92,13 +93,9 @@ class BuildStats:
     cache_hits: int = 0
     built: int = 0
     stale: int = 0
-    invalid: int = 0
+    invalid: int = 0  # damaged cache files and entries found (all rebuilt)
     workers: int = 1
     seconds: float = 0.0
-
-
-class _InvalidEntry(Exception):
-    pass
 
 
 # ----------------------------------------------------------------------------- the store
@@ -210,13 +207,17 @@ class FeatureStore:
         job = _BuildJob(data_provider, self, requested, lo, hi)
         n_features = len(feature_names())
         if n_workers > 1:
-            results, block = run_pool(
+            results, block, messages = run_pool(
                 requested, n_workers, job, (SignalsError,), n_features, progress, preload=["signals.features.store"]
             )
         else:
-            results, block = run_serial(requested, job, n_features, progress)
+            results, block, messages = run_serial(requested, job, n_features, progress)
         frame = _assemble(results, block)
         stats = BuildStats(symbols=len(requested), rows=len(frame), workers=n_workers)
+        if job.index is not None:
+            for msg in job.index.problems:
+                log.warning("%s", msg)
+            stats.invalid += len(job.index.problems)
         for r in results:
             for msg in r.messages:
                 log.warning("%s", msg)
@@ -224,6 +225,10 @@ class FeatureStore:
             stats.built += r.status != "hit"
             stats.stale += r.status == "stale"
             stats.invalid += r.status == "rebuilt"
+        for msg in messages:
+            log.warning("%s", msg)
+        if job.index is not None:
+            job.index.collect_garbage(r.symbol for r in results if r.status != "hit")
         stats.seconds = time.perf_counter() - t0
         self.last_stats = stats
         log.info(
@@ -238,133 +243,59 @@ class FeatureStore:
         return frame
 
     # ------------------------------------------------------------------ cache
-    def cache_path(self, symbol: str) -> Path:
-        """Where ``symbol``'s cache entry lives (symbols unsafe as file names are hashed)."""
-        sym = str(symbol).upper()
-        if _SAFE_NAME.fullmatch(sym):
-            name = sym
-        else:
-            name = re.sub(r"[^A-Za-z0-9._-]", "_", sym).lstrip(".") + "-" + hashlib.sha1(sym.encode()).hexdigest()[:8]
-        return self.cache_dir / f"{name}.parquet"
+    def cache_file(self, symbol: str) -> Path | None:
+        """The cache segment holding ``symbol``'s newest entry from the current feature code, if any."""
+        entry = CacheIndex.scan(self.cache_dir).find(str(symbol).upper(), None)
+        return None if entry is None else entry.path
 
     def load(
         self, symbol: str, start: object = None, end: object = None, *, fingerprint: str | None = None
     ) -> pd.DataFrame | None:
         """Cached features of ``symbol`` between ``start`` and ``end``, or None on a miss.
 
-        A miss is: no entry, an entry from other feature code (:data:`FEATURE_VERSION`), an
-        entry computed from other inputs (when ``fingerprint`` is given) or an unreadable /
-        foreign file (logged as a warning). Only the input fingerprint the store computes
-        guarantees the entry matches today's data; without it only the code version is checked.
+        A miss is: no entry, only entries from other feature code (:data:`FEATURE_VERSION`) or,
+        when ``fingerprint`` is given, computed from other inputs, or a damaged entry or file
+        (logged as a warning). Only the input fingerprint the store computes guarantees the
+        entry matches today's data; without it only the code version is checked.
         """
         lo, hi = _parse_range(start, end)
-        try:
-            entry = self._read_entry(str(symbol).upper(), fingerprint)
-        except _InvalidEntry as exc:
-            log.warning("%s", exc)
-            return None
+        index = CacheIndex.scan(self.cache_dir)
+        for problem in index.problems:
+            log.warning("%s", problem)
+        entry = index.find(str(symbol).upper(), fingerprint)
         if entry is None:
             return None
-        dates, values = _slice(*entry, lo, hi)
+        reader = SegmentReader()
+        try:
+            dates, table, offset = reader.read(entry)
+            values = np.empty((len(feature_names()), len(dates)))
+            copy_rows(table, offset, values)
+        except InvalidEntry as exc:
+            log.warning("%s", exc)
+            return None
+        except FileNotFoundError:  # removed by another process's clean-up
+            return None
+        finally:
+            reader.close()
+        dates, values = _slice(dates, values, lo, hi)
         index = pd.DatetimeIndex(dates.view("datetime64[ns]"), name="date")
         return pd.DataFrame(values.T, index=index, columns=feature_names(), copy=False)
 
     def save(self, symbol: str, features: pd.DataFrame, *, fingerprint: str | None = None) -> Path:
-        """Atomically write ``symbol``'s full-history features (registry columns, date index)."""
+        """Atomically write ``symbol``'s full-history features (registry columns, date index) as a new segment."""
         if list(features.columns) != feature_names():
             raise FeatureError(f"cannot cache features for {symbol}: columns differ from the feature registry")
         if not isinstance(features.index, pd.DatetimeIndex) or not features.index.is_monotonic_increasing or features.index.has_duplicates:
             raise FeatureError(f"cannot cache features for {symbol}: index must be sorted unique dates")
-        return self._write_entry(
-            str(symbol).upper(), np.asarray(features.index, dtype="datetime64[ns]").view("int64"),
-            np.ascontiguousarray(features.to_numpy(dtype=np.float64).T), fingerprint,
+        item = CacheItem(
+            str(symbol).upper(),
+            np.asarray(features.index, dtype="datetime64[ns]").view("int64"),
+            np.ascontiguousarray(features.to_numpy(dtype=np.float64).T),
+            fingerprint,
         )
-
-    def _write_entry(self, symbol: str, dates_ns: np.ndarray, columns: np.ndarray, fingerprint: str | None) -> Path:
-        """Write column-major ``columns`` (features, rows): pa.array on a contiguous row is zero-copy."""
-        names = feature_names()
-        meta = {"format": CACHE_FORMAT, "symbol": symbol, "feature_version": FEATURE_VERSION, "fingerprint": fingerprint}
-        arrays = [pa.array(dates_ns.astype("datetime64[ns]"))] + [pa.array(columns[j]) for j in range(len(names))]
-        # Non-nullable fields (a missing feature is NaN, never null): no definition levels to
-        # encode, ~40% faster. Encoded in memory and written with one call: Arrow's file
-        # stream issues a write per page, which costs more than the encoding.
-        schema = pa.schema(
-            [pa.field("date", pa.timestamp("ns"), nullable=False)] + [pa.field(n, pa.float64(), nullable=False) for n in names],
-            metadata={_META_KEY: json.dumps(meta).encode()},
-        )
-        data = _encode_parquet(pa.Table.from_arrays(arrays, schema=schema))
-        return atomic_write(self.cache_path(symbol), lambda p: p.write_bytes(memoryview(data)))
-
-    def _read_entry(self, symbol: str, fingerprint: str | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(dates_ns, values)`` of a valid, current entry (values ``(features, rows)``); None if absent or stale.
-
-        Raises :class:`_InvalidEntry` (message ready to log) for a corrupt or foreign file.
-        """
-        pfile = self._open_entry(symbol, fingerprint)
-        if pfile is None:
-            return None
-        with pfile:
-            dates, table = self._read_table(pfile, symbol)
-            values = np.empty((table.num_columns - 1, table.num_rows))
-            _copy_columns(table, 0, table.num_rows, values)
-        return dates, values
-
-    def _open_entry(self, symbol: str, fingerprint: str | None) -> pq.ParquetFile | None:
-        """The open file of a valid, current entry (only its footer read); None if absent or stale."""
-        path = self.cache_path(symbol)
-        if not path.is_file():
-            return None
-        try:
-            pfile = pq.ParquetFile(path)
-        except Exception as exc:  # noqa: BLE001 - any read failure means a corrupt file
-            raise _InvalidEntry(f"feature cache {path} is unreadable ({type(exc).__name__}: {exc}); rebuilding it") from None
-        try:
-            raw = (pfile.schema_arrow.metadata or {}).get(_META_KEY)
-            try:
-                meta = json.loads(raw) if raw is not None else None
-            except ValueError:
-                meta = None
-            if not isinstance(meta, dict) or not isinstance(meta.get("format"), int) or meta.get("symbol") != symbol:
-                raise _InvalidEntry(f"feature cache {path} was not written by this feature store for {symbol}; rebuilding it")
-            stale = (
-                meta["format"] != CACHE_FORMAT  # an older store's layout: rebuilt quietly, like changed code
-                or meta.get("feature_version") != FEATURE_VERSION
-                or (fingerprint is not None and meta.get("fingerprint") != fingerprint)
-            )
-        except BaseException:
-            pfile.close()
-            raise
-        if stale:
-            pfile.close()
-            return None
-        return pfile
-
-    def _read_table(self, pfile: pq.ParquetFile, symbol: str) -> tuple[np.ndarray, pa.Table]:
-        """The entry's dates (int64 ns) and table; :class:`_InvalidEntry` if it is corrupt."""
-        try:
-            if pfile.schema_arrow.names != ["date", *feature_names()]:
-                raise ValueError("columns differ from the feature registry")
-            table = pfile.read(use_threads=False)
-            dates = np.asarray(table.column("date").to_numpy(), dtype="datetime64[ns]").view("int64")
-            if len(dates) > 1 and not (np.diff(dates) > 0).all():
-                raise ValueError("dates are not sorted and unique")
-        except Exception as exc:  # noqa: BLE001
-            path = self.cache_path(symbol)
-            raise _InvalidEntry(f"feature cache {path} is corrupt ({type(exc).__name__}: {exc}); rebuilding it") from None
-        return dates, table
-
-
-def _encode_parquet(table: pa.Table) -> pa.Buffer:
-    """The table as Parquet bytes (LZ4, no dictionaries, no statistics)."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="lz4", use_dictionary=False, write_statistics=False)
-    return sink.getvalue()
-
-
-def _copy_columns(table: pa.Table, i: int, j: int, out: np.ndarray) -> None:
-    """Rows ``i:j`` of the table's feature columns into ``out`` (features, j - i)."""
-    for k in range(table.num_columns - 1):
-        out[k] = table.column(k + 1).to_numpy()[i:j]
+        path = write_segment(self.cache_dir, [item])
+        CacheIndex.scan(self.cache_dir).collect_garbage([])
+        return path
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -402,6 +333,10 @@ def _slice(dates: np.ndarray, values: np.ndarray, lo: int, hi: int) -> tuple[np.
     """The inclusive [lo, hi] date slice of dates and column-major values."""
     i, j = np.searchsorted(dates, lo, side="left"), np.searchsorted(dates, hi, side="right")
     return dates[i:j], values[:, i:j]
+
+
+def _write_failure(exc: OSError) -> str:
+    return f"could not write the feature cache ({type(exc).__name__}: {exc}); these features were computed but not cached"
 
 
 def _picklable(obj: object) -> bool:
@@ -503,46 +438,58 @@ class _BuildJob:
     """The store's per-symbol work for :mod:`signals.features.workers`.
 
     ``scan`` loads and checks one symbol's bars (it needs nothing shared, so workers scan
-    while the parent runs :meth:`prepare`); ``receive`` hands a worker the shared inputs of
-    its symbols; ``fill`` fingerprints every input, then reads the current cache entry or
-    computes the full history, caches it and keeps the requested slice, straight into the
-    symbol's slot of the panel block.
+    while the parent runs :meth:`prepare`); ``receive`` hands a worker the shared inputs and
+    cache entries of its symbols; ``fill`` fingerprints every input, then reads the current
+    cache entry or computes the full history and keeps the requested slice, straight into
+    the symbol's slot of the panel block, and queues what it computed for the cache;
+    ``finish`` writes the last queued segment.
     """
 
     def __init__(self, provider: "DataProvider", store: FeatureStore, symbols: list[str], lo: int, hi: int) -> None:
         self.provider, self.store, self.symbols, self.lo, self.hi = provider, store, symbols, lo, hi
         self.shared: _Shared | None = None
+        self.index: CacheIndex | None = None  # parent: the whole cache index (None: the cache is off)
+        self.mine: CacheIndex | None = None  # worker: the entries of its symbols
         self.pending: dict[str, _Pending] = {}
         self.calendars = CalendarMemo()
+        self.reader: SegmentReader | None = None
+        self.writer: SegmentWriter | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # sent to spawned workers before any scan
         state = dict(self.__dict__)
-        state.update(shared=None, pending={}, calendars=CalendarMemo())
+        state.update(shared=None, index=None, mine=None, pending={}, calendars=CalendarMemo(), reader=None, writer=None)
         return state
 
     # -- parent side
     def prepare(self) -> None:
-        """Load what symbols share (benchmarks, event tables, sector medians)."""
+        """Load what symbols share (benchmarks, event tables, sector medians) and index the cache."""
         self.shared = _prepare_shared(self.provider, self.symbols)
+        if self.store.use_cache:
+            self.index = CacheIndex.scan(self.store.cache_dir)
 
-    def context_for(self, symbols: list[str]) -> _Shared:
-        """The shared inputs cut down to ``symbols`` (what one worker is sent)."""
+    def context_for(self, symbols: list[str]) -> tuple[_Shared, CacheIndex | None]:
+        """The shared inputs and cache entries cut down to ``symbols`` (what one worker is sent)."""
         assert self.shared is not None, "prepare() first"
         mine = set(symbols)
 
         def cut(table: dict | None) -> dict | None:
             return None if table is None else {s: v for s, v in table.items() if s in mine}
 
-        return dataclasses.replace(
+        shared = dataclasses.replace(
             self.shared,
             labels={s: self.shared.labels[s] for s in symbols},
             events={t: cut(v) for t, v in self.shared.events.items()},
             event_digests={t: cut(v) for t, v in self.shared.event_digests.items()},
         )
+        return shared, (None if self.index is None else self.index.only(symbols))
 
     # -- worker side
-    def receive(self, shared: _Shared) -> None:
-        self.shared = shared
+    def receive(self, context: tuple[_Shared, CacheIndex | None]) -> None:
+        self.shared, index = context
+        if index is not None:
+            self.mine = index
+            self.reader = SegmentReader()
+            self.writer = SegmentWriter(self.store.cache_dir)
 
     def scan(self, symbol: str) -> Scanned:
         bars = self.provider.bars(symbol)
@@ -574,22 +521,10 @@ class _BuildJob:
         i, j = p.span
         messages: list[str] = []
         status = "nocache"
-        if store.use_cache:
-            status = "built"
-            try:
-                pfile = store._open_entry(symbol, fingerprint)
-                if pfile is not None:
-                    with pfile:
-                        cached_dates, table = store._read_table(pfile, symbol)
-                        if not np.array_equal(cached_dates, dates):
-                            raise _InvalidEntry(f"feature cache {store.cache_path(symbol)} has other dates than the bars; rebuilding it")
-                        _copy_columns(table, i, j, out)
-                    return Scanned(symbol, dates[i:j], "hit")
-                if store.cache_path(symbol).is_file():
-                    status = "stale"
-            except _InvalidEntry as exc:
-                messages.append(str(exc))
-                status = "rebuilt"
+        if self.writer is not None:
+            status, hit = self._from_cache(symbol, fingerprint, dates, i, out, messages)
+            if hit:
+                return Scanned(symbol, dates[i:j], status)
         full = out if (i, j) == (0, len(dates)) else None
         _, values = symbol_feature_matrix(
             symbol,
@@ -606,11 +541,46 @@ class _BuildJob:
             out=full,
             calendars=self.calendars,
         )
-        if store.use_cache:
-            store._write_entry(symbol, dates, values, fingerprint)
         if full is None:
             out[:] = values[:, i:j]
+        if self.writer is not None:
+            try:
+                self.writer.add(symbol, dates, values, fingerprint)
+            except OSError as exc:
+                messages.append(_write_failure(exc))
         return Scanned(symbol, dates[i:j], status, messages)
+
+    def _from_cache(
+        self, symbol: str, fingerprint: str, dates: np.ndarray, i: int, out: np.ndarray, messages: list[str]
+    ) -> tuple[str, bool]:
+        """Fills ``out`` from a current cache entry if there is one: ``(status, hit)``."""
+        assert self.mine is not None and self.reader is not None
+        entry = self.mine.find(symbol, fingerprint)
+        if entry is None:
+            return ("stale" if self.mine.has(symbol) else "built"), False
+        try:
+            cached_dates, table, offset = self.reader.read(entry)
+            if not np.array_equal(cached_dates, dates):
+                raise InvalidEntry(f"feature cache entry of {symbol} in {entry.path} has other dates than the bars; rebuilding it")
+            copy_rows(table, offset + i, out)
+        except InvalidEntry as exc:
+            messages.append(str(exc))
+            return "rebuilt", False
+        except FileNotFoundError:  # removed by another process's clean-up since the index was read
+            return "built", False
+        return "hit", True
+
+    def finish(self) -> list[str]:
+        """Write what is still queued for the cache; the messages to report."""
+        messages = []
+        if self.reader is not None:
+            self.reader.close()
+        if self.writer is not None:
+            try:
+                self.writer.flush()
+            except OSError as exc:
+                messages.append(_write_failure(exc))
+        return messages
 
     def _events(self, table: str, symbol: str) -> EventArrays | None:
         assert self.shared is not None

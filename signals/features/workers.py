@@ -61,7 +61,8 @@ class Job(Protocol):
     ``context_for(symbols)`` (parent) is the part of it one worker's symbols need and
     ``receive(context)`` (worker) takes it; ``fill(symbol, out)`` (worker) writes the
     symbol's values into its ``(features, rows)`` slot of the final block and returns the
-    final :class:`Scanned` (with how the values were obtained).
+    final :class:`Scanned` (with how the values were obtained); ``finish()`` (worker) runs
+    after its last fill, while the block is still mapped, and returns messages to report.
     """
 
     def scan(self, symbol: str) -> Scanned: ...
@@ -73,6 +74,8 @@ class Job(Protocol):
     def receive(self, context: Any) -> None: ...
 
     def fill(self, symbol: str, out: np.ndarray) -> Scanned: ...
+
+    def finish(self) -> list[str]: ...
 
 
 class WorkerFailure(Exception):
@@ -100,7 +103,7 @@ def frame_order(scans: list[Scanned]) -> tuple[list[Scanned], dict[str, int], in
 
 def run_serial(
     symbols: Sequence[str], job: Job, n_features: int, progress: Callable[[str], None] | None = None
-) -> tuple[list[Scanned], np.ndarray]:
+) -> tuple[list[Scanned], np.ndarray, list[str]]:
     """Both phases in this process; same result as :func:`run_pool`."""
     scans = [job.scan(s) for s in symbols]
     job.prepare()
@@ -112,7 +115,7 @@ def run_serial(
         filled[s.symbol] = job.fill(s.symbol, block[:, offsets[s.symbol] : offsets[s.symbol] + s.rows])
         if progress is not None:
             progress(s.symbol)
-    return [filled[s.symbol] for s in ordered], block
+    return [filled[s.symbol] for s in ordered], block, job.finish()
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -124,11 +127,11 @@ def run_pool(
     n_features: int,
     progress: Callable[[str], None] | None = None,
     preload: Sequence[str] = (),
-) -> tuple[list[Scanned], np.ndarray]:
+) -> tuple[list[Scanned], np.ndarray, list[str]]:
     """Both phases in ``n_workers`` processes.
 
-    Returns the symbols with rows in frame order and one ``(n_features, total_rows)`` block
-    holding their values in that order. An exception of ``error_types`` raised by the job is
+    Returns the symbols with rows in frame order, one ``(n_features, total_rows)`` block
+    holding their values in that order, and the workers' ``finish()`` messages. An exception of ``error_types`` raised by the job is
     re-raised here with its type; anything else becomes :class:`WorkerFailure`.
     """
     method = start_method()
@@ -160,7 +163,7 @@ def run_pool(
             conn.send(("stop",))
         for proc in procs:
             proc.join(timeout=10)
-        return [filled[0][s.symbol] for s in ordered], filled[1]
+        return [filled[0][s.symbol] for s in ordered], filled[1], filled[2]
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -210,8 +213,9 @@ def _fill(
     total: int,
     offsets: dict[str, int],
     progress: Callable[[str], None] | None,
-) -> tuple[dict[str, Scanned], np.ndarray]:
+) -> tuple[dict[str, Scanned], np.ndarray, list[str]]:
     filled: dict[str, Scanned] = {}
+    messages: list[str] = []
     fd = _memfd() if total else None
     try:
         if fd is None:
@@ -240,8 +244,9 @@ def _fill(
             if progress is not None:
                 progress(msg[1].symbol)
         elif msg[0] == "done":
+            messages.extend(msg[1])
             waiting.discard(i)
-    return filled, block
+    return filled, block, messages
 
 
 def _memfd() -> int | None:
@@ -312,10 +317,11 @@ def _worker_main(conn: Connection, job: Job, error_types: tuple[type[BaseExcepti
                         if rows:
                             at = offsets[symbol]
                             conn.send(("filled", job.fill(symbol, out[:, at : at + rows]), None))
+                    messages = job.finish()  # may still read the block
                     del out
                     block.close()
                     mine.clear()
-                    conn.send(("done",))
+                    conn.send(("done", messages))
                 elif kind == "fill_and_send":
                     n_features = msg[1]
                     for symbol, rows in mine.items():
@@ -323,7 +329,7 @@ def _worker_main(conn: Connection, job: Job, error_types: tuple[type[BaseExcepti
                             values = np.empty((n_features, rows))
                             conn.send(("filled", job.fill(symbol, values), values))
                     mine.clear()
-                    conn.send(("done",))
+                    conn.send(("done", job.finish()))
                 elif kind == "stop":
                     return
             except error_types as exc:

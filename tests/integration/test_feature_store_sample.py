@@ -36,7 +36,8 @@ def test_all_four_symbols_with_every_registered_feature(sample_features) -> None
     assert frame.index.names == ["symbol", "date"] and frame.index.is_monotonic_increasing
     rows = frame.groupby(level="symbol").size()
     assert rows.to_dict() == {"AAPL": 3270, "GOOG": 2148, "IBM": 3270, "MSFT": 3270}
-    assert sorted(p.name for p in store.cache_dir.glob("*.parquet")) == [f"{s}.parquet" for s in ("AAPL", "GOOG", "IBM", "MSFT")]
+    [segment] = store.cache_dir.glob("*.parquet")  # one cache segment holds all four
+    assert {store.cache_file(s) for s in ("AAPL", "GOOG", "IBM", "MSFT")} == {segment}
 
 
 def test_nan_only_in_warm_up_or_where_the_data_has_no_vix(sample_features) -> None:
@@ -106,7 +107,8 @@ def test_cli_build_prints_category_counts_and_nan_shares(workdir: Path) -> None:
     cats = {c["category"]: c for c in summary["categories"]}
     assert cats["technical"]["features"] == len(names_for("technical")) and cats["technical"]["nan_share"] == 0
     assert cats["cross_asset"]["nan_share"] == pytest.approx(2 / 9)  # the two VIX features
-    assert sorted(p.name for p in (workdir / "data" / "features").glob("*.parquet")) == ["AAPL.parquet", "MSFT.parquet"]
+    [segment] = (workdir / "data" / "features").glob("*.parquet")
+    assert sorted(pd.read_parquet(segment, columns=["symbol"])["symbol"].astype(str).unique()) == ["AAPL", "MSFT"]
     table = runner.invoke(cli, ["features", "build", "-s", "AAPL"])
     assert table.exit_code == 0
     assert "1 from cache" in table.output and "nan_share" in table.output and "fundamental" in table.output

@@ -3,12 +3,14 @@ writes and the process pool, on a small synthetic Parquet layout."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -16,6 +18,7 @@ from signals.data.errors import DataValidationError, UnknownSymbolError
 from signals.data.parquet import ParquetProvider, write_layout
 from signals.data.synthetic import synthetic_universe
 from signals.features import FEATURE_VERSION, FeatureError, FeatureStore, feature_names
+from signals.features import cache as cache_mod
 from signals.features import store as store_mod
 
 N_SYMBOLS, N_DAYS = 6, 300
@@ -88,12 +91,21 @@ def test_from_settings(settings) -> None:
 
 
 # ----------------------------------------------------------------------------- cache
+def segments(store: FeatureStore) -> list[Path]:
+    return sorted(store.cache_dir.glob("features-*.parquet"))
+
+
 def test_warm_cache_serves_identical_features(store: FeatureStore, layout: Path) -> None:
     cold = build(store, layout)
     warm = build(store, layout)
     assert store.last_stats.cache_hits == N_SYMBOLS and store.last_stats.built == 0
     pd.testing.assert_frame_equal(cold, warm)
-    assert sorted(p.name for p in store.cache_dir.iterdir()) == [f"S{i:04d}.parquet" for i in range(N_SYMBOLS)]
+    # one segment, readable by anyone as a long (symbol, date, features...) panel
+    [segment] = segments(store)
+    assert sorted(p.name for p in store.cache_dir.iterdir()) == [segment.name]
+    panel = pd.read_parquet(segment).set_index(["symbol", "date"])
+    panel.index = panel.index.set_levels(panel.index.levels[0].astype(object), level="symbol")
+    pd.testing.assert_frame_equal(panel.sort_index(), cold, check_index_type=False)
 
 
 def test_changed_bars_are_rebuilt_not_served_stale(store: FeatureStore, layout: Path) -> None:
@@ -106,6 +118,10 @@ def test_changed_bars_are_rebuilt_not_served_stale(store: FeatureStore, layout: 
     assert store.last_stats.stale == 1 and store.last_stats.cache_hits == N_SYMBOLS - 1
     assert after.loc[("S0003", slice(None)), "volume_ratio_20"].iloc[-1] != before.loc[("S0003", slice(None)), "volume_ratio_20"].iloc[-1]
     pd.testing.assert_frame_equal(after.drop(index="S0003", level="symbol"), before.drop(index="S0003", level="symbol"))
+    # the new entry lives in a new segment; the old one still holds the other five symbols
+    assert len(segments(store)) == 2
+    pd.testing.assert_frame_equal(build(store, layout), after)
+    assert store.last_stats.cache_hits == N_SYMBOLS
 
 
 def test_a_peer_filing_invalidates_its_sector_only(store: FeatureStore, layout: Path) -> None:
@@ -118,80 +134,147 @@ def test_a_peer_filing_invalidates_its_sector_only(store: FeatureStore, layout: 
     assert store.last_stats.built == 3 and store.last_stats.cache_hits == 3
 
 
-def test_new_feature_version_rebuilds_everything(store: FeatureStore, layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_new_feature_version_rebuilds_everything_and_drops_the_old_segments(
+    store: FeatureStore, layout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     build(store, layout)
-    monkeypatch.setattr(store_mod, "FEATURE_VERSION", FEATURE_VERSION + "-next")
+    [old] = segments(store)
+    monkeypatch.setattr(cache_mod, "FEATURE_VERSION", FEATURE_VERSION + "-next")
     build(store, layout)
     assert store.last_stats.built == N_SYMBOLS and store.last_stats.stale == N_SYMBOLS
-    assert pq.read_schema(store.cache_path("S0000")).metadata[b"signals.features"].decode().count("-next") == 1
+    [new] = segments(store)  # every entry of the old segment was superseded: it is gone
+    assert new != old and not old.exists()
+    assert pq.read_schema(new).metadata[b"signals.features"].decode().count("-next") == 1
 
 
-def test_an_older_cache_format_is_rebuilt_quietly(
+def test_garbage_collection_keeps_every_newest_entry(store: FeatureStore) -> None:
+    """A segment goes only when each of its symbols has a newer entry elsewhere."""
+    idx = pd.bdate_range("2020-01-01", periods=5, name="date")
+    frame = pd.DataFrame(np.ones((5, len(feature_names()))), index=idx, columns=feature_names())
+    first = cache_mod.write_segment(
+        store.cache_dir, [cache_mod.CacheItem(s, idx.asi8, frame.to_numpy().T.copy(), "fp") for s in ("A", "B")]
+    )
+    store.save("A", frame * 2)  # newer A; B's newest entry is still in `first`
+    assert first.exists() and store.cache_file("B") == first and store.cache_file("A") != first
+    store.save("B", frame * 3)
+    assert not first.exists()
+    assert store.load("A").iloc[0, 0] == 2.0 and store.load("B").iloc[0, 0] == 3.0
+    assert len(segments(store)) == 2
+
+
+def test_other_cache_formats_are_removed_quietly(
     store: FeatureStore, layout: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Entries of an earlier store layout are stale (like changed code), not reported as foreign."""
+    """Entries of another store layout are stale (like changed code), not reported as damaged:
+    segments of another format and the per-symbol files of cache format 2."""
     build(store, layout)
-    monkeypatch.setattr(store_mod, "CACHE_FORMAT", store_mod.CACHE_FORMAT + 1)
+    legacy = store.cache_dir / "S0000.parquet"  # what cache format 2 wrote
+    table = pa.table({"date": pd.to_datetime(["2020-01-02"]), "rsi_14": [50.0]})
+    meta = {b"signals.features": json.dumps({"format": 2, "symbol": "S0000", "feature_version": "x"}).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), legacy)
+    unrelated = store.cache_dir / "notes.parquet"  # not ours: left alone
+    pq.write_table(pa.table({"a": [1]}), unrelated)
+    monkeypatch.setattr(cache_mod, "CACHE_FORMAT", cache_mod.CACHE_FORMAT + 1)
     with caplog.at_level(logging.WARNING, logger="signals.features"):
         build(store, layout)
-    assert store.last_stats.built == N_SYMBOLS and store.last_stats.stale == N_SYMBOLS
-    assert store.last_stats.invalid == 0
+    assert store.last_stats.built == N_SYMBOLS and store.last_stats.invalid == 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not legacy.exists() and unrelated.exists() and len(segments(store)) == 1
 
 
 @pytest.mark.parametrize("kind", ["garbage", "foreign", "truncated"])
-def test_corrupt_or_foreign_file_is_reported_and_rebuilt(
+def test_damaged_or_foreign_segment_is_reported_removed_and_rebuilt(
     store: FeatureStore, layout: Path, caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
     good = build(store, layout, ["S0001"])
-    path = store.cache_path("S0001")
+    [path] = segments(store)
     if kind == "garbage":
         path.write_bytes(b"not a parquet file")
     elif kind == "foreign":
         pd.DataFrame({"a": [1.0, 2.0]}).to_parquet(path)
     else:
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    assert store.load("S0001") is None
     with caplog.at_level(logging.WARNING, logger="signals.features.store"):
         again = build(store, layout, ["S0001"])
-    assert any("S0001" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
+    assert any(path.name in r.getMessage() and "rebuilt" in r.getMessage() for r in caplog.records)
+    assert store.last_stats.invalid == 1 and store.last_stats.built == 1
+    pd.testing.assert_frame_equal(again, good)
+    [new] = segments(store)
+    assert new != path and store.load("S0001") is not None  # the rebuilt entry is valid
+
+
+def test_corrupt_bytes_inside_a_segment_are_caught_by_page_checksums(
+    store: FeatureStore, layout: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Damage that leaves the footer readable: the entry fails its CRC and is rebuilt."""
+    good = build(store, layout, ["S0001"])
+    [path] = segments(store)
+    data = bytearray(path.read_bytes())
+    at = len(data) // 3  # inside the column chunks, far from the footer
+    data[at : at + 16] = bytes(b ^ 0xFF for b in data[at : at + 16])
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="signals.features.store"):
+        again = build(store, layout, ["S0001"])
+    assert any("S0001" in r.getMessage() and "corrupt" in r.getMessage() for r in caplog.records)
     assert store.last_stats.invalid == 1
     pd.testing.assert_frame_equal(again, good)
-    assert store.load("S0001") is not None  # the rebuilt file is valid again
+    assert not path.exists()  # superseded by the rebuilt entry, then collected
 
 
-def test_write_is_atomic(store: FeatureStore, layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_segment_write_is_atomic(store: FeatureStore, layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     build(store, layout, ["S0001"])
-    path = store.cache_path("S0001")
+    [path] = segments(store)
     original = path.read_bytes()
+    real = cache_mod._group_table
+    calls = []
 
-    real_write = Path.write_bytes
+    def crash(group, schema):  # the first row group reached the file, then the disk filled up
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError("disk full")
+        return real(group, schema)
 
-    def crash(self: Path, data) -> int:  # the encoded file hits the disk: half of it, then ENOSPC
-        real_write(self, bytes(data)[: len(data) // 2])
-        raise OSError("disk full")
-
-    monkeypatch.setattr(Path, "write_bytes", crash)
+    monkeypatch.setattr(cache_mod, "SYMBOLS_PER_ROW_GROUP", 1)
+    monkeypatch.setattr(cache_mod, "_group_table", crash)
+    items = [cache_mod.CacheItem(s, np.arange(3) * 86_400_000_000_000, np.zeros((len(feature_names()), 3)), "x") for s in "AB"]
     with pytest.raises(OSError, match="disk full"):
-        FeatureStore(store.cache_dir, use_cache=True).save("S0001", store.load("S0001"))
-    assert path.read_bytes() == original
+        cache_mod.write_segment(store.cache_dir, items)
+    assert len(calls) == 2 and path.read_bytes() == original
     assert [p.name for p in store.cache_dir.iterdir()] == [path.name]  # no temp file left behind
+
+
+def test_a_cache_write_failure_warns_and_still_returns_the_features(
+    store: FeatureStore, layout: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    expected = FeatureStore(store.cache_dir.parent / "other", use_cache=False).get_features(None, None, None, ParquetProvider(layout))
+
+    def full(directory, items):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_mod, "write_segment", full)
+    monkeypatch.setattr(cache_mod, "write_segment", full)
+    with caplog.at_level(logging.WARNING, logger="signals.features.store"):
+        frame = build(store, layout)
+    pd.testing.assert_frame_equal(frame, expected)
+    assert any("could not write the feature cache" in r.getMessage() and "No space" in r.getMessage() for r in caplog.records)
+    assert not segments(store)
 
 
 def test_save_load_roundtrip_and_keys(store: FeatureStore) -> None:
     idx = pd.bdate_range("2020-01-01", periods=10, name="date")
     frame = pd.DataFrame(np.random.default_rng(0).normal(size=(10, len(feature_names()))), index=idx, columns=feature_names())
     frame.iloc[0, 3] = np.nan
-    store.save("XYZ", frame, fingerprint="abc")
+    path = store.save("XYZ", frame, fingerprint="abc")
+    assert store.cache_file("xyz") == path
     pd.testing.assert_frame_equal(store.load("XYZ"), frame, check_freq=False)
     pd.testing.assert_frame_equal(store.load("XYZ", "2020-01-03", "2020-01-07"), frame.loc["2020-01-03":"2020-01-07"], check_freq=False)
     assert store.load("XYZ", fingerprint="abc") is not None
     assert store.load("XYZ", fingerprint="other") is None
-    assert store.load("NOPE") is None
+    assert store.load("NOPE") is None and store.cache_file("NOPE") is None
     with pytest.raises(FeatureError, match="registry"):
         store.save("XYZ", frame.iloc[:, :-1])
-    odd = store.cache_path("BRK/B")
-    assert odd.parent == store.cache_dir and "/" not in odd.name and odd != store.cache_path("BRK_B")
+    store.save("BRK/B", frame)  # any symbol: names live in the data, not in file names
+    pd.testing.assert_frame_equal(store.load("brk/b"), frame, check_freq=False)
 
 
 def test_use_cache_false_writes_nothing(tmp_path: Path, layout: Path) -> None:

@@ -1,0 +1,347 @@
+"""The feature cache on disk: Parquet *segments*, each holding the full feature history of
+several symbols.
+
+Why segments and not a file per symbol: Parquet pays a fixed cost per column chunk (~12 µs
+x 87 columns) and the file system one per file created. For a 500-symbol build a file per
+symbol spent more time on those than on the bytes; a segment of 32 symbols, written as row
+groups of 8, halves the cost of writing and reading the cache.
+
+Layout. ``<cache_dir>/features-<time ns>-<pid>-<random>.parquet``: columns ``symbol``
+(dictionary), ``date`` and every registered feature, each symbol's rows contiguous and in
+date order (``pd.read_parquet`` on a segment shows a readable long panel). The footer's
+``signals.features`` key records the cache format, :data:`FEATURE_VERSION` and, per symbol,
+its row group, first row in the group, row count and the fingerprint of the inputs its
+features were computed from.
+
+Lookup. A symbol's *entries* are found by reading every segment's footer (a few KB each).
+An entry is served only when its feature version and input fingerprint both match; among
+several, the newest segment wins. Segments are written to a temporary file and renamed
+(atomic), so a reader sees a whole segment or none.
+
+Garbage. Rebuilding a symbol writes a new entry in a new segment; a segment in which every
+symbol has a newer entry elsewhere is deleted after the build. The newest entry of a symbol
+is never deleted, so concurrent builds in one directory stay correct (a reader that loses a
+segment to another process's clean-up just recomputes).
+
+Damage. A segment file that is unreadable, or a Parquet file with a segment's name that
+this store did not write, is reported and removed (its symbols are then rebuilt); an entry
+whose data fails to decode or check (pages carry CRC checksums) is reported and rebuilt.
+Segments of another cache format, and the per-symbol files of the earlier layout, are
+stale and removed quietly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from signals.features.registry import FEATURE_VERSION, feature_names
+from signals.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 3
+META_KEY = b"signals.features"
+SYMBOLS_PER_SEGMENT = 32
+SYMBOLS_PER_ROW_GROUP = 8
+_SEGMENT_NAME = re.compile(r"features-\d{20}-\d+-[0-9a-f]{6}\.parquet")
+# Segments reach the file in writes of this size (Arrow's buffered stream, and data pages
+# no larger). Why not one large write: it lets the kernel back the page cache with large
+# folios, and on a VM whose host backs guest memory lazily those cost far more to touch
+# than the same bytes in small pages. Measured here: a 500-symbol cold build ~20% faster.
+_WRITE_PIECE = 1 << 16
+
+
+class InvalidEntry(Exception):
+    """A cache file or entry that cannot be trusted; the message is ready to log."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where one symbol's cached features live."""
+
+    symbol: str
+    path: Path
+    row_group: int
+    offset: int  # first row of the symbol inside the row group
+    rows: int
+    fingerprint: str | None
+    feature_version: str
+
+
+@dataclass
+class CacheIndex:
+    """Every entry of a cache directory, newest first per symbol."""
+
+    directory: Path
+    entries: dict[str, list[Entry]] = field(default_factory=dict)
+    segments: dict[Path, set[str]] = field(default_factory=dict)  # segment -> its symbols
+    problems: list[str] = field(default_factory=list)  # damaged files found (and removed)
+
+    @classmethod
+    def scan(cls, directory: str | os.PathLike[str]) -> "CacheIndex":
+        """Read every segment footer under ``directory`` (which need not exist)."""
+        index = cls(Path(directory))
+        if not index.directory.is_dir():
+            return index
+        paths = sorted(index.directory.glob("*.parquet"), key=lambda p: p.name, reverse=True)  # newest first
+        for path in paths:
+            if _SEGMENT_NAME.fullmatch(path.name):
+                index._add_segment(path)
+            else:
+                _remove_if_older_layout(path)
+        return index
+
+    def _add_segment(self, path: Path) -> None:
+        try:
+            meta = _read_meta(path)
+        except FileNotFoundError:  # removed by another process since the listing
+            return
+        except InvalidEntry as exc:
+            self.problems.append(f"{exc}; removing it (its symbols are rebuilt)")
+            path.unlink(missing_ok=True)
+            return
+        if meta is None:
+            log.info("feature cache: removing %s (another cache format)", path)
+            path.unlink(missing_ok=True)
+            return
+        names = set()
+        for symbol, (row_group, offset, rows, fingerprint) in meta["entries"].items():
+            entry = Entry(symbol, path, int(row_group), int(offset), int(rows), fingerprint, meta["feature_version"])
+            self.entries.setdefault(symbol, []).append(entry)
+            names.add(symbol)
+        self.segments[path] = names
+
+    def find(self, symbol: str, fingerprint: str | None) -> Entry | None:
+        """The newest entry of ``symbol`` from the current feature code and these inputs."""
+        for entry in self.entries.get(symbol, ()):
+            if entry.feature_version == FEATURE_VERSION and (fingerprint is None or entry.fingerprint == fingerprint):
+                return entry
+        return None
+
+    def has(self, symbol: str) -> bool:
+        return symbol in self.entries
+
+    def only(self, symbols: Iterable[str]) -> "CacheIndex":
+        """The part of the index ``symbols`` need (what one worker is sent)."""
+        mine = {s: self.entries[s] for s in symbols if s in self.entries}
+        return CacheIndex(self.directory, mine)
+
+    def collect_garbage(self, rewritten: Iterable[str]) -> list[Path]:
+        """Delete segments in which every symbol has a newer entry; returns what was deleted.
+
+        ``rewritten``: symbols that got a new entry after this index was scanned.
+        """
+        newest = {symbol: entries[0].path for symbol, entries in self.entries.items()}
+        renewed = set(rewritten)
+        removed = []
+        for path, symbols in self.segments.items():
+            if all(s in renewed or newest[s] != path for s in symbols):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        if removed:
+            log.debug("feature cache: removed %d superseded segment(s)", len(removed))
+        return removed
+
+
+def _read_meta(path: Path) -> dict | None:
+    """The validated ``signals.features`` footer of a segment; None for a segment of another
+    cache format (stale, like changed feature code); :class:`InvalidEntry` if it is damaged
+    or not ours."""
+    try:
+        raw = (pq.read_metadata(path).metadata or {}).get(META_KEY)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any read failure means a damaged file
+        raise InvalidEntry(f"feature cache file {path} is unreadable ({type(exc).__name__}: {exc})") from None
+    try:
+        meta = json.loads(raw) if raw is not None else None
+    except ValueError:
+        meta = None
+    if isinstance(meta, dict) and isinstance(meta.get("format"), int) and meta["format"] != CACHE_FORMAT:
+        return None
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(meta.get("feature_version"), str)
+        or not isinstance(meta.get("entries"), dict)
+        or not all(isinstance(v, list) and len(v) == 4 for v in meta["entries"].values())
+    ):
+        raise InvalidEntry(f"feature cache file {path} was not written by this feature store")
+    return meta
+
+
+def _remove_if_older_layout(path: Path) -> None:
+    """Per-symbol files of cache formats 1-2 are stale: remove them. Anything else is not ours."""
+    try:
+        raw = (pq.read_metadata(path).metadata or {}).get(META_KEY)
+        meta = json.loads(raw) if raw is not None else None
+    except Exception:  # noqa: BLE001 - not a file of ours: leave it alone
+        return
+    if isinstance(meta, dict) and isinstance(meta.get("format"), int) and meta["format"] < CACHE_FORMAT and "symbol" in meta:
+        log.info("feature cache: removing %s (older cache layout)", path)
+        path.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- reading
+class SegmentReader:
+    """Reads entries, decoding each row group once for the consecutive symbols that share it."""
+
+    def __init__(self) -> None:
+        self._files: dict[Path, pq.ParquetFile] = {}
+        self._group: tuple[Path, int, pa.Table, np.ndarray] | None = None
+
+    def read(self, entry: Entry) -> tuple[np.ndarray, pa.Table, int]:
+        """``(dates_ns, row_group_table, offset)`` of ``entry``: its rows are
+        ``table[offset : offset + entry.rows]``, its dates already sliced.
+
+        Raises :class:`InvalidEntry` for damaged data, ``FileNotFoundError`` if the segment
+        is gone.
+        """
+        try:
+            if self._group is None or self._group[:2] != (entry.path, entry.row_group):
+                self._group = None
+                pfile = self._open(entry.path)
+                table = pfile.read_row_group(entry.row_group, use_threads=False)
+                dates = np.asarray(table.column("date").to_numpy(), dtype="datetime64[ns]").view("int64")
+                self._group = (entry.path, entry.row_group, table, dates)
+            _, _, table, dates = self._group
+            if entry.offset < 0 or entry.offset + entry.rows > table.num_rows:
+                raise ValueError("entry rows lie outside its row group")
+            mine = dates[entry.offset : entry.offset + entry.rows]
+            if len(mine) > 1 and not (np.diff(mine) > 0).all():
+                raise ValueError("dates are not sorted and unique")
+        except FileNotFoundError:
+            raise
+        except InvalidEntry:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise InvalidEntry(
+                f"feature cache entry of {entry.symbol} in {entry.path} is corrupt ({type(exc).__name__}: {exc}); rebuilding it"
+            ) from None
+        return mine, table, entry.offset
+
+    def _open(self, path: Path) -> pq.ParquetFile:
+        pfile = self._files.get(path)
+        if pfile is None:
+            pfile = pq.ParquetFile(path, page_checksum_verification=True)
+            if pfile.schema_arrow.names != ["symbol", "date", *feature_names()]:
+                pfile.close()
+                raise ValueError("columns differ from the feature registry")
+            self._files[path] = pfile
+        return pfile
+
+    def close(self) -> None:
+        self._group = None
+        for pfile in self._files.values():
+            pfile.close()
+        self._files.clear()
+
+
+def copy_rows(table: pa.Table, start: int, out: np.ndarray) -> None:
+    """The feature columns of ``table[start : start + out.shape[1]]`` into ``out`` (features, rows)."""
+    stop = start + out.shape[1]
+    for k in range(out.shape[0]):
+        out[k] = table.column(k + 2).to_numpy()[start:stop]
+
+
+# ----------------------------------------------------------------------------- writing
+@dataclass
+class CacheItem:
+    symbol: str
+    dates: np.ndarray  # int64 ns
+    values: np.ndarray  # (features, rows); may be a view into the caller's block
+    fingerprint: str | None
+
+
+class SegmentWriter:
+    """Collects built symbols and writes them as segments of ``per_segment`` symbols."""
+
+    def __init__(self, directory: str | os.PathLike[str], per_segment: int = SYMBOLS_PER_SEGMENT) -> None:
+        self.directory = Path(directory)
+        self.per_segment = per_segment
+        self._pending: list[CacheItem] = []
+        self.written: list[Path] = []
+
+    def add(self, symbol: str, dates: np.ndarray, values: np.ndarray, fingerprint: str | None) -> None:
+        """Queue ``symbol``'s full history. ``values`` is not copied: keep it unchanged until :meth:`flush`."""
+        self._pending.append(CacheItem(symbol, dates, values, fingerprint))
+        if len(self._pending) >= self.per_segment:
+            self.flush()
+
+    def flush(self) -> Path | None:
+        """Write what is queued as one segment (nothing queued: None)."""
+        items, self._pending = self._pending, []
+        if not items:
+            return None
+        path = write_segment(self.directory, items)
+        self.written.append(path)
+        return path
+
+
+def new_segment_path(directory: Path) -> Path:
+    """A fresh segment name that sorts after every earlier one (time first)."""
+    return directory / f"features-{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(3)}.parquet"
+
+
+def write_segment(directory: Path, items: list[CacheItem]) -> Path:
+    """Atomically write ``items`` as one segment (row groups of :data:`SYMBOLS_PER_ROW_GROUP`)."""
+    names = feature_names()
+    groups = [items[i : i + SYMBOLS_PER_ROW_GROUP] for i in range(0, len(items), SYMBOLS_PER_ROW_GROUP)]
+    entries: dict[str, list] = {}
+    for g, group in enumerate(groups):
+        offset = 0
+        for item in group:
+            entries[item.symbol] = [g, offset, len(item.dates), item.fingerprint]
+            offset += len(item.dates)
+    meta = {"format": CACHE_FORMAT, "feature_version": FEATURE_VERSION, "entries": entries}
+    # Non-nullable features (a missing value is NaN, never null): no definition levels to encode.
+    schema = pa.schema(
+        [pa.field("symbol", pa.dictionary(pa.int32(), pa.string()), nullable=False), pa.field("date", pa.timestamp("ns"), nullable=False)]
+        + [pa.field(n, pa.float64(), nullable=False) for n in names],
+        metadata={META_KEY: json.dumps(meta).encode()},
+    )
+
+    def write(tmp: Path) -> None:
+        with pa.output_stream(str(tmp), buffer_size=_WRITE_PIECE) as sink, pq.ParquetWriter(
+            sink, schema, compression="lz4", use_dictionary=["symbol"], write_statistics=False, write_page_checksum=True,
+            data_page_size=_WRITE_PIECE,
+        ) as writer:
+            for group in groups:
+                writer.write_table(_group_table(group, schema), row_group_size=sum(len(i.dates) for i in group))
+
+    return atomic_write(new_segment_path(directory), write)
+
+
+def _group_table(group: list[CacheItem], schema: pa.Schema) -> pa.Table:
+    """One row group's table; every column is a chunk per symbol, so nothing is copied."""
+    counts = [len(item.dates) for item in group]
+    symbols = pa.DictionaryArray.from_arrays(
+        pa.array(np.repeat(np.arange(len(group), dtype=np.int32), counts)), pa.array([item.symbol for item in group])
+    )
+    dates = pa.chunked_array([pa.array(item.dates.view("datetime64[ns]")) for item in group], type=pa.timestamp("ns"))
+    features = [pa.chunked_array([pa.array(item.values[k]) for item in group], type=pa.float64()) for k in range(len(schema) - 2)]
+    return pa.Table.from_arrays([pa.chunked_array([symbols]), dates, *features], schema=schema)
+
+
+__all__ = [
+    "CACHE_FORMAT",
+    "CacheIndex",
+    "Entry",
+    "InvalidEntry",
+    "SegmentReader",
+    "SegmentWriter",
+    "CacheItem",
+    "copy_rows",
+    "write_segment",
+]
