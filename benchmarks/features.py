@@ -45,6 +45,9 @@ from signals.features.store import FeatureStore, _prepare_shared  # noqa: E402
 from signals.features.technical import ohlcv_arrays, talib_indicators  # noqa: E402
 
 
+SETTLE_S = 5.0
+
+
 def _default_jobs() -> int:
     try:
         from signals.config import load_settings
@@ -54,10 +57,17 @@ def _default_jobs() -> int:
         return max(1, min(2, os.cpu_count() or 1))
 
 
-def _flush() -> None:
-    """Flush written files now, so their writeback does not land in the next measurement."""
+def _settle(seconds: float) -> None:
+    """Let the previous phase's aftermath finish before the next measurement starts.
+
+    Written files are flushed (their writeback would otherwise land in the next phase),
+    then the machine is left idle briefly: on a VM, memory a finished phase freed is handed
+    back to the host by a kernel thread for a few seconds, and on 2 cores that thread
+    competes with whatever is measured next.
+    """
     if hasattr(os, "sync"):
         os.sync()
+    time.sleep(seconds)
 
 
 def _write_universe(root: Path, n_symbols: int, n_days: int) -> None:
@@ -77,7 +87,7 @@ def run(n_symbols: int, n_days: int, n_jobs: int, breakdown: bool = True) -> dic
         proc.join()
         if proc.exitcode != 0:
             raise SystemExit(f"generating the synthetic layout failed (exit code {proc.exitcode})")
-        _flush()
+        _settle(SETTLE_S)
         rows.append(("generate + write synthetic layout", time.perf_counter() - t, "setup, not measured"))
 
         store = FeatureStore(root / "cache", n_jobs=n_jobs)
@@ -87,7 +97,7 @@ def run(n_symbols: int, n_days: int, n_jobs: int, breakdown: bool = True) -> dic
         symbol_days = len(cold)
         rows.append((f"cold build ({store.last_stats.workers} worker(s))", cold_s, f"{store.last_stats.built} built"))
         del cold
-        _flush()
+        _settle(SETTLE_S)
 
         t = time.perf_counter()
         warm = store.get_features(None, None, None, ParquetProvider(root / "data"))

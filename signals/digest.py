@@ -15,10 +15,22 @@ import numpy as np
 import pandas as pd
 
 
+_DTYPE_NAMES: dict[np.dtype, bytes] = {}  # str(dtype) costs microseconds; digests call it per column
+
+
+def _dtype_name(dtype: Any) -> bytes:
+    if not isinstance(dtype, np.dtype):  # pandas extension dtypes: not memoized (unbounded variety)
+        return str(dtype).encode()
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).encode()
+    return name
+
+
 def _update_with_values(h: "hashlib._Hash", values: Any) -> None:
     arr = np.asarray(values)
     if arr.dtype.kind in "biufcmM":
-        h.update(str(arr.dtype).encode())
+        h.update(_dtype_name(arr.dtype))
         # A contiguous array is hashed in place (no tobytes copy); same bytes either way.
         h.update(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
     else:
@@ -46,14 +58,15 @@ def frame_digest(*frames: pd.DataFrame | pd.Series | None, index: bool = True) -
             h.update(b"\x1dnone")
             continue
         frame = obj.to_frame() if isinstance(obj, pd.Series) else obj
+        dtypes = list(frame.dtypes)
         h.update(
-            repr(([str(c) for c in frame.columns], [str(t) for t in frame.dtypes], list(frame.index.names), len(frame)))
+            repr(([str(c) for c in frame.columns], [_dtype_name(t).decode() for t in dtypes], list(frame.index.names), len(frame)))
             .encode()
         )
         if index:
             _update_with_index(h, frame.index)
-        dtypes = set(frame.dtypes)
-        if len(dtypes) == 1 and isinstance(next(iter(dtypes)), np.dtype) and next(iter(dtypes)).kind in "biufcmM":
+        kinds = set(dtypes)
+        if len(kinds) == 1 and isinstance(dtypes[0], np.dtype) and dtypes[0].kind in "biufcmM":
             block = frame.to_numpy()  # one homogeneous block: a view, no per-column pandas work
             columns = [block[:, col] for col in range(frame.shape[1])]
         else:

@@ -30,7 +30,9 @@ MAX_SHORT_INTEREST_AGE_DAYS = 45
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = num / den
-    out[~np.isfinite(out)] = np.nan
+    inf = np.isinf(out)  # NaN stays NaN; the masked write is skipped when nothing is infinite
+    if inf.any():
+        out[inf] = np.nan
     return out
 
 

@@ -234,7 +234,7 @@ class SegmentReader:
     def _open(self, path: Path) -> pq.ParquetFile:
         pfile = self._files.get(path)
         if pfile is None:
-            pfile = pq.ParquetFile(path, page_checksum_verification=True)
+            pfile = pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True)
             if pfile.schema_arrow.names != ["symbol", "date", *feature_names()]:
                 pfile.close()
                 raise ValueError("columns differ from the feature registry")

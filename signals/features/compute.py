@@ -157,7 +157,7 @@ def symbol_feature_matrix(
             temporal = calendar["temporal"]
         columns = {
             "technical": technical_columns(o, h, low, c, v),
-            "fundamental": fundamental_columns(bar_ns, fundamentals, sector_medians, sector),
+            "fundamental": fundamental_columns(bar_ns, fundamentals, sector_medians, sector, calendar=calendar),
             "cross_asset": cross_asset_columns(bar_ns, c, spy_bars, vix_bars, sector_bars, calendar),
             "alternative": alternative_columns(bar_ns, c, v, insider_transactions, short_interest),
             "temporal": temporal,
@@ -168,5 +168,7 @@ def symbol_feature_matrix(
                 raise RuntimeError(f"{category} calculator output does not match the feature registry")
             for name, pos in expected.items():
                 values[pos] = cols[name]
-        values[np.isinf(values)] = np.nan
+        inf = np.isinf(values)
+        if inf.any():  # rare: skip the masked write
+            values[inf] = np.nan
     return dates, values

@@ -37,7 +37,9 @@ def _pct_change(x: np.ndarray, n: int) -> np.ndarray:
     out = np.full_like(x, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         out[n:] = x[n:] / x[:-n] - 1.0
-    out[~np.isfinite(out)] = np.nan
+    inf = np.isinf(out)  # NaN stays NaN; the masked write is skipped when nothing is infinite
+    if inf.any():
+        out[inf] = np.nan
     return out
 
 
@@ -87,7 +89,9 @@ def benchmark_series(market: pd.DataFrame | None, bar_ns: np.ndarray) -> dict[st
 def _relative(growth: np.ndarray, bench_growth: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = growth / bench_growth - 1.0
-    out[~np.isfinite(out)] = np.nan
+    inf = np.isinf(out)  # NaN stays NaN; the masked write is skipped when nothing is infinite
+    if inf.any():
+        out[inf] = np.nan
     return out
 
 

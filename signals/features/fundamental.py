@@ -99,9 +99,24 @@ def fundamental_columns(
     sector_medians: pd.DataFrame | None,
     sector: str | None,
     max_age_days: int = MAX_FILING_AGE_DAYS,
+    *,
+    calendar: dict | None = None,
 ) -> dict[str, np.ndarray]:
-    """The fundamental feature columns on bar times ``bar_ns`` (see :func:`compute_fundamental`)."""
+    """The fundamental feature columns on bar times ``bar_ns`` (see :func:`compute_fundamental`).
+
+    ``calendar``: a dict shared by symbols with exactly these ``bar_ns``; the sector's
+    medians and dummies on that calendar are kept there (the same for every member). The
+    returned arrays may then be shared: copy before changing them.
+    """
     n = len(bar_ns)
+    key = ("sector", id(sector_medians), sector)
+    if calendar is None or key not in calendar:
+        shared = (sector_medians_at(sector_medians, bar_ns), _sector_dummies(sector, n))
+        if calendar is not None:
+            calendar[key] = shared
+    else:
+        shared = calendar[key]
+    medians, dummies = shared
     if fundamentals is not None and not fundamentals.empty:
         filed, table = _current(fundamentals, METRICS)
         values, idx = asof(filed, table, bar_ns, max_age_days)
@@ -109,17 +124,19 @@ def fundamental_columns(
     else:
         values = np.full((n, len(METRICS)), np.nan)
         age = np.full(n, np.nan)
-    medians = sector_medians_at(sector_medians, bar_ns)
     cols: dict[str, np.ndarray] = {m: values[:, i] for i, m in enumerate(METRICS)}
     with np.errstate(divide="ignore", invalid="ignore"):
         for i, m in enumerate(VALUATION):
             med = medians[:, i]
             cols[f"{m}_rel_sector"] = np.where(med > 0, values[:, i] / med, np.nan)
     cols["fundamental_age_days"] = age
-    key = canonical_sector(sector)
-    for s in (*GICS_SECTORS, "other"):
-        cols[f"sector_{s}"] = np.full(n, np.nan if key is None else float(key == s))
+    cols.update(dummies)
     return cols
+
+
+def _sector_dummies(sector: str | None, n: int) -> dict[str, np.ndarray]:
+    key = canonical_sector(sector)
+    return {f"sector_{s}": np.full(n, np.nan if key is None else float(key == s)) for s in (*GICS_SECTORS, "other")}
 
 
 def compute_fundamental(

@@ -588,6 +588,41 @@ class _BuildJob:
         return None if by_sym is None else by_sym.get(symbol, self.shared.empty_events[table])
 
 
+def _code_dtype(n: int) -> type:
+    # the dtype pandas would shrink MultiIndex codes to anyway (it copies any wider codes)
+    return np.int8 if n < 2**7 else np.int16 if n < 2**15 else np.int32 if n < 2**31 else np.int64
+
+
+def _date_codes(calendars: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted union of the symbols' dates and every row's position in it.
+
+    Symbols mostly share a few calendars: each distinct calendar is searched once, instead
+    of sorting all rows together (~10x faster for a full universe).
+    """
+    distinct: dict[tuple[int, int, int], list[tuple[np.ndarray, list[int]]]] = {}
+    for k, dates in enumerate(calendars):
+        if not len(dates):
+            continue
+        bucket = distinct.setdefault((len(dates), int(dates[0]), int(dates[-1])), [])
+        for rep, members in bucket:
+            if np.array_equal(rep, dates):
+                members.append(k)
+                break
+        else:
+            bucket.append((dates, [k]))
+    reps = [rep for bucket in distinct.values() for rep, _ in bucket]
+    level = np.unique(np.concatenate(reps)) if reps else np.empty(0, dtype=np.int64)
+    dtype = _code_dtype(len(level))
+    codes_of = {}
+    for bucket in distinct.values():
+        for rep, members in bucket:
+            codes = np.searchsorted(level, rep).astype(dtype)
+            for k in members:
+                codes_of[k] = codes
+    parts = [codes_of[k] for k in range(len(calendars)) if k in codes_of]
+    return level, (np.concatenate(parts) if parts else np.empty(0, dtype=dtype))
+
+
 def _assemble(parts: list[Scanned], block: np.ndarray) -> pd.DataFrame:
     """The (symbol, date)-indexed frame over ``block`` (features, rows), without copying it."""
     names = feature_names()
@@ -597,11 +632,10 @@ def _assemble(parts: list[Scanned], block: np.ndarray) -> pd.DataFrame:
         )
         return pd.DataFrame(np.empty((0, len(names))), index=index, columns=names)
     counts = np.array([r.rows for r in parts])
-    all_dates = np.concatenate([r.dates for r in parts])
-    date_level, date_codes = np.unique(all_dates, return_inverse=True)
+    date_level, date_codes = _date_codes([r.dates for r in parts])
     index = pd.MultiIndex(
         levels=[pd.Index([r.symbol for r in parts], dtype=object), pd.DatetimeIndex(date_level.view("datetime64[ns]"))],
-        codes=[np.repeat(np.arange(len(parts)), counts), date_codes.ravel()],
+        codes=[np.repeat(np.arange(len(parts), dtype=_code_dtype(len(parts))), counts), date_codes],
         names=["symbol", "date"],
         verify_integrity=False,
     )

@@ -84,7 +84,9 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den with NaN (not inf) where the denominator is zero."""
     with np.errstate(divide="ignore", invalid="ignore"):
         out = num / den
-    out[~np.isfinite(out)] = np.nan
+    inf = np.isinf(out)  # NaN stays NaN; the masked write is skipped when nothing is infinite
+    if inf.any():
+        out[inf] = np.nan
     return out
 
 

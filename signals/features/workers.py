@@ -158,12 +158,12 @@ def run_pool(
         ordered, offsets, total = frame_order(scans)
         for i, conn in enumerate(conns):
             conn.send(("context", job.context_for([s for s, w in scanned_by.items() if w == i and s in offsets])))
-        filled = _fill(conns, procs, n_features, total, offsets, progress)
+        filled = _fill(conns, procs, n_features, total, {s.symbol: s for s in ordered}, offsets, progress)
         for conn in conns:
             conn.send(("stop",))
         for proc in procs:
             proc.join(timeout=10)
-        return [filled[0][s.symbol] for s in ordered], filled[1], filled[2]
+        return ordered, filled[0], filled[1]
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -180,10 +180,15 @@ def _chunk_size(n_symbols: int, n_workers: int) -> int:
 
 
 def _scan(symbols: Sequence[str], conns: list[Connection], procs: list[Any]) -> tuple[list[Scanned], dict[str, int]]:
-    """Scans every symbol; returns the scans and which worker scanned (and will fill) each."""
+    """Scans every symbol; returns the scans and which worker scanned (and will fill) each.
+
+    Each worker keeps two chunks queued and answers a chunk with one message: while the
+    parent's prepare thread holds the GIL the main thread may answer late, and a worker
+    that had to wait for its next chunk would sit idle.
+    """
     todo = list(symbols)
     size = _chunk_size(len(todo), len(conns))
-    busy: set[int] = set()
+    queued = [0] * len(conns)
     scans: list[Scanned] = []
     scanned_by: dict[str, int] = {}
 
@@ -191,17 +196,18 @@ def _scan(symbols: Sequence[str], conns: list[Connection], procs: list[Any]) -> 
         if todo:
             conns[i].send(("scan", todo[:size]))
             del todo[:size]
-            busy.add(i)
+            queued[i] += 1
 
-    for i in range(len(conns)):
-        feed(i)
-    while busy:
-        i, msg = _next_message(conns, procs, busy)
+    for _ in range(2):
+        for i in range(len(conns)):
+            feed(i)
+    while any(queued):
+        i, msg = _next_message(conns, procs, {k for k, q in enumerate(queued) if q})
         if msg[0] == "scanned":
-            scans.append(msg[1])
-            scanned_by[msg[1].symbol] = i
-        elif msg[0] == "idle":
-            busy.discard(i)
+            for scanned in msg[1]:
+                scans.append(scanned)
+                scanned_by[scanned.symbol] = i
+            queued[i] -= 1
             feed(i)
     return scans, scanned_by
 
@@ -211,10 +217,11 @@ def _fill(
     procs: list[Any],
     n_features: int,
     total: int,
+    scans: dict[str, Scanned],
     offsets: dict[str, int],
     progress: Callable[[str], None] | None,
-) -> tuple[dict[str, Scanned], np.ndarray, list[str]]:
-    filled: dict[str, Scanned] = {}
+) -> tuple[np.ndarray, list[str]]:
+    """Runs the fill phase; updates ``scans`` in place with each symbol's outcome."""
     messages: list[str] = []
     fd = _memfd() if total else None
     try:
@@ -236,17 +243,18 @@ def _fill(
     waiting = set(range(len(conns)))
     while waiting:
         i, msg = _next_message(conns, procs, waiting)
-        if msg[0] == "filled":
-            filled[msg[1].symbol] = msg[1]
-            if msg[2] is not None:  # values sent through the pipe
-                at = offsets[msg[1].symbol]
-                block[:, at : at + msg[1].rows] = msg[2]
+        if msg[0] == "filled":  # (symbol, status, messages, values or None); the dates came with the scan
+            scanned = scans[msg[1]]
+            scanned.status, scanned.messages = msg[2], msg[3]
+            if msg[4] is not None:  # values sent through the pipe
+                at = offsets[scanned.symbol]
+                block[:, at : at + scanned.rows] = msg[4]
             if progress is not None:
-                progress(msg[1].symbol)
+                progress(scanned.symbol)
         elif msg[0] == "done":
             messages.extend(msg[1])
             waiting.discard(i)
-    return filled, block, messages
+    return block, messages
 
 
 def _memfd() -> int | None:
@@ -298,11 +306,10 @@ def _worker_main(conn: Connection, job: Job, error_types: tuple[type[BaseExcepti
             kind = msg[0]
             try:
                 if kind == "scan":
-                    for symbol in msg[1]:
-                        scanned = job.scan(symbol)
-                        mine[symbol] = scanned.rows
-                        conn.send(("scanned", scanned))
-                    conn.send(("idle",))
+                    chunk = [job.scan(symbol) for symbol in msg[1]]
+                    for scanned in chunk:
+                        mine[scanned.symbol] = scanned.rows
+                    conn.send(("scanned", chunk))
                 elif kind == "context":
                     job.receive(msg[1])
                 elif kind == "fill":
@@ -316,7 +323,8 @@ def _worker_main(conn: Connection, job: Job, error_types: tuple[type[BaseExcepti
                     for symbol, rows in mine.items():
                         if rows:
                             at = offsets[symbol]
-                            conn.send(("filled", job.fill(symbol, out[:, at : at + rows]), None))
+                            done = job.fill(symbol, out[:, at : at + rows])
+                            conn.send(("filled", symbol, done.status, done.messages, None))
                     messages = job.finish()  # may still read the block
                     del out
                     block.close()
@@ -327,7 +335,8 @@ def _worker_main(conn: Connection, job: Job, error_types: tuple[type[BaseExcepti
                     for symbol, rows in mine.items():
                         if rows:
                             values = np.empty((n_features, rows))
-                            conn.send(("filled", job.fill(symbol, values), values))
+                            done = job.fill(symbol, values)
+                            conn.send(("filled", symbol, done.status, done.messages, values))
                     mine.clear()
                     conn.send(("done", job.finish()))
                 elif kind == "stop":

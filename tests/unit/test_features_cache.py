@@ -394,3 +394,17 @@ def test_a_worker_that_dies_is_reported_not_hung(tmp_path: Path, layout: Path, m
     pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
     with pytest.raises(workers.WorkerFailure, match="died"):
         build(pool, layout)
+
+
+def test_date_codes_match_a_global_unique() -> None:
+    """The assembled index's date level and codes equal np.unique over all rows, including
+    calendars that share length, first and last date but differ inside."""
+    base = np.arange(0, 4_000, 10, dtype=np.int64)
+    twin = base.copy()
+    twin[200] += 3  # same length, first and last date as base
+    calendars = [base, base[50:], np.empty(0, dtype=np.int64), twin, base, base[:10], np.array([99_999], dtype=np.int64)]
+    level, codes = store_mod._date_codes(calendars)
+    expected_level, expected_codes = np.unique(np.concatenate(calendars), return_inverse=True)
+    np.testing.assert_array_equal(level, expected_level)
+    np.testing.assert_array_equal(codes, expected_codes.ravel())
+    assert store_mod._date_codes([])[1].size == 0
