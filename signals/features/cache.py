@@ -329,9 +329,17 @@ def _group_table(group: list[CacheItem], schema: pa.Schema) -> pa.Table:
     symbols = pa.DictionaryArray.from_arrays(
         pa.array(np.repeat(np.arange(len(group), dtype=np.int32), counts)), pa.array([item.symbol for item in group])
     )
-    dates = pa.chunked_array([pa.array(item.dates.view("datetime64[ns]")) for item in group], type=pa.timestamp("ns"))
-    features = [pa.chunked_array([pa.array(item.values[k]) for item in group], type=pa.float64()) for k in range(len(schema) - 2)]
+    dates = pa.chunked_array([_wrap(item.dates, pa.timestamp("ns")) for item in group], type=pa.timestamp("ns"))
+    features = [pa.chunked_array([_wrap(item.values[k], pa.float64()) for item in group], type=pa.float64()) for k in range(len(schema) - 2)]
     return pa.Table.from_arrays([pa.chunked_array([symbols]), dates, *features], schema=schema)
+
+
+def _wrap(values: np.ndarray, kind: pa.DataType) -> pa.Array:
+    """A zero-copy Arrow view of a contiguous 8-byte column: ~10x cheaper than ``pa.array``
+    (which inspects its argument for pandas types), and this runs 87 times per symbol."""
+    if not values.flags.c_contiguous:
+        values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
 __all__ = [
