@@ -50,9 +50,6 @@ from signals.features.store import FeatureStore, _prepare_shared  # noqa: E402
 from signals.features.technical import ohlcv_arrays, talib_indicators  # noqa: E402
 
 
-SETTLE_S = 5.0
-
-
 def _default_jobs() -> int:
     try:
         from signals.config import load_settings
@@ -83,7 +80,9 @@ def _runs(seconds: list[float]) -> str:
     return "runs " + ", ".join(f"{x:.3f}" for x in seconds)
 
 
-def run(n_symbols: int, n_days: int, n_jobs: int, breakdown: bool = True, repeats: int = 3) -> dict[str, float]:
+def run(
+    n_symbols: int, n_days: int, n_jobs: int, breakdown: bool = True, repeats: int = 3, settle: float = 5.0
+) -> dict[str, float]:
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory(prefix="signals-bench-") as tmp:
         root = Path(tmp)
@@ -96,7 +95,7 @@ def run(n_symbols: int, n_days: int, n_jobs: int, breakdown: bool = True, repeat
         proc.join()
         if proc.exitcode != 0:
             raise SystemExit(f"generating the synthetic layout failed (exit code {proc.exitcode})")
-        _settle(SETTLE_S)
+        _settle(settle)
         rows.append(("generate + write synthetic layout", time.perf_counter() - t, "setup, not measured"))
 
         cold_runs, warm_runs = [], []
@@ -110,7 +109,7 @@ def run(n_symbols: int, n_days: int, n_jobs: int, breakdown: bool = True, repeat
             symbol_days = len(cold)
             assert store.last_stats.built == n_symbols
             del cold
-            _settle(SETTLE_S)
+            _settle(settle)
         workers = store.last_stats.workers
         for _ in range(repeats):
             t = time.perf_counter()
@@ -118,7 +117,7 @@ def run(n_symbols: int, n_days: int, n_jobs: int, breakdown: bool = True, repeat
             warm_runs.append(time.perf_counter() - t)
             assert len(warm) == symbol_days and store.last_stats.cache_hits == n_symbols
             del warm
-            _settle(SETTLE_S)
+            _settle(settle)
         cold_s, warm_s = min(cold_runs), min(warm_runs)
         rows.append((f"cold build ({workers} worker(s), best of {repeats})", cold_s, _runs(cold_runs)))
         rows.append((f"warm load ({workers} worker(s), best of {repeats})", warm_s, _runs(warm_runs)))
@@ -200,8 +199,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--n-jobs", type=int, default=None, help="worker processes (default: settings.features.n_jobs)")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the single-process context timings")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement; the best counts (default 3)")
+    parser.add_argument("--settle", type=float, default=5.0, help="idle seconds between runs (default 5)")
     args = parser.parse_args(argv)
-    return run(args.symbols, args.days, args.n_jobs or _default_jobs(), breakdown=not args.no_breakdown, repeats=max(1, args.repeats))
+    return run(
+        args.symbols, args.days, args.n_jobs or _default_jobs(), breakdown=not args.no_breakdown,
+        repeats=max(1, args.repeats), settle=max(0.0, args.settle),
+    )
 
 
 if __name__ == "__main__":
