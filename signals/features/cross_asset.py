@@ -43,15 +43,6 @@ def _pct_change(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _window_sum(a: np.ndarray, window: int) -> np.ndarray:
-    """Trailing sums over ``window`` values from prefix sums (causal: uses a[:t+1] only)."""
-    out = np.full(len(a), np.nan)
-    if len(a) >= window:
-        csum = np.concatenate([[0.0], np.cumsum(a)])
-        out[window - 1 :] = csum[window:] - csum[:-window]
-    return out
-
-
 def rolling_corr_beta(r: np.ndarray, rb: np.ndarray, window: int = CORR_WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """Trailing-window correlation of ``r`` with ``rb`` and beta of ``r`` on ``rb``.
 
@@ -61,9 +52,22 @@ def rolling_corr_beta(r: np.ndarray, rb: np.ndarray, window: int = CORR_WINDOW) 
     ok = np.isfinite(r) & np.isfinite(rb)
     x = np.where(ok, r, 0.0)
     y = np.where(ok, rb, 0.0)
-    count = _window_sum(ok.astype(np.float64), window)
-    sx, sy = _window_sum(x, window), _window_sum(y, window)
-    sxx, syy, sxy = _window_sum(x * x, window), _window_sum(y * y, window), _window_sum(x * y, window)
+    # The six trailing-window sums, from prefix sums in one pass (causal: the sum at t uses
+    # values up to t only). One 2-D cumsum instead of six 1-D ones: a fifth of the numpy
+    # calls, and the same values (cumsum adds sequentially either way).
+    terms = np.empty((6, len(r) + 1))
+    terms[:, 0] = 0.0
+    terms[0, 1:] = ok
+    terms[1, 1:] = x
+    terms[2, 1:] = y
+    np.multiply(x, x, out=terms[3, 1:])
+    np.multiply(y, y, out=terms[4, 1:])
+    np.multiply(x, y, out=terms[5, 1:])
+    sums = np.full((6, len(r)), np.nan)
+    if len(r) >= window:
+        np.cumsum(terms, axis=1, out=terms)
+        np.subtract(terms[:, window:], terms[:, :-window], out=sums[:, window - 1 :])
+    count, sx, sy, sxx, syy, sxy = sums
     with np.errstate(divide="ignore", invalid="ignore"):
         cov = sxy - sx * sy / window
         vx = sxx - sx * sx / window

@@ -21,9 +21,17 @@ ANNUALISATION = np.sqrt(252.0)
 RETURN_HORIZONS = (1, 5, 20, 60)
 
 
+_OHLCV = ("open", "high", "low", "close", "volume")
+
+
 def ohlcv_arrays(bars: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """Contiguous float64 open, high, low, close, volume arrays (what TA-Lib needs)."""
-    return tuple(np.ascontiguousarray(bars[c].to_numpy(dtype=np.float64)) for c in ("open", "high", "low", "close", "volume"))
+    columns = list(bars.columns)
+    if len(set(columns)) == len(columns) and all(c in columns for c in _OHLCV):
+        values = bars.to_numpy()  # one float block (what the providers build): a view, no Series per column
+        if values.dtype == np.float64:
+            return tuple(np.ascontiguousarray(values[:, columns.index(c)]) for c in _OHLCV)
+    return tuple(np.ascontiguousarray(bars[c].to_numpy(dtype=np.float64)) for c in _OHLCV)
 
 
 def talib_indicators(
