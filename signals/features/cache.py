@@ -116,12 +116,18 @@ class CacheIndex:
             log.info("feature cache: removing %s (another cache format)", path)
             path.unlink(missing_ok=True)
             return
-        names = set()
-        for symbol, (row_group, offset, rows, fingerprint) in meta["entries"].items():
-            entry = Entry(symbol, path, int(row_group), int(offset), int(rows), fingerprint, meta["feature_version"])
-            self.entries.setdefault(symbol, []).append(entry)
-            names.add(symbol)
-        self.segments[path] = names
+        try:
+            found = [
+                Entry(str(symbol), path, int(row_group), int(offset), int(rows), fingerprint, meta["feature_version"])
+                for symbol, (row_group, offset, rows, fingerprint) in meta["entries"].items()
+            ]
+        except (TypeError, ValueError):
+            self.problems.append(f"feature cache file {path} has a damaged index; removing it (its symbols are rebuilt)")
+            path.unlink(missing_ok=True)
+            return
+        for entry in found:
+            self.entries.setdefault(entry.symbol, []).append(entry)
+        self.segments[path] = {entry.symbol for entry in found}
 
     def find(self, symbol: str, fingerprint: str | None) -> Entry | None:
         """The newest entry of ``symbol`` from the current feature code and these inputs."""
@@ -227,7 +233,7 @@ class SegmentReader:
             raise
         except Exception as exc:  # noqa: BLE001
             raise InvalidEntry(
-                f"feature cache entry of {entry.symbol} in {entry.path} is corrupt ({type(exc).__name__}: {exc}); rebuilding it"
+                f"feature cache entry of {entry.symbol} in {entry.path} is corrupt ({type(exc).__name__}: {exc})"
             ) from None
         return mine, table, entry.offset
 

@@ -100,7 +100,7 @@ class BuildStats:
 
 # ----------------------------------------------------------------------------- the store
 class FeatureStore:
-    """Point-in-time features for many symbols, cached per symbol as Parquet.
+    """Point-in-time features for many symbols, cached as Parquet segments (:mod:`signals.features.cache`).
 
     Build it with :meth:`from_settings` in application code; the constructor arguments are
     the same settings spelled out. ``min_parallel_symbols``: below this many symbols the
@@ -278,8 +278,8 @@ class FeatureStore:
         finally:
             reader.close()
         dates, values = _slice(dates, values, lo, hi)
-        index = pd.DatetimeIndex(dates.view("datetime64[ns]"), name="date")
-        return pd.DataFrame(values.T, index=index, columns=feature_names(), copy=False)
+        rows = pd.DatetimeIndex(dates.view("datetime64[ns]"), name="date")
+        return pd.DataFrame(values.T, index=rows, columns=feature_names(), copy=False)
 
     def save(self, symbol: str, features: pd.DataFrame, *, fingerprint: str | None = None) -> Path:
         """Atomically write ``symbol``'s full-history features (registry columns, date index) as a new segment."""
@@ -294,7 +294,10 @@ class FeatureStore:
             fingerprint,
         )
         path = write_segment(self.cache_dir, [item])
-        CacheIndex.scan(self.cache_dir).collect_garbage([])
+        index = CacheIndex.scan(self.cache_dir)
+        for problem in index.problems:
+            log.warning("%s", problem)
+        index.collect_garbage([])  # the new entry supersedes the symbol's older ones
         return path
 
 
@@ -561,10 +564,10 @@ class _BuildJob:
         try:
             cached_dates, table, offset = self.reader.read(entry)
             if not np.array_equal(cached_dates, dates):
-                raise InvalidEntry(f"feature cache entry of {symbol} in {entry.path} has other dates than the bars; rebuilding it")
+                raise InvalidEntry(f"feature cache entry of {symbol} in {entry.path} has other dates than the bars")
             copy_rows(table, offset + i, out)
         except InvalidEntry as exc:
-            messages.append(str(exc))
+            messages.append(f"{exc}; rebuilding it")
             return "rebuilt", False
         except FileNotFoundError:  # removed by another process's clean-up since the index was read
             return "built", False

@@ -408,3 +408,17 @@ def test_date_codes_match_a_global_unique() -> None:
     np.testing.assert_array_equal(level, expected_level)
     np.testing.assert_array_equal(codes, expected_codes.ravel())
     assert store_mod._date_codes([])[1].size == 0
+
+
+def test_a_segment_with_a_damaged_index_is_reported_and_removed(store: FeatureStore, caplog: pytest.LogCaptureFixture) -> None:
+    idx = pd.bdate_range("2020-01-01", periods=3, name="date")
+    frame = pd.DataFrame(np.zeros((3, len(feature_names()))), index=idx, columns=feature_names())
+    path = store.save("XYZ", frame)
+    meta = {b"signals.features": json.dumps(
+        {"format": cache_mod.CACHE_FORMAT, "feature_version": FEATURE_VERSION, "entries": {"XYZ": ["zero", 0, 3, None]}}
+    ).encode()}
+    table = pq.read_table(path)
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, **meta}), path)
+    with caplog.at_level(logging.WARNING, logger="signals.features.store"):
+        assert store.load("XYZ") is None
+    assert any("damaged index" in r.getMessage() for r in caplog.records) and not path.exists()
