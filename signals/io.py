@@ -14,12 +14,31 @@ from typing import Any, Callable
 import pandas as pd
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, racing other threads)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
-    """Call ``writer(tmp_path)`` then atomically rename the temporary file onto ``path``."""
+    """Call ``writer(tmp_path)`` then atomically rename the temporary file onto ``path``.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give it (``mkstemp``
+    makes it private), so a cache or log on a shared volume stays readable by its readers.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         writer(tmp_path)
