@@ -131,8 +131,9 @@ def run_pool(
     """Both phases in ``n_workers`` processes.
 
     Returns the symbols with rows in frame order, one ``(n_features, total_rows)`` block
-    holding their values in that order, and the workers' ``finish()`` messages. An exception of ``error_types`` raised by the job is
-    re-raised here with its type; anything else becomes :class:`WorkerFailure`.
+    holding their values in that order, and the workers' ``finish()`` messages. An
+    exception of ``error_types`` raised by the job is re-raised here with its type;
+    anything else becomes :class:`WorkerFailure`.
     """
     method = start_method()
     log.info("feature build: %d worker processes (%s)", n_workers, method)
