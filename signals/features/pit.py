@@ -81,9 +81,3 @@ def current_record_positions(avail_ns: np.ndarray, event_ns: np.ndarray) -> np.n
     last_of_day = np.r_[av[1:] != av[:-1], True]
     return order[last_of_day]
 
-
-def current_records(frame: pd.DataFrame, avail_col: str, event_col: str) -> pd.DataFrame:
-    """The rows of ``frame`` selected by :func:`current_record_positions`, in availability order."""
-    if frame.empty:
-        return frame
-    return frame.iloc[current_record_positions(to_ns(frame[avail_col]), to_ns(frame[event_col]))]
