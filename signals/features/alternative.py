@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import talib
 
+from signals.features.arrays import ratio as _ratio
 from signals.features.events import Events, column
 from signals.features.pit import asof, current_record_positions, to_ns, window_bounds
 from signals.features.registry import category_frame
@@ -25,15 +26,6 @@ ADV_BARS = 63
 SHORT_ADV_BARS = 20
 #: Short interest is published twice a month; a figure older than this is treated as missing.
 MAX_SHORT_INTEREST_AGE_DAYS = 45
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = num / den
-    inf = np.isinf(out)  # NaN stays NaN; the masked write is skipped when nothing is infinite
-    if inf.any():
-        out[inf] = np.nan
-    return out
 
 
 def _sma(x: np.ndarray, n: int) -> np.ndarray:

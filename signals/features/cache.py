@@ -277,7 +277,6 @@ class SegmentWriter:
         self.directory = Path(directory)
         self.per_segment = per_segment
         self._pending: list[CacheItem] = []
-        self.written: list[Path] = []
 
     def add(self, symbol: str, dates: np.ndarray, values: np.ndarray, fingerprint: str | None) -> None:
         """Queue ``symbol``'s full history. ``values`` is not copied: keep it unchanged until :meth:`flush`."""
@@ -290,9 +289,7 @@ class SegmentWriter:
         items, self._pending = self._pending, []
         if not items:
             return None
-        path = write_segment(self.directory, items)
-        self.written.append(path)
-        return path
+        return write_segment(self.directory, items)
 
 
 def new_segment_path(directory: Path) -> Path:

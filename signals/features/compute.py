@@ -10,6 +10,7 @@ import pandas as pd
 
 from signals.data.schemas import BAR_COLUMNS, EVENT_COLUMNS
 from signals.features.alternative import alternative_columns
+from signals.features.arrays import calendar_cached, inf_to_nan
 from signals.features.cross_asset import cross_asset_columns
 from signals.features.errors import FeatureError
 from signals.features.events import EventArrays, Events, column
@@ -149,12 +150,7 @@ def symbol_feature_matrix(
         values = out
     if len(dates):
         calendar = None if calendars is None else calendars.of(bar_ns)
-        if calendar is None:
-            temporal = temporal_columns(dates)
-        else:
-            if "temporal" not in calendar:
-                calendar["temporal"] = temporal_columns(dates)
-            temporal = calendar["temporal"]
+        temporal = calendar_cached(calendar, "temporal", lambda: temporal_columns(dates))
         columns = {
             "technical": technical_columns(o, h, low, c, v),
             "fundamental": fundamental_columns(bar_ns, fundamentals, sector_medians, sector, calendar=calendar),
@@ -168,7 +164,5 @@ def symbol_feature_matrix(
                 raise RuntimeError(f"{category} calculator output does not match the feature registry")
             for name, pos in expected.items():
                 values[pos] = cols[name]
-        inf = np.isinf(values)
-        if inf.any():  # rare: skip the masked write
-            values[inf] = np.nan
+        inf_to_nan(values)
     return dates, values

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from signals.features.arrays import calendar_cached, inf_to_nan
 from signals.features.pit import NS_PER_DAY, to_ns
 from signals.features.registry import category_frame
 
@@ -37,10 +38,7 @@ def _pct_change(x: np.ndarray, n: int) -> np.ndarray:
     out = np.full_like(x, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         out[n:] = x[n:] / x[:-n] - 1.0
-    inf = np.isinf(out)  # NaN stays NaN; the masked write is skipped when nothing is infinite
-    if inf.any():
-        out[inf] = np.nan
-    return out
+    return inf_to_nan(out)
 
 
 def rolling_corr_beta(r: np.ndarray, rb: np.ndarray, window: int = CORR_WINDOW) -> tuple[np.ndarray, np.ndarray]:
@@ -93,10 +91,7 @@ def benchmark_series(market: pd.DataFrame | None, bar_ns: np.ndarray) -> dict[st
 def _relative(growth: np.ndarray, bench_growth: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = growth / bench_growth - 1.0
-    inf = np.isinf(out)  # NaN stays NaN; the masked write is skipped when nothing is infinite
-    if inf.any():
-        out[inf] = np.nan
-    return out
+    return inf_to_nan(out)
 
 
 def cross_asset_columns(
@@ -114,12 +109,7 @@ def cross_asset_columns(
     """
 
     def bench(frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
-        if calendar is None:
-            return benchmark_series(frame, bar_ns)
-        key = ("benchmark", id(frame))
-        if key not in calendar:
-            calendar[key] = benchmark_series(frame, bar_ns)
-        return calendar[key]
+        return calendar_cached(calendar, ("benchmark", id(frame)), lambda: benchmark_series(frame, bar_ns))
 
     spy, sec, vix = bench(spy_bars), bench(sector_bars), bench(vix_bars)
     r = _pct_change(c, 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from signals.features.arrays import calendar_cached
 from signals.features.events import Events, column
 from signals.features.pit import NS_PER_DAY, asof, current_record_positions, to_ns
 from signals.features.registry import GICS_SECTORS, canonical_sector, category_frame
@@ -119,14 +120,11 @@ def fundamental_columns(
     returned arrays may then be shared: copy before changing them.
     """
     n = len(bar_ns)
-    key = ("sector", id(sector_medians), sector)
-    if calendar is None or key not in calendar:
-        shared = (sector_medians_at(sector_medians, bar_ns), _sector_dummies(sector, n))
-        if calendar is not None:
-            calendar[key] = shared
-    else:
-        shared = calendar[key]
-    medians, dummies = shared
+    medians, dummies = calendar_cached(
+        calendar,
+        ("sector", id(sector_medians), sector),
+        lambda: (sector_medians_at(sector_medians, bar_ns), _sector_dummies(sector, n)),
+    )
     if fundamentals is not None and not fundamentals.empty:
         filed, table = _current(fundamentals, METRICS)
         values, idx = asof(filed, table, bar_ns, max_age_days)

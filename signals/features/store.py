@@ -215,9 +215,7 @@ class FeatureStore:
         frame = _assemble(results, block)
         stats = BuildStats(symbols=len(requested), rows=len(frame), workers=n_workers)
         if job.index is not None:
-            for msg in job.index.problems:
-                log.warning("%s", msg)
-            stats.invalid += len(job.index.problems)
+            stats.invalid += len(job.index.problems)  # already reported by _scan_cache
         for r in results:
             for msg in r.messages:
                 log.warning("%s", msg)
@@ -243,9 +241,16 @@ class FeatureStore:
         return frame
 
     # ------------------------------------------------------------------ cache
+    def _scan_cache(self) -> CacheIndex:
+        """The cache directory's index; the damaged files the scan found (and removed) are reported."""
+        index = CacheIndex.scan(self.cache_dir)
+        for problem in index.problems:
+            log.warning("%s", problem)
+        return index
+
     def cache_file(self, symbol: str) -> Path | None:
         """The cache segment holding ``symbol``'s newest entry from the current feature code, if any."""
-        entry = CacheIndex.scan(self.cache_dir).find(str(symbol).upper(), None)
+        entry = self._scan_cache().find(str(symbol).upper(), None)
         return None if entry is None else entry.path
 
     def load(
@@ -259,10 +264,7 @@ class FeatureStore:
         entry matches today's data; without it only the code version is checked.
         """
         lo, hi = _parse_range(start, end)
-        index = CacheIndex.scan(self.cache_dir)
-        for problem in index.problems:
-            log.warning("%s", problem)
-        entry = index.find(str(symbol).upper(), fingerprint)
+        entry = self._scan_cache().find(str(symbol).upper(), fingerprint)
         if entry is None:
             return None
         reader = SegmentReader()
@@ -294,10 +296,7 @@ class FeatureStore:
             fingerprint,
         )
         path = write_segment(self.cache_dir, [item])
-        index = CacheIndex.scan(self.cache_dir)
-        for problem in index.problems:
-            log.warning("%s", problem)
-        index.collect_garbage([])  # the new entry supersedes the symbol's older ones
+        self._scan_cache().collect_garbage([])  # the new entry supersedes the symbol's older ones
         return path
 
 
@@ -468,7 +467,7 @@ class _BuildJob:
         """Load what symbols share (benchmarks, event tables, sector medians) and index the cache."""
         self.shared = _prepare_shared(self.provider, self.symbols)
         if self.store.use_cache:
-            self.index = CacheIndex.scan(self.store.cache_dir)
+            self.index = self.store._scan_cache()
 
     def context_for(self, symbols: list[str]) -> tuple[_Shared, CacheIndex | None]:
         """The shared inputs and cache entries cut down to ``symbols`` (what one worker is sent)."""

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import talib
 
+from signals.features.arrays import ratio as _ratio
 from signals.features.registry import category_frame, names_for
 
 ANNUALISATION = np.sqrt(252.0)
@@ -85,16 +86,6 @@ def talib_indicators(
     }
     for n in RETURN_HORIZONS:
         out[f"rocp_{n}"] = talib.ROCP(c, timeperiod=n)
-    return out
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den with NaN (not inf) where the denominator is zero."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = num / den
-    inf = np.isinf(out)  # NaN stays NaN; the masked write is skipped when nothing is infinite
-    if inf.any():
-        out[inf] = np.nan
     return out
 
 

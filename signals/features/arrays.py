@@ -1,0 +1,41 @@
+"""Small array helpers the calculators share: division without infinities, and the
+per-calendar memo that lets symbols with identical bar dates share calendar-only work."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Hashable, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+def inf_to_nan(values: np.ndarray) -> np.ndarray:
+    """Replace +-inf by NaN in place (NaN stays NaN) and return ``values``.
+
+    Checks first: infinities are rare, and the masked write costs more than the check.
+    """
+    inf = np.isinf(values)
+    if inf.any():
+        values[inf] = np.nan
+    return values
+
+
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with NaN (not inf) where the denominator is zero."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = num / den
+    return inf_to_nan(out)
+
+
+def calendar_cached(calendar: dict[Any, Any] | None, key: Hashable, make: Callable[[], T]) -> T:
+    """``make()``, kept in ``calendar`` (a :class:`~signals.features.compute.CalendarMemo`
+    entry shared by symbols with the same bar dates) under ``key``; None: no sharing.
+
+    The value is shared between those symbols: copy before changing it.
+    """
+    if calendar is None:
+        return make()
+    if key not in calendar:
+        calendar[key] = make()
+    return calendar[key]
