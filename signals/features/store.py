@@ -500,6 +500,9 @@ class _BuildJob:
         self.pending[symbol] = _Pending(bars, dates, frame_digest(bars), (i, j))
         return Scanned(symbol, dates[i:j], "scanned")
 
+    def forget(self, symbol: str) -> None:
+        self.pending.pop(symbol, None)
+
     def fill(self, symbol: str, out: np.ndarray) -> Scanned:
         shared, store = self.shared, self.store
         assert shared is not None, "receive() the shared inputs first"

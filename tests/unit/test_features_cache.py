@@ -3,6 +3,7 @@ writes and the process pool, on a small synthetic Parquet layout."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -394,6 +395,64 @@ def test_a_worker_that_dies_is_reported_not_hung(tmp_path: Path, layout: Path, m
     pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
     with pytest.raises(workers.WorkerFailure, match="died"):
         build(pool, layout)
+
+
+def test_balance_moves_even_out_rows_without_flipping_the_gap() -> None:
+    from signals.features.workers import balance_moves
+
+    rows = {f"S{i}": 100 for i in range(10)} | {"BIG": 450, "EMPTY": 0}
+    owner = {f"S{i}": 0 for i in range(8)} | {"S8": 1, "S9": 1, "BIG": 0, "EMPTY": 0}  # 1250 vs 200
+    moves = balance_moves(rows, owner, 2)
+    load = [0, 0]
+    for s, w in owner.items():
+        load[w] += rows[s]
+    for symbol, src, dst in moves:
+        assert owner[symbol] == src and symbol != "EMPTY"
+        load[src] -= rows[symbol]
+        load[dst] += rows[symbol]
+    assert abs(load[0] - load[1]) <= 2 * 100
+    assert [m[0] for m in moves][:1] == ["BIG"]  # the largest symbol that fits half the gap goes first
+    assert balance_moves({"A": 5, "B": 5}, {"A": 0, "B": 1}, 2) == []
+    three = balance_moves({f"S{i}": 10 for i in range(9)}, {f"S{i}": 0 for i in range(9)}, 3)
+    assert sorted(dst for _, _, dst in three) == [1, 1, 1, 2, 2, 2]
+
+
+def test_symbols_moved_between_workers_give_the_serial_frame(
+    tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the scan's split, the fill is evened out by moving symbols (the receiver
+    re-reads them); a symbol whose bars changed between the two reads stays where it was."""
+    from signals.features import workers
+
+    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
+    seen: list[tuple[str, int, int]] = []
+
+    def everything_moves(rows, owner, n_workers):
+        moves = [(s, w, 1 - w) for s, w in sorted(owner.items())]
+        seen.extend(moves)
+        return moves
+
+    marks = tmp_path / "scans"
+    marks.mkdir()
+    original_scan = store_mod._BuildJob.scan
+
+    def scan_changing_s0001(self, symbol):  # runs in the forked workers
+        reads = len(list(marks.glob(f"{symbol}-*")))
+        (marks / f"{symbol}-{reads}").touch()
+        result = original_scan(self, symbol)
+        if symbol == "S0001" and reads:  # as if its file lost a bar between the two reads
+            p = self.pending[symbol]
+            self.pending[symbol] = dataclasses.replace(p, bars=p.bars.iloc[1:], dates=p.dates[1:], span=(0, len(p.dates) - 1))
+            result.dates = result.dates[1:]
+        return result
+
+    monkeypatch.setattr(workers, "balance_moves", everything_moves)
+    monkeypatch.setattr(store_mod._BuildJob, "scan", scan_changing_s0001)
+    monkeypatch.setattr(workers, "start_method", lambda: "fork")
+    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
+    pd.testing.assert_frame_equal(build(pool, layout), serial)
+    assert len(seen) == N_SYMBOLS and pool.last_stats.built == N_SYMBOLS
+    assert len(list(marks.iterdir())) == 2 * N_SYMBOLS  # every symbol was read by both workers
 
 
 def test_date_codes_match_a_global_unique() -> None:
