@@ -22,7 +22,6 @@ where starting workers would cost more than it saves.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
@@ -49,7 +48,7 @@ from signals.features.cache import (
 )
 from signals.features.compute import CalendarMemo, compute_symbol_features, symbol_feature_matrix
 from signals.features.errors import FeatureError
-from signals.features.events import EventArrays
+from signals.features.events import EventArrays, GroupedEvents
 from signals.features.fundamental import sector_median_timeline
 from signals.features.registry import feature_names
 from signals.features.workers import Scanned, run_pool, run_serial
@@ -76,7 +75,7 @@ class _Shared:
     labels: dict[str, tuple[str, str]]  # symbol -> (sector, sector_etf)
     market: dict[str, pd.DataFrame | None]
     market_digest: dict[str, str]
-    events: dict[str, dict[str, EventArrays] | None]  # table -> symbol -> rows (None: no table)
+    events: dict[str, GroupedEvents | None]  # table -> each symbol's rows (None: no table)
     empty_events: dict[str, EventArrays]
     empty_event_digests: dict[str, str]  # table -> frame_digest of its empty frame (a symbol without rows)
     event_digests: dict[str, dict[str, str] | None]  # table -> symbol -> frame_digest(rows, index=False)
@@ -391,9 +390,7 @@ def _prepare_shared(provider: "DataProvider", symbols: list[str]) -> _Shared:
     market = {m: provider.market_bars(m) for m in market_names}
     tables = {t: getattr(provider, t)(None) for t in _EVENT_TABLES}
     selected = {t: (None if df.empty else df[df["symbol"].isin(symbols)]) for t, df in tables.items()}
-    events: dict[str, dict[str, EventArrays] | None] = {
-        t: (None if df is None else EventArrays.split(df)) for t, df in selected.items()
-    }
+    events = {t: (None if df is None else GroupedEvents(df)) for t, df in selected.items()}
     event_digests = {t: (None if df is None else _group_digests(df)) for t, df in selected.items()}
     fund = tables["fundamentals"]
     sector_medians: dict[str, pd.DataFrame | None] = {}
@@ -469,21 +466,10 @@ class _BuildJob:
         if self.store.use_cache:
             self.index = self.store._scan_cache()
 
-    def context_for(self, symbols: list[str]) -> tuple[_Shared, CacheIndex | None]:
-        """The shared inputs and cache entries cut down to ``symbols`` (what one worker is sent)."""
+    def context(self) -> tuple[_Shared, CacheIndex | None]:
+        """The shared inputs and the requested symbols' cache entries (what every worker is sent)."""
         assert self.shared is not None, "prepare() first"
-        mine = set(symbols)
-
-        def cut(table: dict | None) -> dict | None:
-            return None if table is None else {s: v for s, v in table.items() if s in mine}
-
-        shared = dataclasses.replace(
-            self.shared,
-            labels={s: self.shared.labels[s] for s in symbols},
-            events={t: cut(v) for t, v in self.shared.events.items()},
-            event_digests={t: cut(v) for t, v in self.shared.event_digests.items()},
-        )
-        return shared, (None if self.index is None else self.index.only(symbols))
+        return self.shared, (None if self.index is None else self.index.only(self.symbols))
 
     # -- worker side
     def receive(self, context: tuple[_Shared, CacheIndex | None]) -> None:

@@ -27,12 +27,13 @@ import logging
 import mmap
 import multiprocessing as mp
 import os
+import queue
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from multiprocessing.reduction import recv_handle, send_handle
+from multiprocessing.reduction import ForkingPickler, recv_handle, send_handle
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
@@ -60,8 +61,8 @@ class Job(Protocol):
 
     ``scan(symbol)`` (worker) loads what the symbol needs and reports its rows;
     ``prepare()`` (parent, while the workers scan) builds what all symbols share;
-    ``context_for(symbols)`` (parent) is the part of it one worker's symbols need and
-    ``receive(context)`` (worker) takes it; ``fill(symbol, out)`` (worker) writes the
+    ``context()`` (parent) is what the workers need of it for any symbol (a worker may
+    fill symbols another one scanned) and ``receive(context)`` (worker) takes it; ``fill(symbol, out)`` (worker) writes the
     symbol's values into its ``(features, rows)`` slot of the final block and returns the
     final :class:`Scanned` (with how the values were obtained); ``finish()`` (worker) runs
     after its last fill, while the block is still mapped, and returns messages to report.
@@ -75,7 +76,7 @@ class Job(Protocol):
 
     def prepare(self) -> None: ...
 
-    def context_for(self, symbols: list[str]) -> Any: ...
+    def context(self) -> Any: ...
 
     def receive(self, context: Any) -> None: ...
 
@@ -114,7 +115,7 @@ def run_serial(
     scans = [job.scan(s) for s in symbols]
     job.prepare()
     ordered, offsets, total = frame_order(scans)
-    job.receive(job.context_for([s.symbol for s in ordered]))
+    job.receive(job.context())
     block = np.empty((n_features, total))
     filled = {}
     for s in ordered:
@@ -157,16 +158,26 @@ def run_pool(
             procs.append(proc)
             conns.append(parent_end)
         # The parent prepares the shared inputs in a thread while the workers scan (the
-        # scheduling loop below only waits on pipes, so the two barely share the GIL).
+        # scheduling loop below only waits on pipes, so the two barely share the GIL), and
+        # sends them as soon as they are ready: a worker takes them between scan chunks.
+        sent: list[bool] = []
+
+        def send_context() -> None:
+            if not sent and prepared.done():
+                prepared.result()  # its exception, if it raised
+                context = ForkingPickler.dumps(("context", job.context()))  # pickled once
+                for i in range(len(conns)):
+                    _send(conns, procs, i, context)
+                sent.append(True)
+
         with ThreadPoolExecutor(1, thread_name_prefix="signals-prepare") as prep:
             prepared = prep.submit(job.prepare)
-            scans, scanned_by = _scan(symbols, conns, procs)
+            scans, scanned_by = _scan(symbols, conns, procs, send_context)
             _rebalance(scans, scanned_by, conns, procs)
             prepared.result()
+            send_context()
         ordered, offsets, total = frame_order(scans)
-        for i, conn in enumerate(conns):
-            conn.send(("context", job.context_for([s for s, w in scanned_by.items() if w == i and s in offsets])))
-        filled = _fill(conns, procs, n_features, total, {s.symbol: s for s in ordered}, offsets, progress)
+        filled = _fill(conns, procs, n_features, total, {s.symbol: s for s in ordered}, offsets, scanned_by, progress)
         for conn in conns:
             conn.send(("stop",))
         for proc in procs:
@@ -181,14 +192,17 @@ def run_pool(
             conn.close()
 
 
-def _chunk_size(n_symbols: int, n_workers: int) -> int:
-    # Up to 8 symbols per message: small enough to balance the load near the end, large
-    # enough that the messages cost nothing next to the work.
-    return max(1, min(8, n_symbols // (n_workers * 8) or 1))
+def _chunk_size(n_symbols: int, n_workers: int, largest: int = 8) -> int:
+    # Up to `largest` symbols per message: small enough to balance the load near the end,
+    # large enough that the messages cost nothing next to the work.
+    return max(1, min(largest, n_symbols // (n_workers * 8) or 1))
 
 
-def _scan(symbols: Sequence[str], conns: list[Connection], procs: list[Any]) -> tuple[list[Scanned], dict[str, int]]:
+def _scan(
+    symbols: Sequence[str], conns: list[Connection], procs: list[Any], between: Callable[[], None] = lambda: None
+) -> tuple[list[Scanned], dict[str, int]]:
     """Scans every symbol; returns the scans and which worker scanned (and will fill) each.
+    ``between`` runs after every reply (the caller's chance to send something meanwhile).
 
     Each worker keeps two chunks queued and answers a chunk with one message: while the
     parent's prepare thread holds the GIL the main thread may answer late, and a worker
@@ -202,7 +216,7 @@ def _scan(symbols: Sequence[str], conns: list[Connection], procs: list[Any]) -> 
 
     def feed(i: int) -> None:
         if todo:
-            conns[i].send(("scan", todo[:size]))
+            _send(conns, procs, i, ("scan", todo[:size]))
             del todo[:size]
             queued[i] += 1
 
@@ -217,6 +231,7 @@ def _scan(symbols: Sequence[str], conns: list[Connection], procs: list[Any]) -> 
                 scanned_by[scanned.symbol] = i
             queued[i] -= 1
             feed(i)
+        between()
     return scans, scanned_by
 
 
@@ -264,7 +279,7 @@ def _rebalance(scans: list[Scanned], scanned_by: dict[str, int], conns: list[Con
     for symbol, src, dst in moves:
         to.setdefault(dst, []).append((symbol, src))
     for dst, items in to.items():
-        conns[dst].send(("scan", [symbol for symbol, _ in items]))
+        _send(conns, procs, dst, ("scan", [symbol for symbol, _ in items]))
     dropped: dict[int, list[str]] = {}
     waiting = set(to)
     while waiting:
@@ -279,7 +294,7 @@ def _rebalance(scans: list[Scanned], scanned_by: dict[str, int], conns: list[Con
             if moved:
                 scanned_by[again.symbol] = dst
     for worker, symbols in dropped.items():
-        conns[worker].send(("forget", symbols))
+        _send(conns, procs, worker, ("forget", symbols))
     log.debug("feature build: %d symbol(s) moved between workers to even out the fill", len(moves))
 
 
@@ -290,39 +305,85 @@ def _fill(
     total: int,
     scans: dict[str, Scanned],
     offsets: dict[str, int],
+    scanned_by: dict[str, int],
     progress: Callable[[str], None] | None,
 ) -> tuple[np.ndarray, list[str]]:
-    """Runs the fill phase; updates ``scans`` in place with each symbol's outcome."""
+    """Runs the fill phase; updates ``scans`` in place with each symbol's outcome.
+
+    Each worker is handed its own symbols a few at a time (two chunks queued, so it never
+    waits for this process). A worker that runs out steals undispatched symbols from the
+    worker with the most left: it reads their inputs again, which costs a fraction of
+    filling them, so a worker slowed by the host or a heavier share cannot hold the
+    build up by more than a chunk.
+    """
     messages: list[str] = []
     fd = _memfd() if total else None
     try:
         if fd is None:
             block = np.empty((n_features, total))
-            for conn in conns:
-                conn.send(("fill_and_send", n_features, offsets))
+            for i in range(len(conns)):
+                _send(conns, procs, i, ("block", n_features, None, offsets))
         else:
             nbytes = n_features * total * _FLOAT.itemsize
             os.ftruncate(fd, nbytes)
             # The array keeps the mapping alive after the fd is closed.
             block = np.frombuffer(mmap.mmap(fd, nbytes), dtype=_FLOAT).reshape(n_features, total)
-            for conn, proc in zip(conns, procs):
-                conn.send(("fill", n_features, total, offsets))
-                send_handle(conn, fd, proc.pid)
+            for i in range(len(conns)):
+                _send(conns, procs, i, ("block", n_features, total, offsets), fd)
     finally:
         if fd is not None:
             os.close(fd)
-    waiting = set(range(len(conns)))
-    while waiting:
-        i, msg = _next_message(conns, procs, waiting)
+    queues: list[list[str]] = [[] for _ in conns]
+    for symbol in offsets:  # frame order
+        queues[scanned_by[symbol]].append(symbol)
+    size = _chunk_size(len(offsets), len(conns), largest=4)
+    in_flight = [0] * len(conns)  # symbols sent to a worker and not yet filled
+    stolen_from: dict[str, int] = {}
+
+    def feed(i: int) -> None:
+        while in_flight[i] < 2 * size:
+            if queues[i]:
+                chunk = queues[i][:size]
+                del queues[i][:size]
+                _send(conns, procs, i, ("fill", chunk))
+            else:
+                victim = max(range(len(conns)), key=lambda k: len(queues[k]))
+                if not queues[victim]:
+                    return
+                chunk = queues[victim][-size:]
+                del queues[victim][-size:]
+                for symbol in chunk:
+                    stolen_from[symbol] = victim
+                _send(conns, procs, i, ("steal", [(symbol, scans[symbol].dates) for symbol in chunk]))
+            in_flight[i] += len(chunk)
+
+    for i in range(len(conns)):
+        feed(i)
+    while any(in_flight):
+        i, msg = _next_message(conns, procs, {k for k, n in enumerate(in_flight) if n})
         if msg[0] == "filled":  # (symbol, status, messages, values or None); the dates came with the scan
             scanned = scans[msg[1]]
             scanned.status, scanned.messages = msg[2], msg[3]
             if msg[4] is not None:  # values sent through the pipe
                 at = offsets[scanned.symbol]
                 block[:, at : at + scanned.rows] = msg[4]
+            if scanned.symbol in stolen_from:  # the owner can drop what it loaded
+                _send(conns, procs, stolen_from.pop(scanned.symbol), ("forget", [scanned.symbol]))
             if progress is not None:
                 progress(scanned.symbol)
-        elif msg[0] == "done":
+        elif msg[0] == "unstolen":  # its inputs changed since the scan: the owner fills it
+            queues[stolen_from.pop(msg[1])].insert(0, msg[1])
+        in_flight[i] -= 1
+        feed(i)
+        for k in range(len(conns)):
+            if queues[k]:
+                feed(k)
+    for i in range(len(conns)):
+        _send(conns, procs, i, ("finish",))
+    waiting = set(range(len(conns)))
+    while waiting:
+        i, msg = _next_message(conns, procs, waiting)
+        if msg[0] == "done":
             messages.extend(msg[1])
             waiting.discard(i)
     return block, messages
@@ -352,28 +413,113 @@ def _next_message(conns: list[Connection], procs: list[Any], among: set[int]) ->
                 continue
             try:
                 msg = conns[i].recv()
-            except EOFError:  # its end of the pipe closed: the worker is gone
-                procs[i].join(timeout=5)
-                raise WorkerFailure(f"feature worker {procs[i].pid} died (exit code {procs[i].exitcode})") from None
-            if msg[0] == "error":
-                exc = msg[1].__new__(msg[1])
-                exc.args = msg[2]
-                exc.__dict__.update(msg[3])
-                raise exc
-            if msg[0] == "crash":
-                raise WorkerFailure(f"feature worker {procs[i].pid} failed:\n{msg[1]}")
+            except (EOFError, ConnectionResetError):  # its end of the pipe closed: the worker is gone
+                raise _died(procs[i]) from None
+            _raise_reported(msg, procs[i])
             return i, msg
         dead = [procs[i] for i in among if not procs[i].is_alive() and not conns[i].poll()]
         if dead:  # exited with nothing left to read
-            raise WorkerFailure(f"feature worker {dead[0].pid} died (exit code {dead[0].exitcode})")
+            raise _died(dead[0])
+
+
+def _raise_reported(msg: tuple, proc: Any) -> None:
+    """Raises what a worker reported as its last message (an error or a crash), if it did."""
+    if msg[0] == "error":
+        exc = msg[1].__new__(msg[1])
+        exc.args = msg[2]
+        exc.__dict__.update(msg[3])
+        raise exc
+    if msg[0] == "crash":
+        raise WorkerFailure(f"feature worker {proc.pid} failed:\n{msg[1]}")
+
+
+def _died(proc: Any) -> WorkerFailure:
+    proc.join(timeout=5)
+    return WorkerFailure(f"feature worker {proc.pid} died (exit code {proc.exitcode})")
+
+
+def _send(conns: list[Connection], procs: list[Any], i: int, msg: tuple | memoryview, fd: int | None = None) -> None:
+    """Sends worker ``i`` a message (bytes: already pickled) and, if given, a file descriptor.
+
+    A worker stops after reporting an error, so a broken pipe usually means a report is
+    waiting: that is raised, not the pipe error.
+    """
+    try:
+        if isinstance(msg, (bytes, memoryview)):
+            conns[i].send_bytes(msg)
+        else:
+            conns[i].send(msg)
+        if fd is not None:
+            send_handle(conns[i], fd, procs[i].pid)
+    except (BrokenPipeError, ConnectionResetError):
+        try:
+            while conns[i].poll():
+                _raise_reported(conns[i].recv(), procs[i])
+        except (EOFError, OSError):
+            pass
+        raise _died(procs[i]) from None
 
 
 # ----------------------------------------------------------------------------- worker side
-def _worker_main(conn: Connection, job: Job, error_types: tuple[type[BaseException], ...]) -> None:
-    mine: dict[str, int] = {}  # symbol -> rows, for the symbols this worker scanned
+class _Slots:
+    """A worker's view of the final block: fills a symbol into its slot, or (no memfd)
+    into a fresh array that is sent back with the reply."""
+
+    def __init__(self, n_features: int, total: int | None, offsets: dict[str, int], fd: int | None) -> None:
+        self.n_features, self.offsets = n_features, offsets
+        self.mapping: mmap.mmap | None = None
+        self.out: np.ndarray | None = None
+        if total is not None and fd is not None:
+            try:
+                self.mapping = mmap.mmap(fd, n_features * total * _FLOAT.itemsize)
+            finally:
+                os.close(fd)
+            self.out = np.frombuffer(self.mapping, dtype=_FLOAT).reshape(n_features, total)
+
+    def fill(self, job: Job, symbol: str, rows: int) -> tuple:
+        if self.out is None:
+            values = np.empty((self.n_features, rows))
+            done = job.fill(symbol, values)
+            return ("filled", symbol, done.status, done.messages, values)
+        at = self.offsets[symbol]
+        done = job.fill(symbol, self.out[:, at : at + rows])
+        return ("filled", symbol, done.status, done.messages, None)
+
+    def close(self) -> None:
+        self.out = None
+        if self.mapping is not None:
+            self.mapping.close()
+
+
+def _read_messages(conn: Connection, inbox: "queue.SimpleQueue[tuple | None]") -> None:
+    """The worker's reader thread: takes every message off the pipe as it arrives.
+
+    The parent may send something large (the shared inputs) while this worker is sending
+    a reply; if neither side read until its own send finished, both would wait forever.
+    A "block" message is followed by its file descriptor, which is taken here too.
+    """
     try:
         while True:
             msg = conn.recv()
+            if msg[0] == "block":
+                msg = (*msg, recv_handle(conn) if msg[2] is not None else None)
+            inbox.put(msg)
+            if msg[0] == "stop":
+                return
+    except (EOFError, OSError):  # the parent is gone
+        inbox.put(None)
+
+
+def _worker_main(conn: Connection, job: Job, error_types: tuple[type[BaseException], ...]) -> None:
+    mine: dict[str, int] = {}  # symbol -> rows, for the symbols this worker scanned
+    slots: _Slots | None = None
+    inbox: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
+    threading.Thread(target=_read_messages, args=(conn, inbox), name="signals-inbox", daemon=True).start()
+    try:
+        while True:
+            msg = inbox.get()
+            if msg is None:
+                return
             kind = msg[0]
             try:
                 if kind == "scan":
@@ -387,33 +533,26 @@ def _worker_main(conn: Connection, job: Job, error_types: tuple[type[BaseExcepti
                         job.forget(symbol)
                 elif kind == "context":
                     job.receive(msg[1])
+                elif kind == "block":
+                    slots = _Slots(msg[1], msg[2], msg[3], msg[4])
                 elif kind == "fill":
-                    n_features, total, offsets = msg[1], msg[2], msg[3]
-                    fd = recv_handle(conn)
-                    try:
-                        block = mmap.mmap(fd, n_features * total * _FLOAT.itemsize)
-                    finally:
-                        os.close(fd)
-                    out = np.frombuffer(block, dtype=_FLOAT).reshape(n_features, total)
-                    for symbol, rows in mine.items():
-                        if rows:
-                            at = offsets[symbol]
-                            done = job.fill(symbol, out[:, at : at + rows])
-                            conn.send(("filled", symbol, done.status, done.messages, None))
+                    assert slots is not None, "block first"
+                    for symbol in msg[1]:
+                        conn.send(slots.fill(job, symbol, mine.pop(symbol)))
+                elif kind == "steal":  # another worker's symbols: load them first
+                    assert slots is not None, "block first"
+                    for symbol, dates in msg[1]:
+                        if np.array_equal(job.scan(symbol).dates, dates):
+                            conn.send(slots.fill(job, symbol, len(dates)))
+                        else:
+                            job.forget(symbol)
+                            conn.send(("unstolen", symbol))
+                elif kind == "finish":
                     messages = job.finish()  # may still read the block
-                    del out
-                    block.close()
-                    mine.clear()
+                    if slots is not None:
+                        slots.close()
+                        slots = None
                     conn.send(("done", messages))
-                elif kind == "fill_and_send":
-                    n_features = msg[1]
-                    for symbol, rows in mine.items():
-                        if rows:
-                            values = np.empty((n_features, rows))
-                            done = job.fill(symbol, values)
-                            conn.send(("filled", symbol, done.status, done.messages, values))
-                    mine.clear()
-                    conn.send(("done", job.finish()))
                 elif kind == "stop":
                     return
             except error_types as exc:

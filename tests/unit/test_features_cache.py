@@ -309,6 +309,15 @@ def test_worker_errors_reach_the_caller_with_their_type(tmp_path: Path, layout: 
     assert info.value.column == "close"
 
 
+def test_a_shared_input_error_in_the_pool_reaches_the_caller(tmp_path: Path, layout: Path) -> None:
+    """The parent prepares the shared inputs while the workers scan: its errors are raised as they are."""
+    fundamentals = pd.read_parquet(layout / "fundamentals.parquet").drop(columns="filed_at")
+    fundamentals.to_parquet(layout / "fundamentals.parquet")
+    pool = FeatureStore(tmp_path / "c", n_jobs=2, min_parallel_symbols=2)
+    with pytest.raises(DataValidationError, match="filed_at"):
+        pool.get_features(None, None, None, ParquetProvider(layout))
+
+
 def test_process_pool_slices_like_serial_and_serves_hits_into_the_block(tmp_path: Path, layout: Path) -> None:
     """A date slice through the pool equals the serial slice, cold and warm (cache hits are
     copied straight into the shared block)."""
@@ -452,7 +461,62 @@ def test_symbols_moved_between_workers_give_the_serial_frame(
     pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
     pd.testing.assert_frame_equal(build(pool, layout), serial)
     assert len(seen) == N_SYMBOLS and pool.last_stats.built == N_SYMBOLS
-    assert len(list(marks.iterdir())) == 2 * N_SYMBOLS  # every symbol was read by both workers
+    assert len(list(marks.iterdir())) >= 2 * N_SYMBOLS  # every symbol was read by both workers
+
+
+def test_a_slow_worker_has_symbols_stolen_and_the_frame_is_unchanged(
+    tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that runs out fills the slow worker's remaining symbols (reading them
+    again); a symbol whose inputs changed between the reads goes back to its owner."""
+    import os
+    import time
+
+    from signals.features import workers
+
+    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    original_scan, original_fill = store_mod._BuildJob.scan, store_mod._BuildJob.fill
+
+    original_slots = workers._Slots.__init__
+
+    def slots(self, *args):  # the block arrives before any fill or steal
+        (marks / f"block-{os.getpid()}").touch()
+        original_slots(self, *args)
+
+    def scan(self, symbol):
+        result = original_scan(self, symbol)
+        if (marks / f"block-{os.getpid()}").exists():  # a steal
+            steals = len(list(marks.glob(f"steal-{symbol}-*")))
+            (marks / f"steal-{symbol}-{steals}").touch()
+            (marks / f"thief-{os.getpid()}").touch()
+            if not (marks / "changed").exists():  # the first steal finds one bar fewer
+                (marks / "changed").touch()
+                p = self.pending[symbol]
+                self.pending[symbol] = dataclasses.replace(p, bars=p.bars.iloc[1:], dates=p.dates[1:], span=(0, len(p.dates) - 1))
+                result.dates = result.dates[1:]
+        return result
+
+    def fill(self, symbol, out):
+        if not (marks / f"thief-{os.getpid()}").exists():
+            time.sleep(0.25)  # the owner is slow
+        return original_fill(self, symbol, out)
+
+    # worker 0 owns every symbol, so worker 1 can only steal
+    monkeypatch.setattr(workers, "balance_moves", lambda rows, owner, n: [(s, 1, 0) for s, w in owner.items() if w == 1])
+    monkeypatch.setattr(store_mod._BuildJob, "scan", scan)
+    monkeypatch.setattr(store_mod._BuildJob, "fill", fill)
+    monkeypatch.setattr(workers._Slots, "__init__", slots)
+    monkeypatch.setattr(workers, "start_method", lambda: "fork")
+    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
+    pd.testing.assert_frame_equal(build(pool, layout), serial)
+    steals: dict[str, int] = {}
+    for m in marks.glob("steal-*"):
+        steals[m.name.split("-")[1]] = steals.get(m.name.split("-")[1], 0) + 1
+    # 2 symbols were in flight at the owner; the thief took the rest, one of them twice:
+    # its first re-read saw a changed file, so it went back to the owner's queue
+    assert sorted(steals.values()) == [1] * (N_SYMBOLS - 3) + [2], steals
 
 
 def test_date_codes_match_a_global_unique() -> None:

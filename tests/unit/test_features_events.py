@@ -1,6 +1,8 @@
-"""EventArrays: per-symbol event rows as numpy columns, and the calculators reading either form."""
+"""EventArrays and GroupedEvents: per-symbol event rows as numpy columns, and the calculators reading either form."""
 
 from __future__ import annotations
+
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -8,7 +10,7 @@ import pytest
 
 from signals.data.synthetic import synthetic_universe
 from signals.features.compute import compute_symbol_features
-from signals.features.events import EventArrays, column
+from signals.features.events import EventArrays, GroupedEvents, column
 
 
 @pytest.fixture(scope="module")
@@ -16,16 +18,22 @@ def universe() -> dict:
     return synthetic_universe(3, 400, n_sectors=1)
 
 
-def test_split_matches_groupby_rows_in_order(universe: dict) -> None:
-    table = universe["fundamentals"]
-    split = EventArrays.split(table)
-    assert sorted(split) == sorted(table["symbol"].unique())
+def test_grouped_events_match_groupby_rows_in_order_and_pickle_whole(universe: dict) -> None:
+    table = universe["fundamentals"].sample(frac=1.0, random_state=3)  # symbols interleaved
+    grouped = GroupedEvents(table)
+    assert sorted(grouped.keys()) == sorted(table["symbol"].unique()) and len(grouped) == table["symbol"].nunique()
     for sym, group in table.groupby("symbol"):
-        rows = split[sym]
-        assert len(rows) == len(group) and rows.columns == list(table.columns)
+        rows = grouped.get(sym)
+        assert sym in grouped and len(rows) == len(group) and rows.columns == list(table.columns)
         for c in table.columns:
             np.testing.assert_array_equal(rows[c], group[c].to_numpy())
-    assert EventArrays.split(table.iloc[0:0]) == {}
+    default = EventArrays.from_frame(table.iloc[0:0])
+    assert grouped.get("NOPE") is None and grouped.get("NOPE", default) is default
+    assert len(GroupedEvents(table.iloc[0:0])) == 0
+    again = pickle.loads(pickle.dumps(grouped))
+    np.testing.assert_array_equal(again.get("S0001")["pe"], grouped.get("S0001")["pe"])
+    with pytest.raises(ValueError, match="group by"):
+        GroupedEvents(table.drop(columns="symbol"))
 
 
 def test_column_reads_frames_and_arrays_alike(universe: dict) -> None:
