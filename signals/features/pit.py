@@ -52,15 +52,16 @@ def asof(
     available yet or the latest event is older than ``max_age_days``) and the event index
     used per bar (-1 where none).
     """
-    out = np.full((len(bar_ns), values.shape[1]), np.nan)
     if len(event_ns) == 0:
-        return out, np.full(len(bar_ns), -1)
+        return np.full((len(bar_ns), values.shape[1]), np.nan), np.full(len(bar_ns), -1)
     idx = last_before(event_ns, bar_ns)
-    ok = idx >= 0
     if max_age_days is not None:
-        ok &= (bar_ns - event_ns[np.maximum(idx, 0)]) <= max_age_days * NS_PER_DAY
-    out[ok] = values[idx[ok]]
-    return out, np.where(ok, idx, -1)
+        idx[(bar_ns - event_ns[np.maximum(idx, 0)]) > max_age_days * NS_PER_DAY] = -1
+    # Row -1 of the padded table is all NaN, so "nothing available" needs no masked write.
+    padded = np.empty((len(values) + 1, values.shape[1]))
+    padded[:-1] = values
+    padded[-1] = np.nan
+    return padded.take(idx, axis=0), idx
 
 
 def current_record_positions(avail_ns: np.ndarray, event_ns: np.ndarray) -> np.ndarray:

@@ -480,7 +480,7 @@ class _BuildJob:
             self.writer = SegmentWriter(self.store.cache_dir)
 
     def scan(self, symbol: str) -> Scanned:
-        bars = self.provider.bars(symbol)
+        bars, _ = self.provider.bars_with_report(symbol)  # the provider's own frame: read here, never changed
         dates = np.asarray(bars.index, dtype="datetime64[ns]").view("int64")
         i, j = int(np.searchsorted(dates, self.lo, side="left")), int(np.searchsorted(dates, self.hi, side="right"))
         self.pending[symbol] = _Pending(bars, dates, frame_digest(bars), (i, j))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import talib
 
-from signals.features.arrays import ratio as _ratio
+from signals.features.arrays import inf_to_nan
 from signals.features.registry import category_frame, names_for
 
 ANNUALISATION = np.sqrt(252.0)
@@ -102,42 +102,57 @@ def technical_columns(
     ta = talib_indicators(o, h, low, c, v)
     bar_range = h - low
     obv = ta["obv"]
-    cols = {
-        "rsi_14": ta["rsi_14"],
-        "macd_line": _ratio(ta["macd"], c),
-        "macd_signal": _ratio(ta["macd_signal"], c),
-        "macd_hist": _ratio(ta["macd_hist"], c),
-        "roc_10": ta["rocp_10"],
-        "stoch_k": ta["stoch_k"],
-        "stoch_d": ta["stoch_d"],
-        "willr_14": ta["willr_14"],
-        "cci_20": ta["cci_20"],
-        "mfi_14": ta["mfi_14"],
-        "price_vs_sma_20": _ratio(c, ta["sma_20"]) - 1.0,
-        "price_vs_sma_50": _ratio(c, ta["sma_50"]) - 1.0,
-        "price_vs_sma_200": _ratio(c, ta["sma_200"]) - 1.0,
-        "price_vs_ema_12": _ratio(c, ta["ema_12"]) - 1.0,
-        "price_vs_ema_26": _ratio(c, ta["ema_26"]) - 1.0,
-        "sma_20_vs_sma_50": _ratio(ta["sma_20"], ta["sma_50"]) - 1.0,
-        "adx_14": ta["adx_14"],
-        "plus_di_14": ta["plus_di_14"],
-        "minus_di_14": ta["minus_di_14"],
-        "atr_14_pct": _ratio(ta["atr_14"], c),
-        "bb_position": _ratio(c - ta["bb_lower"], ta["bb_upper"] - ta["bb_lower"]),
-        "bb_width": _ratio(ta["bb_upper"] - ta["bb_lower"], ta["bb_middle"]),
-        "hv_20": ta["std_20"] * ANNUALISATION,
-        "hv_60": ta["std_60"] * ANNUALISATION,
-        # OBV's level depends on where the series starts; its 20-bar change does not.
-        "obv_flow_20": _ratio(obv - _lag(obv, 20), ta["vol_sum_20"]),
-        "vwap_dist_20": _ratio(c, _ratio(ta["pv_sum_20"], ta["vol_sum_20"])) - 1.0,
-        "volume_ratio_20": _ratio(v, ta["vol_sma_20"]),
-        "dist_52w_high": _ratio(c, ta["high_252"]) - 1.0,
-        "dist_52w_low": _ratio(c, ta["low_252"]) - 1.0,
-        "range_pct": _ratio(bar_range, c),
-        "range_vs_avg_20": _ratio(bar_range, ta["range_sma_20"]),
-        "close_location": np.where(bar_range > 0, _ratio(c - low, bar_range), 0.5),
-        "gap": _ratio(o, _lag(c, 1)) - 1.0,
-    }
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # vwap feeds another quotient, where an infinity would turn into a plausible 0.
+        vwap = inf_to_nan(ta["pv_sum_20"] / ta["vol_sum_20"])
+        # Quotients (name, numerator, denominator, minus): computed into one block so a
+        # single pass turns a zero denominator's infinity into NaN.
+        quotients = (
+            ("macd_line", ta["macd"], c, 0.0),
+            ("macd_signal", ta["macd_signal"], c, 0.0),
+            ("macd_hist", ta["macd_hist"], c, 0.0),
+            ("price_vs_sma_20", c, ta["sma_20"], 1.0),
+            ("price_vs_sma_50", c, ta["sma_50"], 1.0),
+            ("price_vs_sma_200", c, ta["sma_200"], 1.0),
+            ("price_vs_ema_12", c, ta["ema_12"], 1.0),
+            ("price_vs_ema_26", c, ta["ema_26"], 1.0),
+            ("sma_20_vs_sma_50", ta["sma_20"], ta["sma_50"], 1.0),
+            ("atr_14_pct", ta["atr_14"], c, 0.0),
+            ("bb_position", c - ta["bb_lower"], ta["bb_upper"] - ta["bb_lower"], 0.0),
+            ("bb_width", ta["bb_upper"] - ta["bb_lower"], ta["bb_middle"], 0.0),
+            # OBV's level depends on where the series starts; its 20-bar change does not.
+            ("obv_flow_20", obv - _lag(obv, 20), ta["vol_sum_20"], 0.0),
+            ("vwap_dist_20", c, vwap, 1.0),
+            ("volume_ratio_20", v, ta["vol_sma_20"], 0.0),
+            ("dist_52w_high", c, ta["high_252"], 1.0),
+            ("dist_52w_low", c, ta["low_252"], 1.0),
+            ("range_pct", bar_range, c, 0.0),
+            ("range_vs_avg_20", bar_range, ta["range_sma_20"], 0.0),
+            ("close_location", c - low, bar_range, 0.0),
+            ("gap", o, _lag(c, 1), 1.0),
+        )
+        block = np.empty((len(quotients), len(c)))
+        for row, (_, num, den, minus) in zip(block, quotients):
+            np.divide(num, den, out=row)
+            if minus:
+                np.subtract(row, minus, out=row)
+    inf_to_nan(block)
+    cols = {name: row for (name, *_), row in zip(quotients, block)}
+    cols["close_location"] = np.where(bar_range > 0, cols["close_location"], 0.5)
+    cols.update(
+        rsi_14=ta["rsi_14"],
+        roc_10=ta["rocp_10"],
+        stoch_k=ta["stoch_k"],
+        stoch_d=ta["stoch_d"],
+        willr_14=ta["willr_14"],
+        cci_20=ta["cci_20"],
+        mfi_14=ta["mfi_14"],
+        adx_14=ta["adx_14"],
+        plus_di_14=ta["plus_di_14"],
+        minus_di_14=ta["minus_di_14"],
+        hv_20=ta["std_20"] * ANNUALISATION,
+        hv_60=ta["std_60"] * ANNUALISATION,
+    )
     for n in RETURN_HORIZONS:
         cols[f"ret_{n}"] = ta[f"rocp_{n}"]
     return cols
