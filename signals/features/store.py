@@ -362,6 +362,9 @@ def _group_digests(frame: pd.DataFrame) -> dict[str, str]:
     bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
     columns = []
     for c in range(frame.shape[1]):
+        if frame.columns[c] == "symbol":  # constant within a group: joined from its one value below
+            columns.append((b"", None, False))
+            continue
         arr = frame.iloc[:, c].to_numpy()[order]
         numeric = arr.dtype.kind in "biufcmM"
         columns.append((str(arr.dtype).encode(), arr.view(np.uint8).reshape(len(arr), -1) if numeric else arr, numeric))
@@ -374,6 +377,8 @@ def _group_digests(frame: pd.DataFrame) -> dict[str, str]:
             if numeric:
                 h.update(dtype)
                 h.update(arr[lo:hi])
+            elif arr is None:
+                h.update("\x1f".join([str(sym)] * int(hi - lo)).encode())
             else:
                 h.update("\x1f".join(map(str, arr[lo:hi].tolist())).encode())
             h.update(b"\x1e")

@@ -379,10 +379,28 @@ def _fill(
                 _send(conns, procs, i, ("steal", [(symbol, scans[symbol].dates) for symbol in chunk]))
             in_flight[i] += len(chunk)
 
+    finishing: set[int] = set()
+    done: set[int] = set()
+
+    def finish_idle() -> None:
+        # Once nothing is left to hand out (and no steal can bounce back), an idle worker
+        # writes its last segment while the others fill their last symbols.
+        if any(queues) or stolen_from:
+            return
+        for k in range(len(conns)):
+            if k not in finishing and not in_flight[k]:
+                _send(conns, procs, k, ("finish",))
+                finishing.add(k)
+
     for i in range(len(conns)):
         feed(i)
-    while any(in_flight):
-        i, msg = _next_message(conns, procs, {k for k, n in enumerate(in_flight) if n})
+    finish_idle()
+    while len(done) < len(conns):
+        i, msg = _next_message(conns, procs, set(range(len(conns))) - done)
+        if msg[0] == "done":
+            messages.extend(msg[1])
+            done.add(i)
+            continue
         if msg[0] == "filled":  # (symbol, status, messages, values or None); the dates came with the scan
             scanned = scans[msg[1]]
             scanned.status, scanned.messages = msg[2], msg[3]
@@ -396,18 +414,10 @@ def _fill(
         elif msg[0] == "unstolen":  # its inputs changed since the scan: the owner fills it
             queues[stolen_from.pop(msg[1])].insert(0, msg[1])
         in_flight[i] -= 1
-        feed(i)
-        for k in range(len(conns)):
-            if queues[k]:
+        for k in (i, *range(len(conns))):
+            if k not in finishing:
                 feed(k)
-    for i in range(len(conns)):
-        _send(conns, procs, i, ("finish",))
-    waiting = set(range(len(conns)))
-    while waiting:
-        i, msg = _next_message(conns, procs, waiting)
-        if msg[0] == "done":
-            messages.extend(msg[1])
-            waiting.discard(i)
+        finish_idle()
     return block, messages
 
 

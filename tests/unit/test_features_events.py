@@ -67,3 +67,17 @@ def test_features_are_identical_from_frames_and_from_event_arrays(universe: dict
     )
     pd.testing.assert_frame_equal(from_frames, from_arrays, check_exact=True)
     assert from_frames.notna().any().sum() > 50
+
+
+def test_group_digests_equal_frame_digest_of_each_group(universe: dict) -> None:
+    """The feature cache keys hash each symbol's event rows in one pass over the table; that
+    must be byte for byte frame_digest of the symbol's group, or cache entries would churn."""
+    from signals.digest import frame_digest
+    from signals.features.store import _group_digests
+
+    for table in ("fundamentals", "insider_transactions", "short_interest"):
+        frame = universe[table].sample(frac=1.0, random_state=5)  # symbols interleaved
+        digests = _group_digests(frame)
+        assert sorted(digests) == sorted(frame["symbol"].unique())
+        for sym, group in frame.groupby("symbol", sort=False):
+            assert digests[sym] == frame_digest(group, index=False), (table, sym)
