@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
@@ -26,8 +27,10 @@ def _umask() -> int:
     return 0o022
 
 
-def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
-    """Call ``writer(tmp_path)`` then atomically rename the temporary file onto ``path``.
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write; it replaces ``path`` when the block ends
+    normally and is removed when it raises.
 
     The file gets the permissions a plain ``open(path, "w")`` would give it (``mkstemp``
     makes it private), so a cache or log on a shared volume stays readable by its readers.
@@ -41,12 +44,19 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -
         os.close(fd)
     tmp_path = Path(tmp)
     try:
-        writer(tmp_path)
+        yield tmp_path
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
-    return target
+
+
+def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:
+    """Call ``writer(tmp_path)`` then atomically rename the temporary file onto ``path``
+    (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        writer(tmp)
+    return Path(path)
 
 
 def atomic_write_parquet(df: pd.DataFrame, path: str | os.PathLike[str], **kwargs: Any) -> Path:

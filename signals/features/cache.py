@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from signals.features.registry import FEATURE_VERSION, feature_names
-from signals.io import atomic_write
+from signals.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -271,25 +271,49 @@ class CacheItem:
 
 
 class SegmentWriter:
-    """Collects built symbols and writes them as segments of ``per_segment`` symbols."""
+    """Writes built symbols as segments of ``per_segment`` symbols, a row group at a time.
+
+    A row group goes to the open segment's temporary file as soon as its symbols are added,
+    while their values are still in the CPU's cache and so that a build's last segment
+    is not written in one go at the end; the segment appears (is renamed into place) when
+    it is full or on :meth:`flush`. A failed write discards the open segment (nothing
+    half-written becomes visible) and the next add starts a new one.
+    """
 
     def __init__(self, directory: str | os.PathLike[str], per_segment: int = SYMBOLS_PER_SEGMENT) -> None:
         self.directory = Path(directory)
         self.per_segment = per_segment
-        self._pending: list[CacheItem] = []
+        self._group: list[CacheItem] = []
+        self._open: _OpenSegment | None = None
 
     def add(self, symbol: str, dates: np.ndarray, values: np.ndarray, fingerprint: str | None) -> None:
-        """Queue ``symbol``'s full history. ``values`` is not copied: keep it unchanged until :meth:`flush`."""
-        self._pending.append(CacheItem(symbol, dates, values, fingerprint))
-        if len(self._pending) >= self.per_segment:
-            self.flush()
+        """Queue ``symbol``'s full history. ``values`` is not copied: keep it unchanged until
+        its row group is written (within :data:`SYMBOLS_PER_ROW_GROUP` adds, or by :meth:`flush`)."""
+        self._group.append(CacheItem(symbol, dates, values, fingerprint))
+        if len(self._group) >= SYMBOLS_PER_ROW_GROUP:
+            self._write_group()
 
     def flush(self) -> Path | None:
-        """Write what is queued as one segment (nothing queued: None)."""
-        items, self._pending = self._pending, []
-        if not items:
-            return None
-        return write_segment(self.directory, items)
+        """Write what is queued and close the open segment (nothing written: None)."""
+        if self._group:
+            self._write_group()
+        segment, self._open = self._open, None
+        return None if segment is None else segment.close()
+
+    def _write_group(self) -> None:
+        group, self._group = self._group, []
+        if self._open is None:
+            self._open = _OpenSegment(self.directory)
+        segment = self._open
+        try:
+            segment.write(group)
+        except BaseException:
+            self._open = None
+            segment.abort()
+            raise
+        if len(segment.entries) >= self.per_segment:
+            self._open = None
+            segment.close()
 
 
 def new_segment_path(directory: Path) -> Path:
@@ -299,31 +323,86 @@ def new_segment_path(directory: Path) -> Path:
 
 def write_segment(directory: Path, items: list[CacheItem]) -> Path:
     """Atomically write ``items`` as one segment (row groups of :data:`SYMBOLS_PER_ROW_GROUP`)."""
-    names = feature_names()
-    groups = [items[i : i + SYMBOLS_PER_ROW_GROUP] for i in range(0, len(items), SYMBOLS_PER_ROW_GROUP)]
-    entries: dict[str, list] = {}
-    for g, group in enumerate(groups):
+    if not items:
+        raise ValueError("a segment needs at least one symbol")
+    segment = _OpenSegment(Path(directory))
+    try:
+        for i in range(0, len(items), SYMBOLS_PER_ROW_GROUP):
+            segment.write(items[i : i + SYMBOLS_PER_ROW_GROUP])
+    except BaseException:
+        segment.abort()
+        raise
+    return segment.close()
+
+
+class _OpenSegment:
+    """A segment being written: a temporary file holding the row groups so far."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = new_segment_path(directory)
+        self.entries: dict[str, list] = {}
+        self._groups = 0
+        self._sink: pa.NativeFile | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp = atomic_path(self.path)  # entered here; left by close() (rename) or abort() (remove)
+        tmp = self._tmp.__enter__()
+        try:
+            self._sink = pa.output_stream(str(tmp), buffer_size=_WRITE_PIECE)
+            self._writer = pq.ParquetWriter(
+                self._sink, _schema(), compression="lz4", use_dictionary=["symbol"], write_statistics=False,
+                write_page_checksum=True, data_page_size=_WRITE_PIECE,
+            )
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, group: list[CacheItem]) -> None:
+        assert self._writer is not None
+        self._writer.write_table(_group_table(group, self._writer.schema), row_group_size=sum(len(i.dates) for i in group))
         offset = 0
         for item in group:
-            entries[item.symbol] = [g, offset, len(item.dates), item.fingerprint]
+            self.entries[item.symbol] = [self._groups, offset, len(item.dates), item.fingerprint]
             offset += len(item.dates)
-    meta = {"format": CACHE_FORMAT, "feature_version": FEATURE_VERSION, "entries": entries}
+        self._groups += 1
+
+    def close(self) -> Path:
+        """Write the footer (with the entry index) and move the segment into place."""
+        assert self._writer is not None and self._sink is not None
+        try:
+            meta = {"format": CACHE_FORMAT, "feature_version": FEATURE_VERSION, "entries": self.entries}
+            self._writer.add_key_value_metadata({META_KEY: json.dumps(meta).encode()})
+            self._writer.close()
+            self._sink.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._tmp.__exit__(None, None, None)
+        return self.path
+
+    def abort(self) -> None:
+        """Discard the segment: the temporary file is removed and nothing becomes visible."""
+        for handle in (self._writer, self._sink):
+            try:
+                if handle is not None:
+                    handle.close()
+            except Exception:  # noqa: BLE001 - already failing; the file is being discarded
+                pass
+        try:
+            self._tmp.__exit__(_Discarded, _Discarded(), None)
+        except _Discarded:
+            pass
+
+
+class _Discarded(Exception):
+    """Tells :func:`~signals.io.atomic_path` to remove the temporary file."""
+
+
+def _schema() -> pa.Schema:
     # Non-nullable features (a missing value is NaN, never null): no definition levels to encode.
-    schema = pa.schema(
+    return pa.schema(
         [pa.field("symbol", pa.dictionary(pa.int32(), pa.string()), nullable=False), pa.field("date", pa.timestamp("ns"), nullable=False)]
-        + [pa.field(n, pa.float64(), nullable=False) for n in names],
-        metadata={META_KEY: json.dumps(meta).encode()},
+        + [pa.field(n, pa.float64(), nullable=False) for n in feature_names()]
     )
-
-    def write(tmp: Path) -> None:
-        with pa.output_stream(str(tmp), buffer_size=_WRITE_PIECE) as sink, pq.ParquetWriter(
-            sink, schema, compression="lz4", use_dictionary=["symbol"], write_statistics=False, write_page_checksum=True,
-            data_page_size=_WRITE_PIECE,
-        ) as writer:
-            for group in groups:
-                writer.write_table(_group_table(group, schema), row_group_size=sum(len(i.dates) for i in group))
-
-    return atomic_write(new_segment_path(directory), write)
 
 
 def _group_table(group: list[CacheItem], schema: pa.Schema) -> pa.Table:

@@ -145,7 +145,7 @@ def test_new_feature_version_rebuilds_everything_and_drops_the_old_segments(
     assert store.last_stats.built == N_SYMBOLS and store.last_stats.stale == N_SYMBOLS
     [new] = segments(store)  # every entry of the old segment was superseded: it is gone
     assert new != old and not old.exists()
-    assert pq.read_schema(new).metadata[b"signals.features"].decode().count("-next") == 1
+    assert pq.read_metadata(new).metadata[b"signals.features"].decode().count("-next") == 1
 
 
 def test_garbage_collection_keeps_every_newest_entry(store: FeatureStore) -> None:
@@ -244,21 +244,47 @@ def test_segment_write_is_atomic(store: FeatureStore, layout: Path, monkeypatch:
     assert [p.name for p in store.cache_dir.iterdir()] == [path.name]  # no temp file left behind
 
 
+def test_segment_writer_streams_row_groups_and_publishes_only_whole_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_mod, "SYMBOLS_PER_ROW_GROUP", 2)
+    writer = cache_mod.SegmentWriter(tmp_path, per_segment=4)
+    dates = np.arange(3) * 86_400_000_000_000
+    values = {f"S{k}": np.full((len(feature_names()), 3), float(k)) for k in range(5)}
+    for symbol in ("S0", "S1", "S2"):
+        writer.add(symbol, dates, values[symbol], "fp")
+    # the first row group is on disk, in a temporary file: no segment is visible yet
+    assert not list(tmp_path.glob("features-*.parquet")) and len(list(tmp_path.glob(".*.tmp"))) == 1
+    writer.add("S3", dates, values["S3"], "fp")  # the segment is full: it is published
+    assert len(list(tmp_path.glob("features-*.parquet"))) == 1 and not list(tmp_path.glob(".*.tmp"))
+    writer.add("S4", dates, values["S4"], "fp")
+    assert writer.flush() is not None and writer.flush() is None
+    index = cache_mod.CacheIndex.scan(tmp_path)
+    assert sorted(index.entries) == sorted(values) and len(index.segments) == 2
+    reader = cache_mod.SegmentReader()
+    for symbol, expected in values.items():
+        got_dates, table, offset = reader.read(index.find(symbol, "fp"))
+        out = np.empty_like(expected)
+        cache_mod.copy_rows(table, offset, out)
+        np.testing.assert_array_equal(got_dates, dates)
+        np.testing.assert_array_equal(out, expected)
+    reader.close()
+
+
 def test_a_cache_write_failure_warns_and_still_returns_the_features(
     store: FeatureStore, layout: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     expected = FeatureStore(store.cache_dir.parent / "other", use_cache=False).get_features(None, None, None, ParquetProvider(layout))
 
-    def full(directory, items):
+    def full(self, group):  # a row group's write fails with the temporary file open
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store_mod, "write_segment", full)
-    monkeypatch.setattr(cache_mod, "write_segment", full)
+    monkeypatch.setattr(cache_mod._OpenSegment, "write", full)
     with caplog.at_level(logging.WARNING, logger="signals.features.store"):
         frame = build(store, layout)
     pd.testing.assert_frame_equal(frame, expected)
     assert any("could not write the feature cache" in r.getMessage() and "No space" in r.getMessage() for r in caplog.records)
-    assert not segments(store)
+    assert not segments(store) and not list(store.cache_dir.glob(".*.tmp"))  # nothing half-written left
 
 
 def test_save_load_roundtrip_and_keys(store: FeatureStore) -> None:
@@ -541,7 +567,7 @@ def test_a_segment_with_a_damaged_index_is_reported_and_removed(store: FeatureSt
         {"format": cache_mod.CACHE_FORMAT, "feature_version": FEATURE_VERSION, "entries": {"XYZ": ["zero", 0, 3, None]}}
     ).encode()}
     table = pq.read_table(path)
-    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, **meta}), path)
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}), path)
     with caplog.at_level(logging.WARNING, logger="signals.features.store"):
         assert store.load("XYZ") is None
     assert any("damaged index" in r.getMessage() for r in caplog.records) and not path.exists()
