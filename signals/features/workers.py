@@ -10,13 +10,15 @@ parent cost more than computing it, and every fresh page costs a fault on a VM. 
    loads them again), because a worker fills what it scanned.
 2. the parent now knows every symbol's place in the final frame and allocates the frame's
    block once: a Linux ``memfd`` shared with the workers.
-3. **fill**: each worker computes (or reads from the cache) its symbols straight into their
-   rows of that block; the parent wraps the block as the frame's data without a copy.
+3. **fill**: handed out a few symbols at a time (a worker that runs out takes the busiest
+   one's remaining symbols), each worker computes (or reads from the cache) its symbols
+   straight into their rows of that block; the parent wraps the block as the frame's data
+   without a copy.
 
 Where ``memfd_create`` does not exist (macOS, Windows) the values travel through the pipe.
 
 Start method: ``fork`` when the caller runs no other Python thread (the CLI, scripts,
-the benchmark): workers start in milliseconds and inherit the shared inputs unpickled.
+the benchmark): workers start in milliseconds, with the job (provider, settings) inherited.
 Otherwise ``forkserver`` (``spawn`` on Windows): a forked child would inherit the locks of
 threads (MLflow's, say) that were mid-use.
 """
@@ -63,10 +65,11 @@ class Job(Protocol):
     ``scan(symbol)`` (worker) loads what the symbol needs and reports its rows;
     ``prepare()`` (parent, while the workers scan) builds what all symbols share;
     ``context()`` (parent) is what the workers need of it for any symbol (a worker may
-    fill symbols another one scanned) and ``receive(context)`` (worker) takes it; ``fill(symbol, out)`` (worker) writes the
-    symbol's values into its ``(features, rows)`` slot of the final block and returns the
-    final :class:`Scanned` (with how the values were obtained); ``finish()`` (worker) runs
-    after its last fill, while the block is still mapped, and returns messages to report.
+    fill symbols another one scanned) and ``receive(context)`` (worker) takes it;
+    ``fill(symbol, out)`` (worker) writes the symbol's values into its ``(features, rows)``
+    slot of the final block and returns the final :class:`Scanned` (with how the values
+    were obtained); ``finish()`` (worker) runs after its last fill, while the block is
+    still mapped, and returns messages to report.
     ``forget(symbol)`` (worker) drops what ``scan`` kept for a symbol that another worker
     will fill instead.
     """
@@ -197,7 +200,6 @@ def _broadcast(conns: list[Connection], procs: list[Any], kind: str, payload: An
     Through a memfd where there is one: the shared inputs are ~10 MB, and pushing them
     through each worker's socket took ~25 ms per worker while the fill waited for them.
     """
-    data = ForkingPickler.dumps(payload)
     fd = _memfd()
     if fd is None:
         message = ForkingPickler.dumps((kind, payload))
@@ -205,6 +207,7 @@ def _broadcast(conns: list[Connection], procs: list[Any], kind: str, payload: An
             _send(conns, procs, i, message)
         return
     try:
+        data = ForkingPickler.dumps(payload)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
@@ -548,6 +551,8 @@ def _read_messages(conn: Connection, inbox: "queue.SimpleQueue[tuple | None]") -
                 return
     except (EOFError, OSError):  # the parent is gone
         inbox.put(None)
+    except Exception:  # noqa: BLE001 - e.g. a payload that does not unpickle: the main loop reports it
+        inbox.put(("unreadable", traceback.format_exc()))
 
 
 def _worker_main(conn: Connection, job: Job, error_types: tuple[type[BaseException], ...]) -> None:
@@ -593,6 +598,8 @@ def _worker_main(conn: Connection, job: Job, error_types: tuple[type[BaseExcepti
                         slots.close()
                         slots = None
                     conn.send(("done", messages))
+                elif kind == "unreadable":
+                    raise RuntimeError(f"could not read a message from the parent:\n{msg[1]}")
                 elif kind == "stop":
                     return
             except error_types as exc:

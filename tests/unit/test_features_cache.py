@@ -417,6 +417,29 @@ def test_a_crashing_worker_is_reported_not_hung(tmp_path: Path, layout: Path, mo
         build(pool, layout)
 
 
+def _cannot_rebuild() -> None:
+    raise ValueError("cannot rebuild this object")
+
+
+class _Unreadable:
+    def __reduce__(self):
+        return (_cannot_rebuild, ())
+
+
+def test_a_message_a_worker_cannot_read_is_reported_not_hung(
+    tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages are read by a thread of the worker; if one cannot be unpickled the worker
+    reports it (instead of its main loop waiting forever)."""
+    from signals.features import workers
+
+    monkeypatch.setattr(store_mod._BuildJob, "context", lambda self: _Unreadable())
+    monkeypatch.setattr(workers, "start_method", lambda: "fork")
+    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
+    with pytest.raises(workers.WorkerFailure, match="could not read a message(.|\n)*cannot rebuild this object"):
+        build(pool, layout)
+
+
 def test_a_worker_that_dies_is_reported_not_hung(tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
