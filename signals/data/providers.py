@@ -34,6 +34,7 @@ class DataProvider(ABC):
         self._market_cache: dict[str, tuple[pd.DataFrame, BarReport]] = {}
         self._events_cache: dict[str, pd.DataFrame] = {}
         self._universe: pd.DataFrame | None = None
+        self._known: frozenset[str] | None = None  # the universe's symbols, for membership checks
 
     # --------------------------------------------------------------- raw readers
     @abstractmethod
@@ -99,9 +100,10 @@ class DataProvider(ABC):
     def bars_with_report(self, symbol: str) -> tuple[pd.DataFrame, BarReport]:
         symbol = symbol.upper()
         if symbol not in self._bars_cache:
-            known = self.symbols()
-            if symbol not in known:
-                raise UnknownSymbolError(symbol, known)
+            if self._known is None:
+                self._known = frozenset(self.symbols())
+            if symbol not in self._known:
+                raise UnknownSymbolError(symbol, self.symbols())
             self._bars_cache[symbol] = self._load_bars(symbol)
         return self._bars_cache[symbol]
 
