@@ -101,6 +101,7 @@ class CacheIndex:
                 index._add_segment(path)
             else:
                 _remove_if_older_layout(path)
+        _remove_abandoned_segments(index.directory)
         return index
 
     def _add_segment(self, path: Path) -> None:
@@ -185,6 +186,27 @@ def _read_meta(path: Path) -> dict | None:
     ):
         raise InvalidEntry(f"feature cache file {path} was not written by this feature store")
     return meta
+
+
+#: A segment's temporary file not written to for this long was left by a process that died.
+ABANDONED_AFTER_S = 3600.0
+
+
+def _remove_abandoned_segments(directory: Path) -> None:
+    """Remove the temporary files of segments whose writer died (killed mid-build).
+
+    A live writer appends a row group every few symbols, so its file is never this old;
+    age rather than the pid in the name decides, because the directory may be shared by
+    several machines.
+    """
+    cutoff = time.time() - ABANDONED_AFTER_S
+    for tmp in directory.glob(".features-*.parquet.*.tmp"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                log.info("feature cache: removing %s (left by a writer that died)", tmp)
+                tmp.unlink()
+        except FileNotFoundError:  # finished or removed meanwhile
+            pass
 
 
 def _remove_if_older_layout(path: Path) -> None:

@@ -271,6 +271,22 @@ def test_segment_writer_streams_row_groups_and_publishes_only_whole_segments(
     reader.close()
 
 
+def test_temporary_files_of_dead_writers_are_removed_live_ones_kept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    stale = tmp_path / ".features-00000000000000000001-7-abcdef.parquet.x1y2.tmp"
+    live = tmp_path / ".features-00000000000000000002-8-abcdef.parquet.z3w4.tmp"
+    other = tmp_path / ".notes.tmp"
+    for path in (stale, live, other):
+        path.write_bytes(b"partial")
+    old = time.time() - cache_mod.ABANDONED_AFTER_S - 60
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    cache_mod.CacheIndex.scan(tmp_path)
+    assert not stale.exists() and live.exists() and other.exists()
+
+
 def test_a_cache_write_failure_warns_and_still_returns_the_features(
     store: FeatureStore, layout: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
