@@ -13,9 +13,9 @@ short interest) in the Parquet layout in a temporary directory, then measures, i
 * for context, single-process timings of the parts: the provider's bar loading, the shared
   inputs, the feature computation and the cache encoding + writing.
 
-Every figure is the best of ``--repeats`` runs (3), the baseline's included, and every run
-is listed: on a shared VM a run can lose a second to the host, and the minimum is the
-figure that repeats. Each cold run gets a new, empty cache directory and a new provider.
+Every figure is the best of its runs (``--repeats``, 3; the baseline: 3 passes before each
+cold build), and every run is listed: on a shared VM a run can lose a second to the host,
+and the minimum is the figure that repeats. Each cold run gets a new, empty cache directory and a new provider.
 The synthetic layout is written by a separate process, and the machine settles between
 runs (written files flushed, a short idle), so neither a bloated parent nor another run's
 aftermath is measured.
