@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from signals.features.arrays import calendar_cached, inf_to_nan
+from signals.features.arrays import calendar_cached, inf_to_nan, ratio
 from signals.features.pit import NS_PER_DAY, to_ns
 from signals.features.registry import category_frame
 
@@ -89,9 +89,7 @@ def benchmark_series(market: pd.DataFrame | None, bar_ns: np.ndarray) -> dict[st
 
 
 def _relative(growth: np.ndarray, bench_growth: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = growth / bench_growth - 1.0
-    return inf_to_nan(out)
+    return ratio(growth, bench_growth) - 1.0
 
 
 def cross_asset_columns(

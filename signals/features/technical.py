@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import talib
 
-from signals.features.arrays import inf_to_nan
+from signals.features.arrays import inf_to_nan, ratio
 from signals.features.registry import category_frame, names_for
 
 ANNUALISATION = np.sqrt(252.0)
@@ -104,7 +104,7 @@ def technical_columns(
     obv = ta["obv"]
     with np.errstate(divide="ignore", invalid="ignore"):
         # vwap feeds another quotient, where an infinity would turn into a plausible 0.
-        vwap = inf_to_nan(ta["pv_sum_20"] / ta["vol_sum_20"])
+        vwap = ratio(ta["pv_sum_20"], ta["vol_sum_20"])
         # Quotients (name, numerator, denominator, minus): computed into one block so a
         # single pass turns a zero denominator's infinity into NaN.
         quotients = (
