@@ -347,14 +347,12 @@ def write_segment(directory: Path, items: list[CacheItem]) -> Path:
     """Atomically write ``items`` as one segment (row groups of :data:`SYMBOLS_PER_ROW_GROUP`)."""
     if not items:
         raise ValueError("a segment needs at least one symbol")
-    segment = _OpenSegment(Path(directory))
-    try:
-        for i in range(0, len(items), SYMBOLS_PER_ROW_GROUP):
-            segment.write(items[i : i + SYMBOLS_PER_ROW_GROUP])
-    except BaseException:
-        segment.abort()
-        raise
-    return segment.close()
+    writer = SegmentWriter(directory, per_segment=len(items) + 1)  # closed by flush, not when full
+    for item in items:
+        writer.add(item.symbol, item.dates, item.values, item.fingerprint)
+    path = writer.flush()
+    assert path is not None
+    return path
 
 
 class _OpenSegment:
