@@ -26,7 +26,7 @@ def check_source(settings: "Settings", symbols: list[str] | None = None) -> dict
                 "symbols": 1 if bars is not None else 0,
                 "first_available": None if bars is None or bars.empty else bars.index[0].date().isoformat(),
                 "last_available": None if bars is None or bars.empty else bars.index[-1].date().isoformat(),
-                "synthetic": False,
+                "synthetic": "market" in provider.synthetic_tables,
             }
         )
     for table, avail in AVAILABILITY_COLUMN.items():

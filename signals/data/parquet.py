@@ -10,12 +10,15 @@
       insider_transactions.parquet symbol, transaction_date, filed_at, shares (+buy/-sell), value (optional)
       short_interest.parquet       symbol, settlement_date, published_at, short_interest,
                                    avg_daily_volume                         (optional)
+      synthetic.json               {"synthetic_tables": [...]}: which tables were generated,
+                                   not observed (optional; reported like the sample's)
 
 Only ``universe.csv`` and ``bars/`` are required.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -61,6 +64,10 @@ def _clean_table(table: pa.Table, symbol: str) -> tuple[pd.DataFrame, BarReport]
     return clean_bar_arrays(date_col.to_numpy(), columns, symbol)
 
 
+#: Optional file naming the layout's generated tables (see the module docstring).
+SYNTHETIC_MARKER = "synthetic.json"
+
+
 class ParquetProvider(DataProvider):
     name = "parquet"
 
@@ -72,6 +79,12 @@ class ParquetProvider(DataProvider):
         if not (self.root / "bars").is_dir():
             raise DataError(f"parquet data directory {self.root} has no bars/ folder")
         self._bars_dir = str(self.root / "bars")
+        marker = self.root / SYNTHETIC_MARKER
+        if marker.is_file():
+            try:
+                self.synthetic_tables = frozenset(json.loads(marker.read_text())["synthetic_tables"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DataError(f"{marker} is not a JSON object with a 'synthetic_tables' list: {exc}") from exc
 
     def _raw_universe(self) -> pd.DataFrame:
         uni = pd.read_csv(self.root / "universe.csv", dtype=str)
@@ -111,7 +124,10 @@ class ParquetProvider(DataProvider):
 
 
 def write_layout(root: str | os.PathLike[str], tables: dict) -> Path:
-    """Write ``{"universe", "bars": {sym: df}, "market": {sym: df}, <event tables>}`` as a layout."""
+    """Write ``{"universe", "bars": {sym: df}, "market": {sym: df}, <event tables>}`` as a layout.
+
+    An optional ``"synthetic_tables"`` entry (table names) is written to ``synthetic.json``.
+    """
     root = Path(root)
     (root / "bars").mkdir(parents=True, exist_ok=True)
     (root / "market").mkdir(parents=True, exist_ok=True)
@@ -124,6 +140,9 @@ def write_layout(root: str | os.PathLike[str], tables: dict) -> Path:
     for table in ("fundamentals", "insider_transactions", "short_interest"):
         if table in tables and tables[table] is not None:
             atomic_write_parquet(tables[table], root / f"{table}.parquet")
+    if tables.get("synthetic_tables"):
+        marker = {"synthetic_tables": sorted(tables["synthetic_tables"])}
+        (root / SYNTHETIC_MARKER).write_text(json.dumps(marker) + "\n")
     return root
 
 

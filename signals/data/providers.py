@@ -26,7 +26,8 @@ class DataProvider(ABC):
     """
 
     name: str = "abstract"
-    #: event tables whose contents are generated, not observed (labelled wherever logged)
+    #: tables whose contents are generated, not observed (labelled wherever logged): event
+    #: tables, or also "bars"/"market" for a wholly synthetic layout
     synthetic_tables: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
