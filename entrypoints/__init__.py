@@ -36,7 +36,16 @@ class TrainingData:
     source: dict[str, Any]
     feature_version: str
     n_unlabelled: int = 0
+    closes: pd.Series | None = field(default=None, repr=False)  # adjusted closes by (symbol, date): prices trades
     _digest: str | None = field(default=None, repr=False)
+
+    def prices(self) -> pd.DataFrame | None:
+        """Adjusted closes as a date x symbol frame (what the strategy backtest prices with)."""
+        if self.closes is None:
+            return None
+        from signals.backtest import wide_closes
+
+        return wide_closes(self.closes)
 
     @property
     def first_date(self) -> pd.Timestamp:
@@ -104,6 +113,7 @@ def build_training_data(
         source=dict(source or {}),
         feature_version=str(feature_version),
         n_unlabelled=int(len(features) - len(X)),
+        closes=closes.astype("float64"),
     )
 
 

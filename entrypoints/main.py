@@ -223,10 +223,13 @@ def run_pipeline(
 
         def do_train() -> tuple[str, dict[str, Any]]:
             r = run_train(settings, symbols=syms, start=start, end=end, tune_run_id=tune.run_id)
-            return r.run_id, {"metrics": r.metrics, "model_uri": r.model_uri}
+            return r.run_id, {"metrics": r.metrics, "model_uri": r.model_uri,
+                              "calibration": _calibration_line(r.calibration.get("method"), r.calibration.get("reason"))}
 
         def train_from(run: Any) -> dict[str, Any]:
-            return {"metrics": dict(run.data.metrics), "model_uri": run.data.tags.get("signals.model_uri", "")}
+            p = run.data.params
+            return {"metrics": dict(run.data.metrics), "model_uri": run.data.tags.get("signals.model_uri", ""),
+                    "calibration": _calibration_line(p.get("calibration.method"), p.get("calibration.reason"))}
 
         train = reusable_step("train", train_params, do_train, train_from)
         if train.summary.get("model_uri"):
@@ -255,26 +258,37 @@ def run_pipeline(
         say(f"promote: {promote['decision']} - {promote['message']}")
         steps.append(StepRecord("promote", promote_run, False, time.perf_counter() - t0, promote))
 
-        # 6. monitor (its detailed run lives in the monitoring experiment; a summary child run here)
-        t0 = time.perf_counter()
-        monitor_summary = _run_logged_step(
-            client, experiment_id, "monitor",
-            lambda: _monitor_summary(run_monitor(settings, symbols=syms)),
-        )
-        say(f"monitor: {monitor_summary.get('headline', '')}")
-        steps.append(StepRecord("monitor", monitor_summary.pop("_run_id"), False, time.perf_counter() - t0,
-                                monitor_summary))
-        T.configure_mlflow(settings)  # the monitor switched the active experiment
-
-        # 7. generate
-        t0 = time.perf_counter()
+        # 6./7. monitor and generate need a champion; with none (the gate refused a model that does not
+        # beat its class prior) they are skipped with the reason, not run on an unpromoted model.
+        has_champion = ModelRegistry.from_settings(settings).get_active() is not None
         gen_out: list[Any] = []
-        gen_summary = _run_logged_step(
-            client, experiment_id, "generate",
-            lambda: _generate_summary(client, settings, syms, replay_days, gen_out),
-        )
-        steps.append(StepRecord("generate", gen_summary.pop("_run_id"), False, time.perf_counter() - t0, gen_summary))
-        say(f"generate: {gen_summary.get('n_signals', 0)} signal(s) as of {gen_summary.get('as_of')}")
+        if has_champion:
+            t0 = time.perf_counter()
+            monitor_summary = _run_logged_step(
+                client, experiment_id, "monitor",
+                lambda: _monitor_summary(run_monitor(settings, symbols=syms)),
+            )
+            say(f"monitor: {monitor_summary.get('headline', '')}")
+            steps.append(StepRecord("monitor", monitor_summary.pop("_run_id"), False, time.perf_counter() - t0,
+                                    monitor_summary))
+            T.configure_mlflow(settings)  # the monitor switched the active experiment
+
+            t0 = time.perf_counter()
+            gen_summary = _run_logged_step(
+                client, experiment_id, "generate",
+                lambda: _generate_summary(client, settings, syms, replay_days, gen_out),
+            )
+            steps.append(StepRecord("generate", gen_summary.pop("_run_id"), False, time.perf_counter() - t0,
+                                    gen_summary))
+            say(f"generate: {gen_summary.get('n_signals', 0)} signal(s) as of {gen_summary.get('as_of')}")
+        else:
+            skip = (f"skipped: no champion (version {mv.version_id} stays a challenger; "
+                    f"`signals promote --auto --force` to use it anyway)")
+            monitor_summary = {"headline": skip, "skipped": True}
+            steps.append(StepRecord("monitor", None, False, 0.0, monitor_summary))
+            steps.append(StepRecord("generate", None, False, 0.0, {"skipped": True}))
+            mlflow.set_tags({"signals.skipped_steps": "monitor,generate", "signals.skip_reason": skip})
+            say(f"monitor, generate: {skip}")
 
         champion = ModelRegistry.from_settings(settings).get_active()
         seconds = time.perf_counter() - t_start
@@ -298,6 +312,10 @@ def run_pipeline(
         train_metrics=dict(train.summary.get("metrics", {})), promote=promote, monitor=monitor_summary,
         data=data, seconds=seconds,
     )
+
+
+def _calibration_line(method: str | None, reason: str | None) -> str:
+    return f"{method} - {reason}" if method else ""
 
 
 def _run_logged_step(client: Any, experiment_id: str, step: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -141,15 +141,20 @@ def run_promote(
     version: str | int | None = None,
     auto: bool | str = False,
     reason: str | None = None,
+    force: bool | str = False,
 ) -> PromoteResult:
-    """Promote ``version``, or with ``auto`` let the gate decide about the challenger.
+    """Promote ``version``, or with ``auto`` let the gate decide about the challenger (``force``:
+    promote it whatever the gate says, recording the verdict and the override).
 
     Raises :class:`SignalsError` subclasses for user errors (nothing changed then).
     """
     version = parse_version(version)
     auto = parse_bool(auto, "auto")
+    force = parse_bool(force, "force")
     if auto and version is not None:
         raise ParameterError("give either a VERSION or --auto, not both")
+    if force and not auto:
+        raise ParameterError("--force only applies to --auto (an explicit `signals promote VERSION` needs no gate)")
     if not auto and version is None:
         raise ParameterError("say which version to promote (`signals promote VERSION`) or use --auto for the gate")
     registry = open_registry(settings)
@@ -171,13 +176,16 @@ def run_promote(
             n_resamples=r.gate_resamples,
             block_days=r.gate_block_days,
             seed=settings.ml.seed,
+            force=force,
+            reason=reason,
         )
         before = outcome.champion_before.version_id if outcome.champion_before else None
         chall = outcome.challenger.version_id if outcome.challenger else None
         gate = outcome.gate
         if outcome.promoted is not None:
             decision = "promoted"
-            message = f"version {chall} promoted to champion (was {before or 'none'}): {gate.reason}"
+            forced = " FORCED over the gate's verdict" if not gate.promote else ""
+            message = f"version {chall} promoted to champion{forced} (was {before or 'none'}): {gate.reason}"
             after = outcome.promoted.version_id
         else:
             decision = "no_challenger" if chall is None or chall == before else gate.decision
@@ -202,7 +210,7 @@ def run_promote(
         settings,
         "promote",
         {
-            "mode": "auto" if auto else "explicit",
+            "mode": ("auto+force" if force else "auto") if auto else "explicit",
             "requested_version": version,
             "decision": result.decision,
             "champion_before": result.champion_before,
@@ -228,11 +236,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m entrypoints.promote", description=__doc__.splitlines()[0])
     parser.add_argument("--version", default=None, help="registry version number to promote")
     parser.add_argument("--auto", default="false", help="true: let the promotion gate decide about the challenger")
+    parser.add_argument("--force", default="false", help="true (with --auto): promote even if the gate says keep")
     parser.add_argument("--reason", default=None, help="free text recorded on the version")
     parser.add_argument("--config", default=None, help="settings file (default config/settings.yaml)")
     args = parser.parse_args(argv)
     return run_registry_step(
-        lambda settings: run_promote(settings, version=args.version, auto=args.auto, reason=args.reason), args.config
+        lambda settings: run_promote(settings, version=args.version, auto=args.auto, reason=args.reason,
+                                     force=args.force), args.config
     )
 
 

@@ -5,15 +5,20 @@ One MLflow run (tag ``signals.step=train``):
 1. **Params**: explicit ``params`` > ``tune_run_id`` > the latest finished ``tune`` parent run in
    the experiment > ``ml.xgb_params`` from the config (the source is logged as
    ``params_source``).
-2. **Evaluation model** (for the promotion gate): the hold-out is the last
-   ``walk_forward.test_months`` calendar months of the labelled data. A model with the same params
-   is fitted on the rows before it (purged: labels must end before the hold-out starts, plus
-   ``walk_forward.embargo_days``) and calibrated on its own time-ordered last slice; it predicts the
-   hold-out -> ``holdout_predictions.parquet`` and ``holdout_*`` metrics (with baselines on the same
-   rows).
-3. **Deployable model**: the same recipe on *all* labelled rows (booster on all but the last
-   ``ml.calibration_fraction`` of the dates, calibrator on that purged last slice), logged with
-   :func:`signals.ml.pyfunc.log_signal_model`. It is not registered here.
+2. **Calibration evidence**: the walk-forward out-of-sample predictions of that tune run
+   (``oos_predictions.parquet``: raw probabilities of models that never saw those rows). Without a
+   tune run (params from the config or explicit), the same walk-forward is run here with the fixed
+   params and its predictions are logged as ``calibration_oos_predictions.parquet``. Calibrators
+   are chosen and fitted forward-chained (:mod:`signals.ml.forward_calibration`).
+3. **Evaluation model** (for the promotion gate): the hold-out is the last
+   ``walk_forward.test_months`` calendar months of the labelled data. A booster is fitted on the
+   rows before it (purged: labels must end before the hold-out starts, plus
+   ``walk_forward.embargo_days``; rounds by early stopping on its own last slice, then refitted on
+   all of them), calibrated with the calibrator of OOS rows labelled before the hold-out; it
+   predicts the hold-out -> ``holdout_predictions.parquet`` and ``holdout_*`` metrics (raw,
+   calibrated and the class prior on the same rows).
+4. **Deployable model**: the same booster recipe on *all* labelled rows, calibrated on every OOS
+   row, logged with :func:`signals.ml.pyfunc.log_signal_model`. It is not registered here.
 
 ``python -m entrypoints.train --symbols AAPL,MSFT --tune-run-id <id>``
 """
@@ -35,7 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("signals.entrypoints.train")
 
 HOLDOUT_PREDICTIONS_FILE = "holdout_predictions.parquet"
-HOLDOUT_COLUMNS = ("symbol", "date", "y", "p_down", "p_flat", "p_up")
+CALIBRATION_OOS_FILE = "calibration_oos_predictions.parquet"
+HOLDOUT_COLUMNS = ("symbol", "date", "y", "p_down", "p_flat", "p_up", "raw_down", "raw_flat", "raw_up",
+                   "prior_down", "prior_flat", "prior_up")
 
 
 class TuneRunError(SignalsError, ValueError):
@@ -55,22 +62,12 @@ class TrainResult:
     data_window: dict[str, Any]
     model_info: Any = field(default=None, repr=False)
     seconds: float = 0.0
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def summary_rows(self) -> list[dict[str, Any]]:
-        m = self.metrics
-        return [
-            {"metric": "holdout_log_loss", "model": m.get("holdout_log_loss"),
-             "raw_model": m.get("holdout_log_loss_raw"), "baseline": m.get("holdout_baseline_prior_log_loss"),
-             "baseline_kind": "class prior"},
-            {"metric": "holdout_accuracy", "model": m.get("holdout_accuracy"), "raw_model": m.get("holdout_accuracy_raw"),
-             "baseline": m.get("holdout_baseline_always_up_accuracy"), "baseline_kind": "always UP"},
-            {"metric": "holdout_sharpe", "model": m.get("holdout_sharpe"), "raw_model": None,
-             "baseline": m.get("holdout_baseline_buy_hold_sharpe"), "baseline_kind": "buy and hold"},
-            {"metric": "holdout_brier", "model": m.get("holdout_brier"), "raw_model": m.get("holdout_brier_raw"),
-             "baseline": None, "baseline_kind": ""},
-            {"metric": "holdout_ece", "model": m.get("holdout_ece"), "raw_model": m.get("holdout_ece_raw"),
-             "baseline": None, "baseline_kind": ""},
-        ]
+        from entrypoints.tune import oos_summary_rows
+
+        return oos_summary_rows(self.metrics, prefix="holdout_", baseline_prefix="holdout_")
 
 
 def params_from_tune_run(client: Any, run_id: str, settings: "Settings") -> dict[str, Any]:
@@ -120,28 +117,68 @@ def resolve_params(
     return xgb_params_from(settings.ml.xgb_params), "config", None
 
 
+def oos_calibration_source(settings: "Settings", client: Any, data: TrainingData, tune_run_id: str | None,
+                           params: dict[str, Any]) -> tuple[Any, str, Any]:
+    """(ForwardChainedCalibration, source description, predictions to log or None).
+
+    The tune run's logged out-of-sample predictions when there is one (and it logged raw
+    probabilities); otherwise a walk-forward with ``params`` fixed, run here."""
+    import mlflow
+    import pandas as pd
+
+    from entrypoints.tune import OOS_PREDICTIONS_FILE, tune_config
+    from signals.ml.forward_calibration import ForwardChainedCalibration
+    from signals.ml.tuning import run_walk_forward
+
+    config = tune_config(settings)
+    if tune_run_id:
+        run = client.get_run(tune_run_id)
+        try:
+            local = mlflow.artifacts.download_artifacts(run_id=tune_run_id, artifact_path=OOS_PREDICTIONS_FILE)
+            oos = pd.read_parquet(local)
+            fcc = ForwardChainedCalibration.from_predictions(oos, config.calibration_policy())
+        except Exception as exc:  # noqa: BLE001 - a missing or older-format artifact: refit below
+            log.warning("tune run %s: its out-of-sample predictions cannot calibrate (%s); running the walk-forward "
+                        "with fixed params instead", tune_run_id, exc)
+        else:
+            digest = run.data.tags.get("signals.data_digest")
+            if digest and digest != data.digest:
+                log.warning("tune run %s was run on other data (digest %s, now %s): its out-of-sample predictions "
+                            "still calibrate, but re-run `signals tune` for this data", tune_run_id, digest[:12],
+                            data.digest[:12])
+            return fcc, f"tune run {tune_run_id} ({len(oos)} out-of-sample rows)", None
+    res = run_walk_forward(data.features, data.y, data.forward_return, config=config, fixed_params=params)
+    from signals.ml.tuning import OOS_COLUMNS
+
+    return res.calibration, f"walk-forward with fixed params ({len(res.predictions)} out-of-sample rows)", \
+        res.predictions[list(OOS_COLUMNS)]
+
+
 def train_with_tracking(
     settings: "Settings", data: TrainingData, *, tune_run_id: str | None = None, params: dict[str, Any] | None = None
 ) -> TrainResult:
     import mlflow
 
+    from entrypoints.tune import strategy_settings
     from signals import tracking as T
+    from signals.backtest import strategy_metrics
     from signals.ml import metrics as M
     from signals.ml import plots
     from signals.ml.pipeline import InsufficientDataError
     from signals.ml.pyfunc import log_signal_model, reference_sample
     from signals.ml.splits import frame_holdout_split
-    from signals.ml.train import date_range_of, fit_calibrated, holdout_start, predictions_frame
+    from signals.ml.train import CalibratedModel, date_range_of, fit_booster, holdout_start, predictions_frame
 
     t0 = time.perf_counter()
     experiment_id = T.configure_mlflow(settings)
     client = mlflow.MlflowClient()
     chosen, source, tune_id = resolve_params(settings, client, experiment_id, params=params, tune_run_id=tune_run_id)
-    ml, wf = settings.ml, settings.walk_forward
+    ml, wf, tu = settings.ml, settings.walk_forward, settings.tuning
     h = ml.prediction_horizon
     X, y, fwd = data.features, data.y, data.forward_return
-    common = dict(horizon=h, calibration_fraction=ml.calibration_fraction, method=ml.calibration_method,
-                  embargo_days=wf.embargo_days, seed=ml.seed, min_training_samples=ml.min_training_samples)
+    common = dict(horizon=h, validation_fraction=tu.validation_fraction, early_stopping_rounds=tu.early_stopping_rounds,
+                  embargo_days=wf.embargo_days, seed=ml.seed, class_weight=ml.class_weight,
+                  min_training_samples=ml.min_training_samples)
 
     # ---- hold-out split (last test_months months), purged by horizon + embargo
     hs = holdout_start(data.last_date, wf.test_months)
@@ -174,57 +211,80 @@ def train_with_tracking(
         })
         T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
                                digest=data.digest)
+        artifacts: dict[str, str] = {}
 
-        # ---- 1. evaluation model: before the hold-out only
+        # ---- 1. calibration evidence: out-of-sample predictions of the walk-forward
+        fcc, cal_source, own_oos = oos_calibration_source(settings, client, data, tune_id, chosen)
+        if own_oos is not None:
+            artifacts["calibration_oos_predictions"] = T.log_parquet(client, rid, own_oos, CALIBRATION_OOS_FILE)
+
+        # ---- 2. evaluation model: before the hold-out only
         y_arr = y.to_numpy()
-        eval_model = fit_calibrated(X.iloc[fit_idx], y.iloc[fit_idx], chosen, **common)
+        eval_booster = fit_booster(X.iloc[fit_idx], y_arr[fit_idx], chosen, **common)
+        eval_cal = fcc.choose(hs)
         X_ho, y_ho = X.iloc[hold_idx], y_arr[hold_idx]
-        raw_ho = eval_model.predict_raw(X_ho)
-        p_ho = eval_model.calibrator.transform(raw_ho)
+        raw_ho = eval_booster.pipeline.predict(X_ho)
+        p_ho = eval_cal.calibrator.transform(raw_ho)
+        prior_ho = M.class_prior_proba(y_arr[fit_idx], len(y_ho))
         ho_dates = X_ho.index.get_level_values("date").to_numpy()
-        hm = M.evaluation_metrics(y_ho, p_ho, dates=ho_dates, forward_returns=fwd.to_numpy()[hold_idx], horizon=h,
-                                  y_train=y_arr[fit_idx])
-        raw_m = M.evaluation_metrics(y_ho, raw_ho)
+        hm = M.evaluation_metrics(y_ho, p_ho, raw=raw_ho, prior=prior_ho, dates=ho_dates,
+                                  forward_returns=fwd.to_numpy()[hold_idx], confidence_threshold=ml.confidence_threshold,
+                                  interval=True, block=h, seed=ml.seed)
+        ho_frame = predictions_frame(X_ho.index, y_ho, p_ho, forward_return=fwd.to_numpy()[hold_idx])
+        ho_frame[["raw_down", "raw_flat", "raw_up"]] = raw_ho
+        ho_frame[["prior_down", "prior_flat", "prior_up"]] = prior_ho
+        prices = data.prices()
+        strategy = strategy_settings(settings)
+        if prices is not None:
+            hm.update(strategy_metrics(ho_frame, prices, **strategy))
         metrics: dict[str, float] = {f"holdout_{k}": v for k, v in hm.items()}
-        metrics.update({f"holdout_{k}_raw": raw_m[k] for k in ("log_loss", "accuracy", "brier", "ece")})
-        metrics.update({f"eval_{k}": v for k, v in eval_model.calibration_metrics.items()})
+        metrics.update({"eval_fit_rows": float(eval_booster.rows), "eval_n_rounds": float(eval_booster.n_rounds),
+                        "eval_calibration_pool_rows": float(eval_cal.pool_rows)})
         T.log_params_batch(client, rid, {
-            "eval_fit_start": eval_model.fit_range[0], "eval_fit_end": eval_model.fit_range[1],
-            "eval_calibration_start": eval_model.calibration_range[0],
-            "eval_calibration_end": eval_model.calibration_range[1],
+            "eval_fit_start": eval_booster.fit_range[0], "eval_fit_end": eval_booster.fit_range[1],
+            "eval_stopping_start": eval_booster.stopping_range[0], "eval_calibration.method": eval_cal.method,
         })
-        metrics["eval_fit_rows"] = float(eval_model.fit_rows)
-        metrics["eval_calibration_rows"] = float(eval_model.calibration_rows)
-        ho_frame = predictions_frame(X_ho.index, y_ho, p_ho)[list(HOLDOUT_COLUMNS)]
-        artifacts = {"holdout_predictions": T.log_parquet(client, rid, ho_frame, HOLDOUT_PREDICTIONS_FILE)}
+        artifacts["holdout_predictions"] = T.log_parquet(client, rid, ho_frame[list(HOLDOUT_COLUMNS)],
+                                                         HOLDOUT_PREDICTIONS_FILE)
 
-        # ---- 2. deployable model: all labelled rows (calibrated on its own last slice)
-        final = fit_calibrated(X, y, chosen, **common)
-        metrics.update(final.calibration_metrics)
+        # ---- 3. deployable model: all labelled rows; calibrator from every out-of-sample row
+        final_booster = fit_booster(X, y_arr, chosen, **common)
+        final_cal = fcc.choose(None)
+        final = CalibratedModel(final_booster.pipeline, final_cal.calibrator, final_booster.params,
+                                calibration=final_cal.as_dict())
         in_sample = final.pipeline.train_metrics_
         metrics.update({"train_log_loss": in_sample["log_loss"], "train_accuracy": in_sample["accuracy"],
-                        "fit_rows": float(final.fit_rows), "calibration_rows": float(final.calibration_rows),
-                        "n_rounds": float(in_sample["n_rounds"])})
+                        "fit_rows": float(final_booster.rows), "n_rounds": float(final_booster.n_rounds),
+                        "stopping_log_loss": final_booster.stopping_log_loss,
+                        "calibration_pool_rows": float(final_cal.pool_rows),
+                        "calibration_selection_rows": float(final_cal.selection_rows),
+                        **{f"calibration_fc_log_loss_{k}": v for k, v in final_cal.candidate_log_loss.items()}})
         T.log_params_batch(client, rid, {
-            "fit_start": final.fit_range[0], "fit_end": final.fit_range[1],
-            "calibration_start": final.calibration_range[0], "calibration_end": final.calibration_range[1],
+            "fit_start": final_booster.fit_range[0], "fit_end": final_booster.fit_range[1],
+            "stopping_start": final_booster.stopping_range[0], "calibration.method": final_cal.method,
+            "calibration.source": cal_source, "calibration.reason": final_cal.reason,
+            "class_weight": ml.class_weight,
         })
         T.log_metrics_batch(client, rid, metrics)
+        T.log_json(client, rid, {"evaluation_model": eval_cal.as_dict(), "deployable_model": final_cal.as_dict(),
+                                 "source": cal_source}, "calibration.json")
 
         metadata = {
             "feature_version": data.feature_version,
-            "xgb_params": chosen,
+            "xgb_params": final_booster.params,
             "params_source": source,
             "tune_run_id": tune_id,
             "train_run_id": rid,
             "prediction_horizon": h,
             "up_threshold": ml.up_threshold,
             "down_threshold": ml.down_threshold,
-            "calibration_method": ml.calibration_method,
+            "class_weight": ml.class_weight,
+            "calibration_method": final_cal.method,
+            "calibration_pool_rows": final_cal.pool_rows,
             "data_digest": data.digest,
             **{k: window[k] for k in ("train_start", "train_end", "holdout_start", "holdout_end", "n_train_rows")},
-            "calibration_start": final.calibration_range[0],
             "holdout_log_loss": metrics["holdout_log_loss"],
+            "holdout_prior_log_loss": metrics.get("holdout_baseline_prior_log_loss"),
         }
         predictor = final.to_predictor(ml.confidence_threshold, metadata)
         reference = reference_sample(X, settings.monitoring.reference_rows, seed=ml.seed)
@@ -238,22 +298,27 @@ def train_with_tracking(
             "plots/confusion_matrix.png": plots.confusion_matrix(y_ho, p_ho, "Hold-out confusion matrix"),
             "plots/reliability.png": plots.reliability_diagram(
                 y_ho, {"raw": raw_ho, "calibrated": p_ho}, title="Hold-out reliability (evaluation model)"),
-            "plots/reliability_calibration_slice.png": plots.reliability_diagram(
-                final.calibration_y, {"raw": final.calibration_raw_proba,
-                                      "calibrated": final.calibrator.transform(final.calibration_raw_proba)},
-                title="Calibration slice reliability (deployable model, in-sample for the calibrator)"),
-            "plots/cumulative_returns.png": plots.cumulative_returns(plots.signal_period_frame(
-                ho_frame.assign(forward_return=fwd.to_numpy()[hold_idx]), h), "Hold-out signal vs buy-and-hold"),
         }
+        if prices is not None:
+            from signals.backtest import BacktestError, run_backtest
+
+            try:
+                bt = run_backtest(ho_frame, prices, **strategy)
+                figures["plots/cumulative_returns.png"] = plots.cumulative_returns(
+                    bt.daily, "Hold-out: strategy (net of costs) vs buy-and-hold")
+            except BacktestError as exc:
+                log.info("no hold-out cumulative-returns plot: %s", exc)
         for path, fig in figures.items():
             artifacts[path.split("/")[-1].removesuffix(".png")] = T.log_figure(client, rid, fig, path)
-        T.log_json(client, rid, {"params": chosen, "source": source, "tune_run_id": tune_id}, "params.json")
+        T.log_json(client, rid, {"params": final_booster.params, "source": source, "tune_run_id": tune_id},
+                   "params.json")
         seconds = time.perf_counter() - t0
         T.log_metrics_batch(client, rid, {"train_seconds": seconds})
+
     return TrainResult(
-        run_id=rid, experiment_id=experiment_id, model_uri=info.model_uri, metrics=metrics, params=chosen,
+        run_id=rid, experiment_id=experiment_id, model_uri=info.model_uri, metrics=metrics, params=final_booster.params,
         params_source=source, tune_run_id=tune_id, artifacts=artifacts, data_window=window, model_info=info,
-        seconds=seconds,
+        seconds=seconds, calibration=final_cal.as_dict(),
     )
 
 

@@ -17,8 +17,11 @@ each window's study, see :mod:`signals.ml.tune_workers`) every worker process lo
 the same way, through :class:`MlflowTrialSink`: its own client on the same tracking URI, the same
 experiment, the window run as parent.
 
-The final params (read by ``signals train``) are the best params of the most recent window; see
-:mod:`signals.ml.tuning`. They are logged as ``final.*`` params and ``final_params.json``.
+The final params (read by ``signals train``) are chosen robustly over the last windows (see
+:func:`signals.ml.tuning.choose_final_params`); they are logged as ``final.*`` params and
+``final_params.json`` (with the pooled validation table that chose them). Every window's
+calibrator is forward-chained (:mod:`signals.ml.forward_calibration`); the choices, and the
+deployable calibrator with each candidate's forward-chained log-loss, are in ``calibration.json``.
 
 ``python -m entrypoints.tune --symbols AAPL,MSFT --trials 20``
 ``python -m entrypoints.tune --trials 100 --workers 4 --storage postgresql://postgres@127.0.0.1:5432/optuna``
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from entrypoints import TrainingData, load_training_data
+from signals.backtest import SHARPE_DEFINITION
 
 if TYPE_CHECKING:
     from signals.config import Settings
@@ -44,14 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("signals.entrypoints.tune")
 
 FINAL_PARAMS_FILE = "final_params.json"
+CALIBRATION_FILE = "calibration.json"
 TAG_TUNE_WORKER = "signals.tune_worker"  # on trial runs when tuning.workers > 1: 0 = coordinator, k = worker k
 OOS_PREDICTIONS_FILE = "oos_predictions.parquet"
-FINAL_PARAMS_RULE = "best params of the most recent walk-forward window (n_estimators = early-stopped rounds)"
-SHARPE_DEFINITION = (
-    "annualised Sharpe of non-overlapping horizon-day returns: position (+1 UP / -1 DOWN / 0 FLAT) x "
-    "realised forward return, equal-weighted across symbols per date, averaged over the horizon start "
-    "offsets; no costs, rf = 0"
-)
 
 
 @dataclass
@@ -68,20 +67,41 @@ class TuneResult:
     study_names: list[str] = field(default_factory=list)
     skipped_windows: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """OOS metric vs baseline on the same (stitched) test rows."""
-        m = self.metrics
-        return [
-            {"metric": "log_loss", "model": m.get("oos_log_loss"), "baseline": m.get("baseline_prior_log_loss"),
-             "baseline_kind": "class prior (train windows)"},
-            {"metric": "accuracy", "model": m.get("oos_accuracy"), "baseline": m.get("baseline_always_up_accuracy"),
-             "baseline_kind": "always UP"},
-            {"metric": "sharpe", "model": m.get("oos_sharpe"), "baseline": m.get("baseline_buy_hold_sharpe"),
-             "baseline_kind": "buy and hold"},
-            {"metric": "brier", "model": m.get("oos_brier"), "baseline": None, "baseline_kind": ""},
-            {"metric": "ece", "model": m.get("oos_ece"), "baseline": None, "baseline_kind": ""},
-        ]
+        return oos_summary_rows(self.metrics)
+
+
+def oos_summary_rows(m: dict[str, float], prefix: str = "oos_", baseline_prefix: str = "") -> list[dict[str, Any]]:
+    """Model (calibrated), raw booster and baseline on the same rows, one row per metric."""
+    def g(key: str) -> Any:
+        return m.get(f"{prefix}{key}")
+
+    def b(key: str) -> Any:
+        return m.get(f"{baseline_prefix}{key}")
+
+    return [
+        {"metric": "log_loss", "model": g("log_loss"), "raw_model": g("log_loss_raw"),
+         "baseline": b("baseline_prior_log_loss"), "baseline_kind": "class prior (training rows)"},
+        {"metric": "skill_vs_prior", "model": g("skill_vs_prior"), "raw_model": None,
+         "baseline": None, "baseline_kind": f"90% interval [{_fmt(g('skill_vs_prior_lo'))}, {_fmt(g('skill_vs_prior_hi'))}]"},
+        {"metric": "ece", "model": g("ece"), "raw_model": g("ece_raw"), "baseline": None, "baseline_kind": ""},
+        {"metric": "accuracy", "model": g("accuracy"), "raw_model": g("accuracy_raw"),
+         "baseline": b("baseline_always_up_accuracy"), "baseline_kind": "always UP"},
+        {"metric": "rank_ic", "model": g("rank_ic"), "raw_model": None, "baseline": None,
+         "baseline_kind": f"IC {_fmt(g('ic'))}, ICIR {_fmt(g('icir'))}"},
+        {"metric": "strategy_sharpe", "model": g("strategy_sharpe"), "raw_model": None,
+         "baseline": b("baseline_buy_hold_sharpe"), "baseline_kind": "buy and hold (net of costs)"},
+    ]
+
+
+def _fmt(x: Any) -> str:
+    try:
+        return f"{float(x):+.4f}"
+    except (TypeError, ValueError):
+        return "-"
 
 
 @dataclass(frozen=True)
@@ -110,9 +130,12 @@ class MlflowWalkForwardHooks:
     """Creates a child run per window and a grandchild run per trial (see module docstring)."""
 
     def __init__(self, client: Any, experiment_id: str, parent_run_id: str, *, background_trial_logging: bool = True,
-                 tracking_uri: str | None = None, workers: int = 1):
+                 tracking_uri: str | None = None, workers: int = 1, prices: pd.DataFrame | None = None,
+                 strategy: dict[str, Any] | None = None):
         import mlflow
 
+        self.prices = prices
+        self.strategy = strategy or {}
         self.client = client
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
@@ -166,11 +189,16 @@ class MlflowWalkForwardHooks:
         T.log_params_batch(self.client, rid, {f"best.{k}": v for k, v in t.best_params.items()})
         T.log_params_batch(self.client, rid, {"validation_start": t.validation_start, "tune_fit_rows": t.fit_rows,
                                               "validation_rows": t.validation_rows})
-        metrics = {**result.metrics, **result.calibration_metrics,
-                   "best_val_log_loss": t.best_value, "best_trial": t.best_trial, "n_trials": t.n_trials_total,
-                   "n_trials_run": t.n_trials_run, "n_trials_resumed": t.n_trials_resumed, "n_pruned": t.n_pruned,
-                   "tuning_seconds": t.seconds}
-        T.log_metrics_batch(self.client, rid, {f"oos_{k}" if k in _OOS_KEYS else k: v for k, v in metrics.items()})
+        metrics = {**result.metrics, **window_strategy_metrics(result, self.prices, self.strategy)}
+        metrics = {k if k.startswith("baseline") else f"oos_{k}": v for k, v in metrics.items()}
+        cal = result.calibration
+        metrics.update({"best_val_log_loss": t.best_value, "best_trial": t.best_trial, "n_trials": t.n_trials_total,
+                        "n_trials_run": t.n_trials_run, "n_trials_resumed": t.n_trials_resumed,
+                        "n_pruned": t.n_pruned, "tuning_seconds": t.seconds, "n_rounds": t.n_rounds,
+                        "calibration_pool_rows": cal.pool_rows, "calibration_selection_rows": cal.selection_rows})
+        metrics.update({f"calibration_fc_log_loss_{k}": v for k, v in cal.candidate_log_loss.items()})
+        T.log_params_batch(self.client, rid, {"calibration.method": cal.method, "calibration.reason": cal.reason})
+        T.log_metrics_batch(self.client, rid, metrics)
         self.client.set_terminated(rid, "FINISHED")
         self._open = None
 
@@ -204,7 +232,19 @@ class MlflowWalkForwardHooks:
             self._open = None
 
 
-_OOS_KEYS = {"log_loss", "accuracy", "brier", "ece", "sharpe", "n_rows"}
+def window_strategy_metrics(result: "WindowResult", prices: pd.DataFrame | None,
+                            strategy: dict[str, Any]) -> dict[str, float]:
+    """The strategy's Sharpe (one definition: :data:`signals.backtest.SHARPE_DEFINITION`) on a window's test rows."""
+    if prices is None or not strategy:
+        return {}
+    from signals.backtest import strategy_metrics
+
+    return strategy_metrics(result.predictions, prices, **strategy)
+
+
+def strategy_settings(settings: "Settings") -> dict[str, Any]:
+    return {"confidence_threshold": settings.ml.confidence_threshold,
+            "min_hold_days": settings.strategy.min_hold_days, "cost_bps": settings.strategy.cost_bps}
 
 
 def tune_config(settings: "Settings", *, n_trials: int | None = None, n_jobs: int | None = None,
@@ -225,16 +265,32 @@ def window_table(res: "WalkForwardResult", window_runs: dict[int, str] | None = 
             "n_test": w.n_test,
             "best_val_log_loss": w.tuning.best_value,
             "best_params": w.tuning.best_params,
-            **{k: w.metrics.get(k) for k in ("log_loss", "accuracy", "brier", "ece", "sharpe",
-                                              "baseline_prior_log_loss", "baseline_always_up_accuracy",
-                                              "baseline_buy_hold_sharpe")},
+            "n_rounds": w.tuning.n_rounds,
+            "calibration": w.calibration.method,
+            "calibration_pool_rows": w.calibration.pool_rows,
+            **{k: w.metrics.get(k) for k in ("log_loss", "log_loss_raw", "accuracy", "brier", "ece", "ece_raw",
+                                              "ic", "rank_ic", "skill_vs_prior", "baseline_prior_log_loss",
+                                              "baseline_always_up_accuracy")},
         })
     return rows
 
 
+def calibration_report(res: "WalkForwardResult") -> dict[str, Any]:
+    """Per window: the forward-chained calibrator it used; plus the deployable one (all rows)."""
+    deploy = res.deployable_calibration()
+    return {
+        "rule": ("window k is calibrated by a calibrator fitted on the raw out-of-sample predictions of windows "
+                 "before k whose labels were known before k's test start; the method is chosen the same way "
+                 "(forward-chained log-loss), identity unless a candidate wins clearly"),
+        "deployable": deploy.as_dict(),
+        "windows": {str(k): c.as_dict() for k, c in res.calibration.choices().items()} if res.calibration else {},
+    }
+
+
 def log_walk_forward_outputs(client: Any, run_id: str, res: "WalkForwardResult", horizon: int,
-                             window_runs: dict[int, str] | None = None) -> dict[str, str]:
-    """Parent-run artifacts: OOS predictions, final params, per-window table, plots."""
+                             window_runs: dict[int, str] | None = None, prices: pd.DataFrame | None = None,
+                             strategy: dict[str, Any] | None = None) -> dict[str, str]:
+    """Parent-run artifacts: OOS predictions, final params, calibration choices, per-window table, plots."""
     from signals import tracking as T
     from signals.ml import plots
     from signals.ml.tuning import OOS_COLUMNS, stitch_predictions
@@ -242,9 +298,12 @@ def log_walk_forward_outputs(client: Any, run_id: str, res: "WalkForwardResult",
     artifacts: dict[str, str] = {}
     oos = res.predictions[list(OOS_COLUMNS)].copy()
     artifacts["oos_predictions"] = T.log_parquet(client, run_id, oos, OOS_PREDICTIONS_FILE)
-    final = {"params": res.final_params, "window": res.final_params_window, "rule": FINAL_PARAMS_RULE}
+    final = {"params": res.final_params, "window": res.final_params_window, **res.final_params_report}
     T.log_json(client, run_id, final, FINAL_PARAMS_FILE)
     artifacts["final_params"] = T.artifact_uri(client, run_id, FINAL_PARAMS_FILE)
+    if res.calibration is not None:
+        T.log_json(client, run_id, calibration_report(res), CALIBRATION_FILE)
+        artifacts["calibration"] = T.artifact_uri(client, run_id, CALIBRATION_FILE)
     rows = window_table(res, window_runs)
     T.log_json(client, run_id, rows, "windows.json")
     artifacts["windows"] = T.artifact_uri(client, run_id, "windows.json")
@@ -257,12 +316,20 @@ def log_walk_forward_outputs(client: Any, run_id: str, res: "WalkForwardResult",
     imp = _mean_gain_share([w.feature_importance for w in res.windows])
     figures = {
         "plots/window_metrics.png": plots.window_metrics(frame),
-        "plots/cumulative_returns.png": plots.cumulative_returns(plots.signal_period_frame(st, horizon)),
         "plots/confusion_matrix.png": plots.confusion_matrix(y, proba, "Out-of-sample confusion matrix (all windows)"),
         "plots/reliability.png": plots.reliability_diagram(y, {"raw": raw, "calibrated": proba},
                                                            title="Out-of-sample reliability (all windows)"),
         "plots/feature_importance.png": plots.feature_importance(imp, title="Mean gain share across windows"),
     }
+    if prices is not None and strategy:
+        from signals.backtest import BacktestError, run_backtest
+
+        try:
+            bt = run_backtest(st, prices, **strategy)
+            figures["plots/cumulative_returns.png"] = plots.cumulative_returns(
+                bt.daily, "Walk-forward out-of-sample: strategy (net of costs) vs buy-and-hold")
+        except BacktestError as exc:
+            log.info("no cumulative-returns plot: %s", exc)
     for path, fig in figures.items():
         artifacts[path.split("/")[-1].removesuffix(".png")] = T.log_figure(client, run_id, fig, path)
     return artifacts
@@ -316,23 +383,40 @@ def tune_with_tracking(
             "data.last_date": window["end"], "data.n_rows": window["n_rows"],
             "tune.n_trials": config.n_trials, "tune.n_jobs": config.n_jobs, "tune.workers": config.workers,
             "tune.storage": T.redact("storage", config.storage or "in-memory"),
-            "tune.final_params_rule": FINAL_PARAMS_RULE, "tune.sharpe_definition": SHARPE_DEFINITION,
+            "tune.sharpe_definition": SHARPE_DEFINITION, "tune.class_weight": config.class_weight,
+            "tune.calibration_method": config.calibration_method,
             "tune.max_windows": max_windows if max_windows is not None else "all",
         })
         T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
                                digest=data.digest)
+        prices = data.prices()
+        strategy = strategy_settings(settings)
         hooks = MlflowWalkForwardHooks(client, experiment_id, rid, background_trial_logging=background_trial_logging,
-                                       tracking_uri=mlflow.get_tracking_uri(), workers=config.workers)
+                                       tracking_uri=mlflow.get_tracking_uri(), workers=config.workers,
+                                       prices=prices, strategy=strategy)
         try:
             res = run_walk_forward(data.features, data.y, data.forward_return, config=config, hooks=hooks,
                                    max_windows=max_windows)
         except BaseException:
             hooks.fail_open()
             raise
+        metrics = dict(res.metrics)
+        if prices is not None:
+            from signals.backtest import strategy_metrics
+            from signals.ml.tuning import stitch_predictions
+
+            sm = strategy_metrics(stitch_predictions(res.predictions), prices, **strategy)
+            metrics.update({k if k.startswith("baseline") else f"oos_{k}": v for k, v in sm.items()})
+        deploy = res.deployable_calibration()
+        metrics.update({"calibration_pool_rows": deploy.pool_rows, "calibration_selection_rows": deploy.selection_rows,
+                        **{f"calibration_fc_log_loss_{k}": v for k, v in deploy.candidate_log_loss.items()}})
+        res.metrics = metrics
         T.log_params_batch(client, rid, {f"final.{k}": v for k, v in res.final_params.items()})
-        T.log_params_batch(client, rid, {"final_params_window": res.final_params_window})
-        T.log_metrics_batch(client, rid, res.metrics)
-        artifacts = log_walk_forward_outputs(client, rid, res, config.horizon, hooks.window_runs)
+        T.log_params_batch(client, rid, {"final_params_window": res.final_params_window,
+                                         "tune.final_params_rule": res.final_params_report.get("rule", ""),
+                                         "calibration.method": deploy.method, "calibration.reason": deploy.reason})
+        T.log_metrics_batch(client, rid, metrics)
+        artifacts = log_walk_forward_outputs(client, rid, res, config.horizon, hooks.window_runs, prices, strategy)
         seconds = time.perf_counter() - t0
         T.log_metrics_batch(client, rid, {"tune_seconds": seconds})
     return TuneResult(
@@ -348,6 +432,7 @@ def tune_with_tracking(
         study_names=hooks.study_names,
         skipped_windows=[{**w.as_dict(), "reason": r} for w, r in res.skipped],
         seconds=seconds,
+        calibration={k: v for k, v in deploy.as_dict().items() if k != "calibrator"},
     )
 
 

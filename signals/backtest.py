@@ -57,6 +57,15 @@ from signals.errors import SignalsError
 TRADING_DAYS = 252
 DOWN, FLAT, UP = 0, 1, 2
 
+#: The one Sharpe ratio this product reports (tune summary, hold-out, ``signals backtest``).
+SHARPE_DEFINITION = (
+    "strategy Sharpe: position +1 (LONG) / -1 (SHORT) while the calibrated confidence of UP / DOWN exceeds "
+    "ml.confidence_threshold, else flat; held at least strategy.min_hold_days; weight 1/N per symbol; the "
+    "position decided at close t earns close t+1 / close t - 1; strategy.cost_bps per unit of weight traded; "
+    "Sharpe = mean / std (ddof=1) of daily net returns x sqrt(252), rf = 0, NaN when never in the market. "
+    "Baseline: equal-weight buy-and-hold of the same symbols on the same dates, same engine and costs"
+)
+
 
 class BacktestError(SignalsError):
     """The backtest inputs are unusable (no predictions, no prices for them, ...)."""
@@ -255,6 +264,40 @@ def run_backtest(
             "end": str(desired.index.max().date()),
         },
     )
+
+
+def wide_closes(closes: pd.Series) -> pd.DataFrame:
+    """A (symbol, date) close Series as the date x symbol frame :func:`run_backtest` takes."""
+    return closes.unstack(level="symbol" if "symbol" in closes.index.names else 0).sort_index()
+
+
+def strategy_metrics(
+    predictions: pd.DataFrame,
+    prices: pd.DataFrame,
+    *,
+    confidence_threshold: float,
+    min_hold_days: int,
+    cost_bps: float,
+) -> dict[str, float]:
+    """The strategy's figures under :data:`SHARPE_DEFINITION` for any set of out-of-sample
+    predictions (a walk-forward window, the stitched walk-forward, the hold-out).
+
+    Returns ``strategy_sharpe``, ``strategy_annual_return``, ``strategy_exposure``,
+    ``strategy_trades`` and ``baseline_buy_hold_sharpe``; an empty dict when nothing can be
+    priced (e.g. the predictions end on the last known close)."""
+    try:
+        res = run_backtest(predictions, prices, confidence_threshold=confidence_threshold,
+                           min_hold_days=min_hold_days, cost_bps=cost_bps)
+    except BacktestError:
+        return {}
+    s, b = res.metrics["strategy"], res.metrics["benchmark"]
+    return {
+        "strategy_sharpe": s["sharpe"],
+        "strategy_annual_return": s["annual_return"],
+        "strategy_exposure": s["exposure"],
+        "strategy_trades": s["n_trades"],
+        "baseline_buy_hold_sharpe": b["sharpe"],
+    }
 
 
 def plot_equity(result: BacktestResult, path: str | Path, title: str = "") -> Path:

@@ -41,6 +41,8 @@ class XGBParams(_Section):
     subsample: float = Field(0.8, gt=0, le=1)
     colsample_bytree: float = Field(0.8, gt=0, le=1)
     min_child_weight: float = Field(5, ge=0)
+    reg_lambda: float = Field(1.0, ge=0)
+    reg_alpha: float = Field(0.0, ge=0)
     objective: Literal["multi:softprob"] = "multi:softprob"
     num_class: Literal[3] = 3
     eval_metric: str = "mlogloss"
@@ -54,8 +56,11 @@ class MLSettings(_Section):
     retrain_interval_days: int = Field(7, ge=1)
     model_staleness_days: int = Field(14, ge=1)
     confidence_threshold: float = Field(0.55, ge=0, le=1)
-    calibration_method: Literal["sigmoid", "temperature", "isotonic"] = "sigmoid"
-    calibration_fraction: float = Field(0.2, gt=0, lt=1)
+    # auto: identity / temperature / sigmoid / isotonic chosen by forward-chained log-loss
+    # (signals/ml/forward_calibration.py); a method name fixes it
+    calibration_method: Literal["auto", "identity", "temperature", "sigmoid", "isotonic"] = "auto"
+    calibration_min_z: float = Field(2.0, ge=0)
+    class_weight: Literal["none", "balanced"] = "none"
     seed: int = 42
     xgb_params: XGBParams = Field(default_factory=XGBParams)
 
@@ -84,6 +89,7 @@ class TuningSettings(_Section):
     workers: int = Field(1, ge=1)
     validation_fraction: float = Field(0.2, gt=0, lt=1)
     early_stopping_rounds: int = Field(30, ge=1)
+    final_params_windows: int = Field(4, ge=1)
     storage: str | None = None
     study_name: str = "signals-walk-forward"
 

@@ -17,6 +17,20 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def _metric_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Summary rows for the table: numbers rounded the way a reader compares them."""
+    def num(v: Any) -> Any:
+        if v is None:
+            return ""
+        try:
+            return f"{float(v):.4f}"
+        except (TypeError, ValueError):
+            return str(v)
+
+    return [{"metric": r["metric"].replace("_", " "), "model": num(r["model"]), "raw booster": num(r.get("raw_model")),
+             "baseline": num(r.get("baseline")), "baseline is": r.get("baseline_kind", "")} for r in rows]
+
+
 def print_summary(res: "PipelineResult", settings: "Settings") -> None:
     """The short report a newcomer reads at the end of ``make run``."""
     d = res.data
@@ -33,32 +47,33 @@ def print_summary(res: "PipelineResult", settings: "Settings") -> None:
     if d["synthetic_tables"]:
         click.echo(f"      synthetic inputs: {', '.join(d['synthetic_tables'])} (no offline public source)")
     click.echo("")
+    from entrypoints.tune import oos_summary_rows
+
     tm = res.tune_metrics
-    click.echo(f"walk-forward out-of-sample ({res.step('tune').summary.get('windows', '?')} windows, purged):")
-    print_table(
-        [
-            {"metric": "log-loss", "model": tm.get("oos_log_loss"), "baseline": tm.get("baseline_prior_log_loss"),
-             "baseline is": "class prior"},
-            {"metric": "accuracy", "model": tm.get("oos_accuracy"), "baseline": tm.get("baseline_always_up_accuracy"),
-             "baseline is": "always UP"},
-            {"metric": "Sharpe", "model": tm.get("oos_sharpe"), "baseline": tm.get("baseline_buy_hold_sharpe"),
-             "baseline is": "buy and hold"},
-        ],
-        ["metric", "model", "baseline", "baseline is"],
-    )
+    click.echo(f"walk-forward out-of-sample ({res.step('tune').summary.get('windows', '?')} windows, purged; "
+               "calibrators forward-chained):")
+    print_table(_metric_rows(oos_summary_rows(tm)), ["metric", "model", "raw booster", "baseline", "baseline is"])
+    cal = res.step("train").summary.get("calibration") or res.step("tune").summary.get("calibration")
+    if cal:
+        click.echo(f"calibration: {cal}")
     hm = res.train_metrics
     click.echo("")
-    click.echo(
-        f"hold-out ({settings.walk_forward.test_months} months, evaluation fit): log-loss {_fmt(hm.get('holdout_log_loss'))} "
-        f"(prior {_fmt(hm.get('holdout_baseline_prior_log_loss'))}), accuracy {_fmt(hm.get('holdout_accuracy'))}, "
-        f"ECE {_fmt(hm.get('holdout_ece_raw'))} -> {_fmt(hm.get('holdout_ece'))} after calibration"
-    )
+    click.echo(f"hold-out ({settings.walk_forward.test_months} months, evaluation fit, "
+               f"{_fmt(hm.get('holdout_n_rows'), 0)} rows):")
+    print_table(_metric_rows(oos_summary_rows(hm, prefix="holdout_", baseline_prefix="holdout_")),
+                ["metric", "model", "raw booster", "baseline", "baseline is"])
+    click.echo("")
     click.echo(f"promotion gate: {res.promote.get('decision')} - {res.promote.get('message')}")
-    click.echo(f"champion: {settings.mlflow.model_name} version {res.champion}")
+    if res.champion:
+        click.echo(f"champion: {settings.mlflow.model_name} version {res.champion}")
+    else:
+        click.echo(f"champion: none - no version of {settings.mlflow.model_name} has beaten its class prior yet")
     click.echo(f"monitor: {res.monitor.get('headline', '')}")
     click.echo("")
     sigs = res.signals
-    if sigs:
+    if not res.champion:
+        click.echo("signals: none (no champion to generate them)")
+    elif sigs:
         click.echo(f"signals ({len(sigs)}):")
         print_table(
             [

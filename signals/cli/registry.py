@@ -129,15 +129,18 @@ def register(ctx: Context, run_id: str) -> None:
 
 @click.command("promote")
 @click.argument("version", required=False)
-@click.option("--auto", is_flag=True, help="Promote the challenger only if the gate says it beats the champion.")
+@click.option("--auto", is_flag=True, help="Promote the challenger only if the gate says it beats the champion "
+              "(with no champion: its class prior).")
+@click.option("--force", is_flag=True, help="With --auto: promote the challenger even if the gate says keep "
+              "(the gate's verdict and the override are recorded on the version).")
 @click.option("--reason", default=None, help="Why (recorded on the version).")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 @pass_ctx
-def promote(ctx: Context, version: str | None, auto: bool, reason: str | None, as_json: bool) -> None:
+def promote(ctx: Context, version: str | None, auto: bool, force: bool, reason: str | None, as_json: bool) -> None:
     """Make VERSION the champion, or (--auto) let the promotion gate decide about the challenger."""
     from entrypoints.promote import run_promote
 
-    result = run_promote(ctx.settings, version=version, auto=auto, reason=reason)
+    result = run_promote(ctx.settings, version=version, auto=auto, reason=reason, force=force)
     if as_json:
         echo_json(result.as_dict())
     else:

@@ -59,7 +59,11 @@ def tune(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | N
     w = res.data_window
     click.echo(f"tune run {res.run_id}: {len(res.windows)} windows, {w['n_rows']} rows "
                f"({w['start']} .. {w['end']}), {res.seconds:.1f}s")
-    print_table(res.summary_rows(), ["metric", "model", "baseline", "baseline_kind"])
+    print_table(res.summary_rows(), ["metric", "model", "raw_model", "baseline", "baseline_kind"])
+    cal = res.calibration
+    if cal:
+        click.echo(f"calibration for a model trained on all of it: {cal.get('method')} on {cal.get('pool_rows')} "
+                   f"out-of-sample rows - {cal.get('reason')}")
     click.echo(f"final params (window {res.final_params_window}): "
                + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in res.final_params.items()))
 
@@ -83,7 +87,12 @@ def train(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | 
     src = res.params_source + (f" {res.tune_run_id}" if res.tune_run_id else "")
     click.echo(f"train run {res.run_id}: {w['n_train_rows']} rows ({w['train_start']} .. {w['train_end']}), "
                f"hold-out {w['holdout_start']} .. {w['holdout_end']}, params from {src}")
+    click.echo(f"hold-out, evaluation model ({int(res.metrics.get('holdout_n_rows', 0))} rows; raw_model = "
+               "the booster before calibration):")
     print_table(res.summary_rows(), ["metric", "model", "raw_model", "baseline", "baseline_kind"])
+    cal = res.calibration
+    if cal:
+        click.echo(f"calibration: {cal.get('method')} on {cal.get('pool_rows')} out-of-sample rows - {cal.get('reason')}")
     click.echo(f"model URI: {res.model_uri}")
     from entrypoints.register import register_training_run  # registration: the registry owner's step
 

@@ -16,8 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-Method = Literal["sigmoid", "temperature", "isotonic"]
+Method = Literal["identity", "temperature", "sigmoid", "isotonic"]
+METHODS: tuple[str, ...] = ("identity", "temperature", "sigmoid", "isotonic")
 _EPS = 1e-12
+#: isotonic steps are clipped to this floor: a calibrated 0 would cost an infinite log-loss the
+#: first time the "impossible" class happens out of sample.
+ISOTONIC_FLOOR = 1e-3
 
 
 def normalize_proba(proba: np.ndarray) -> np.ndarray:
@@ -40,9 +44,10 @@ class ConfidenceCalibrator:
     Parameters
     ----------
     method:
-        ``sigmoid`` (Platt scaling per class on the logit, default), ``temperature``
-        (one scalar dividing the log-probabilities) or ``isotonic`` (per-class monotone
-        step function; needs more data, can overfit small slices).
+        ``identity`` (the raw probabilities, renormalised: what a calibrator must beat),
+        ``temperature`` (one scalar dividing the log-probabilities), ``sigmoid`` (Platt
+        scaling per class on the logit, then renormalised) or ``isotonic`` (per-class monotone
+        step function, floored at ``ISOTONIC_FLOOR``; needs thousands of rows).
     """
 
     def __init__(self, method: Method = "sigmoid") -> None:
@@ -54,16 +59,18 @@ class ConfidenceCalibrator:
         y = np.asarray(y, dtype=np.int64)
         if len(y) != len(p):
             raise ValueError(f"proba has {len(p)} rows but y has {len(y)}")
-        if len(y) < 10:
+        if len(y) < 10 and self.method != "identity":
             raise ValueError(f"calibration needs at least 10 rows, got {len(y)}")
-        if self.method == "sigmoid":
+        if self.method == "identity":
+            pass
+        elif self.method == "sigmoid":
             self._fit_sigmoid(p, y)
         elif self.method == "temperature":
             self._fit_temperature(p, y)
         elif self.method == "isotonic":
             self._fit_isotonic(p, y)
         else:
-            raise ValueError(f"unknown calibration method {self.method!r}; use sigmoid, temperature or isotonic")
+            raise ValueError(f"unknown calibration method {self.method!r}; use one of {', '.join(METHODS)}")
         self.n_samples_ = int(len(y))
         return self
 
@@ -103,7 +110,7 @@ class ConfidenceCalibrator:
 
         self.x_thresholds_, self.y_thresholds_ = [], []
         for k in range(3):
-            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+            iso = IsotonicRegression(out_of_bounds="clip", y_min=ISOTONIC_FLOOR, y_max=1.0)
             iso.fit(p[:, k], (y == k).astype(float))
             self.x_thresholds_.append(np.asarray(iso.X_thresholds_, dtype=float))
             self.y_thresholds_.append(np.asarray(iso.y_thresholds_, dtype=float))
@@ -112,6 +119,8 @@ class ConfidenceCalibrator:
     def transform(self, proba: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, float64, rows summing to 1."""
         p = normalize_proba(proba)
+        if self.method == "identity":
+            return p
         if self.method == "sigmoid":
             z = _logit(p) * self.coef_ + self.intercept_
             out = 1.0 / (1.0 + np.exp(-z))
@@ -132,7 +141,9 @@ class ConfidenceCalibrator:
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON parameters (what the served model stores instead of a pickle)."""
         d: dict[str, Any] = {"method": self.method, "n_samples": getattr(self, "n_samples_", None)}
-        if self.method == "sigmoid":
+        if self.method == "identity":
+            pass
+        elif self.method == "sigmoid":
             d.update(coef=self.coef_.tolist(), intercept=self.intercept_.tolist())
         elif self.method == "temperature":
             d.update(temperature=self.temperature_)
@@ -147,7 +158,9 @@ class ConfidenceCalibrator:
     def from_dict(cls, d: dict[str, Any]) -> "ConfidenceCalibrator":
         cal = cls(method=d["method"])
         cal.n_samples_ = d.get("n_samples")
-        if cal.method == "sigmoid":
+        if cal.method == "identity":
+            pass
+        elif cal.method == "sigmoid":
             cal.coef_ = np.asarray(d["coef"], dtype=float)
             cal.intercept_ = np.asarray(d["intercept"], dtype=float)
         elif cal.method == "temperature":

@@ -11,6 +11,12 @@ consecutive dates, so rows are not independent: resampling whole dates in circul
 ``block_days`` keeps that dependence inside each resampled unit and keeps the p-value honest
 (``block_days=1`` resamples single dates; ``by_date=False`` falls back to independent rows).
 
+With no champion, the baseline is the class prior instead: the challenger's hold-out file
+carries the prior it was trained with (``prior_down`` ...: the class frequencies of its fit
+rows), and the same paired test must show the challenger beats it. A model that cannot beat
+"predict the class mix" has learnt nothing that deserves to trade, and "there is no champion
+yet" is no reason to promote it (``signals promote --auto --force`` overrides, recorded).
+
 The one-sided p-value tests H0 "the challenger's mean log-loss is not lower" with the
 shift method: ``p = (1 + #{mean*_b - mean >= mean}) / (B + 1)`` where ``mean`` is the observed
 mean improvement (champion loss - challenger loss) and ``mean*_b`` its bootstrap replicates.
@@ -29,6 +35,7 @@ from signals.ml.metrics import per_row_log_loss
 
 KEYS = ("symbol", "date")
 PROBA_COLUMNS = ("p_down", "p_flat", "p_up")
+PRIOR_COLUMNS = ("prior_down", "prior_flat", "prior_up")
 HOLDOUT_COLUMNS = (*KEYS, "y", *PROBA_COLUMNS)
 
 DEFAULT_ALPHA = 0.05
@@ -36,7 +43,8 @@ DEFAULT_MIN_ROWS = 100
 DEFAULT_RESAMPLES = 2000
 DEFAULT_BLOCK_DAYS = 5
 
-Decision = Literal["promote", "keep", "insufficient_data", "no_champion"]
+Decision = Literal["promote", "keep", "insufficient_data"]
+Baseline = Literal["champion", "class_prior"]
 
 
 class GateError(SignalsError):
@@ -59,10 +67,11 @@ class GateResult:
     n_resamples: int = DEFAULT_RESAMPLES
     block_days: int = DEFAULT_BLOCK_DAYS
     seed: int = 0
+    baseline: Baseline = "champion"
 
     @property
     def promote(self) -> bool:
-        return self.decision in ("promote", "no_champion")
+        return self.decision == "promote"
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "promote": self.promote}
@@ -152,6 +161,19 @@ def paired_bootstrap_pvalue(
     return (1 + exceed) / (n_resamples + 1)
 
 
+def prior_as_holdout(challenger: pd.DataFrame) -> pd.DataFrame:
+    """The challenger's class-prior predictions as a hold-out frame (what it must beat with no champion)."""
+    missing = [c for c in PRIOR_COLUMNS if c not in challenger.columns]
+    if missing:
+        raise GateError(
+            f"the challenger's hold-out predictions have no class-prior columns {missing} (trained by an older "
+            "version?): retrain it, or promote explicitly with `signals promote VERSION`")
+    out = challenger.loc[:, [*KEYS, "y"]].copy()
+    for p, q in zip(PROBA_COLUMNS, PRIOR_COLUMNS):
+        out[p] = challenger[q].to_numpy(dtype=np.float64)
+    return out
+
+
 def evaluate_gate(
     champion: pd.DataFrame | None,
     challenger: pd.DataFrame,
@@ -163,7 +185,8 @@ def evaluate_gate(
     seed: int = 0,
     by_date: bool = True,
 ) -> GateResult:
-    """Decide whether ``challenger`` should replace ``champion`` (``None``: there is no champion).
+    """Decide whether ``challenger`` should replace ``champion`` (``None``: there is no champion,
+    and the challenger must beat its own class prior instead).
 
     Promote only when the challenger's mean log-loss on the common rows is lower *and* the
     paired bootstrap p-value is below ``alpha``. Fewer than ``min_rows`` common rows is a
@@ -171,16 +194,20 @@ def evaluate_gate(
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    common = dict(alpha=alpha, n_resamples=n_resamples, block_days=block_days, seed=seed)
+    baseline: Baseline = "champion" if champion is not None else "class_prior"
+    common = dict(alpha=alpha, n_resamples=n_resamples, block_days=block_days, seed=seed, baseline=baseline)
+    who = "champion" if champion is not None else "class prior"
     if champion is None:
-        return GateResult("no_champion", "there is no champion yet: the challenger is promoted", **common)
+        champion = prior_as_holdout(challenger)
     rows = align_holdouts(champion, challenger)
     n, n_dates = len(rows), int(rows["date"].nunique()) if len(rows) else 0
     if n < min_rows:
+        what = ("are common to both holdouts" if baseline == "champion"
+                else "are in the challenger's hold-out to compare with its class prior")
         return GateResult(
             "insufficient_data",
-            f"only {n} (symbol, date) rows are common to both holdouts; the gate needs at least {min_rows} "
-            "to compare them. Promote explicitly with `signals promote VERSION` if you are sure.",
+            f"only {n} (symbol, date) rows {what}; the gate needs at least {min_rows}. Promote explicitly "
+            "with `signals promote VERSION` (or `signals promote --auto --force`) if you are sure.",
             n_rows=n,
             n_dates=n_dates,
             **common,
@@ -207,10 +234,14 @@ def evaluate_gate(
     )
     summary = (
         f"mean log-loss {stats['challenger_log_loss']:.5f} (challenger) vs {stats['champion_log_loss']:.5f} "
-        f"(champion) on {n} common rows / {n_dates} dates; improvement {improvement:+.5f}, "
+        f"({who}) on {n} common rows / {n_dates} dates; improvement {improvement:+.5f}, "
         f"one-sided paired bootstrap p = {p:.4f} (alpha {alpha})"
     )
     if improvement > 0 and p < alpha:
-        return GateResult("promote", f"challenger is better: {summary}", **stats, **common)
+        lead = "challenger is better" if baseline == "champion" else "no champion yet; the challenger beats the class prior"
+        return GateResult("promote", f"{lead}: {summary}", **stats, **common)
     why = "its mean log-loss is not lower" if improvement <= 0 else "the improvement is not significant"
-    return GateResult("keep", f"champion kept, {why}: {summary}", **stats, **common)
+    if baseline == "champion":
+        return GateResult("keep", f"champion kept, {why}: {summary}", **stats, **common)
+    return GateResult("keep", f"no champion, and the challenger stays a challenger: it does not beat the class prior "
+                              f"({why}): {summary}", **stats, **common)

@@ -1,4 +1,9 @@
-"""``MLPipeline``: the 3-class XGBoost model (DOWN / FLAT / UP) with balanced sample weights.
+"""``MLPipeline``: the 3-class XGBoost model (DOWN / FLAT / UP), optionally with balanced class weights.
+
+Class weights are an option (``class_weight``), not a given: balanced weights make the booster
+fit a uniform class mix, so its raw probabilities lean toward 1/3 each and only a calibrator
+could pull them back to the real class frequencies. Unweighted, XGBoost (>= 3.1) starts every
+class from its log prior and, where the features carry nothing, stays there.
 
 Estimator-like: configuration in ``__init__``, learned state in attributes ending ``_``
 (``booster_``, ``feature_names_``, ``best_iteration_``, ``train_metrics_``). ``train`` returns
@@ -24,7 +29,9 @@ if TYPE_CHECKING:
 N_CLASSES = 3
 DEFAULT_N_JOBS = 2
 #: hyper-parameters the tuner searches and the pipeline accepts (plus the fixed objective keys)
-TUNABLE_PARAMS = ("n_estimators", "max_depth", "learning_rate", "subsample", "colsample_bytree", "min_child_weight")
+TUNABLE_PARAMS = ("n_estimators", "max_depth", "learning_rate", "subsample", "colsample_bytree", "min_child_weight",
+                  "reg_lambda", "reg_alpha")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 class InsufficientDataError(SignalsError, ValueError):
@@ -66,7 +73,7 @@ def xgb_params_from(params: dict[str, Any] | Any | None) -> dict[str, Any]:
         out["n_estimators"] = int(out["n_estimators"])
     if "max_depth" in out:
         out["max_depth"] = int(out["max_depth"])
-    for key in ("learning_rate", "subsample", "colsample_bytree", "min_child_weight"):
+    for key in ("learning_rate", "subsample", "colsample_bytree", "min_child_weight", "reg_lambda", "reg_alpha"):
         if key in out:
             out[key] = float(out[key])
     return out
@@ -87,9 +94,13 @@ class MLPipeline:
     ----------
     params:
         XGBoost hyper-parameters (``n_estimators``, ``max_depth``, ``learning_rate``,
-        ``subsample``, ``colsample_bytree``, ``min_child_weight``); an ``XGBParams`` model or dict.
+        ``subsample``, ``colsample_bytree``, ``min_child_weight``, ``reg_lambda``, ``reg_alpha``);
+        an ``XGBParams`` model or dict.
     horizon, up_threshold, down_threshold:
         The target definition used by :meth:`prepare_target`.
+    class_weight:
+        ``"none"`` (default: rows count equally, raw probabilities aim at the real class
+        frequencies) or ``"balanced"`` (``n / (3 * count[class])`` per row).
     min_training_samples:
         Fewer labelled rows than this in :meth:`train` raises :class:`InsufficientDataError`.
     seed, n_jobs:
@@ -106,6 +117,7 @@ class MLPipeline:
         min_training_samples: int = 500,
         seed: int = 42,
         n_jobs: int | None = None,
+        class_weight: str = "none",
     ) -> None:
         self.params = params
         self.horizon = horizon
@@ -114,6 +126,7 @@ class MLPipeline:
         self.min_training_samples = min_training_samples
         self.seed = seed
         self.n_jobs = n_jobs
+        self.class_weight = class_weight
 
     @classmethod
     def from_settings(
@@ -128,6 +141,7 @@ class MLPipeline:
             min_training_samples=ml.min_training_samples,
             seed=ml.seed,
             n_jobs=n_jobs,
+            class_weight=ml.class_weight,
         )
 
     # ------------------------------------------------------------------ target
@@ -145,7 +159,7 @@ class MLPipeline:
     def booster_params(self) -> dict[str, Any]:
         """The native XGBoost parameter dict (without the number of rounds)."""
         p = {"n_estimators": 300, "max_depth": 6, "learning_rate": 0.05, "subsample": 0.8,
-             "colsample_bytree": 0.8, "min_child_weight": 5.0}
+             "colsample_bytree": 0.8, "min_child_weight": 5.0, "reg_lambda": 1.0, "reg_alpha": 0.0}
         p.update(xgb_params_from(self.params))
         return {
             "objective": "multi:softprob",
@@ -157,10 +171,20 @@ class MLPipeline:
             "subsample": p["subsample"],
             "colsample_bytree": p["colsample_bytree"],
             "min_child_weight": p["min_child_weight"],
+            "lambda": p["reg_lambda"],
+            "alpha": p["reg_alpha"],
             "seed": int(self.seed),
             "nthread": int(self.n_jobs or DEFAULT_N_JOBS),
             "verbosity": 0,
         }
+
+    def sample_weights(self, y: np.ndarray) -> np.ndarray | None:
+        """Per-row training weights for ``class_weight`` (None: unweighted)."""
+        if self.class_weight == "balanced":
+            return balanced_sample_weights(y)
+        if self.class_weight in (None, "none"):
+            return None
+        raise ValueError(f"class_weight must be one of {CLASS_WEIGHTS}, got {self.class_weight!r}")
 
     def n_rounds(self) -> int:
         return int(xgb_params_from(self.params).get("n_estimators", 300))
@@ -206,7 +230,7 @@ class MLPipeline:
                 f"(ml.min_training_samples), got {len(y)}"
             )
         self.feature_names_ = [str(c) for c in X.columns]
-        dtrain = xgb.DMatrix(self._matrix(X), label=y, weight=balanced_sample_weights(y),
+        dtrain = xgb.DMatrix(self._matrix(X), label=y, weight=self.sample_weights(y),
                              feature_names=self.feature_names_, missing=np.nan)
         evals: list[tuple[Any, str]] = []
         if eval_set is not None:

@@ -89,8 +89,8 @@ def reliability_diagram(
 def window_metrics(frame: pd.DataFrame, metrics: Sequence[tuple[str, str | None]] | None = None,
                    title: str = "Out-of-sample metrics per walk-forward window"):
     """``frame`` has a ``test_start`` column and metric columns; pairs (metric, baseline or None)."""
-    metrics = metrics or [("log_loss", "baseline_prior_log_loss"), ("accuracy", "baseline_always_up_accuracy"),
-                          ("sharpe", "baseline_buy_hold_sharpe")]
+    metrics = metrics or [("log_loss", "baseline_prior_log_loss"), ("log_loss_raw", "baseline_prior_log_loss"),
+                          ("ece", "ece_raw"), ("rank_ic", None)]
     fig = _figure(8.0, 2.4 * len(metrics) + 0.6)
     x = pd.to_datetime(frame["test_start"])
     for i, (name, base) in enumerate(metrics):
@@ -106,28 +106,17 @@ def window_metrics(frame: pd.DataFrame, metrics: Sequence[tuple[str, str | None]
     return fig
 
 
-def cumulative_returns(periods: pd.DataFrame, title: str = "Cumulative signal returns vs buy-and-hold"):
-    """``periods`` indexed by date with columns ``signal`` and ``buy_hold`` (non-overlapping period
-    returns); plotted as compounded growth of 1."""
+def cumulative_returns(daily: pd.DataFrame, title: str = "Strategy (net of costs) vs buy-and-hold"):
+    """Growth of 1 from a backtest's daily frame (columns ``strategy_return``,
+    ``benchmark_return``; see :func:`signals.backtest.run_backtest`)."""
     fig = _figure(8.0, 4.5)
     ax = fig.add_subplot()
-    for col, style in (("signal", "-"), ("buy_hold", "--")):
-        if col in periods:
-            ax.plot(periods.index, (1.0 + periods[col].fillna(0.0)).cumprod(), linestyle=style, label=col)
+    for col, label, style in (("strategy_return", "strategy", "-"), ("benchmark_return", "buy and hold", "--")):
+        if col in daily:
+            ax.plot(daily.index, (1.0 + daily[col].fillna(0.0)).cumprod(), linestyle=style, label=label)
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_ylabel("growth of 1")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax.set_title(title)
     return fig
-
-
-def signal_period_frame(pred: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """Non-overlapping (offset 0) period returns of the signal and of buy-and-hold from a
-    predictions frame with date, p_down, p_flat, p_up, forward_return."""
-    proba = pred[["p_down", "p_flat", "p_up"]].to_numpy()
-    dates = pred["date"].to_numpy()
-    fwd = pred["forward_return"].to_numpy()
-    sig = M.period_returns(dates, M.signal_positions(proba), fwd, horizon)
-    bh = M.period_returns(dates, np.ones(len(pred)), fwd, horizon)
-    return pd.DataFrame({"signal": sig, "buy_hold": bh})

@@ -796,12 +796,17 @@ class ModelRegistry:
         n_resamples: int = 2000,
         block_days: int = 5,
         seed: int = 0,
+        force: bool = False,
+        reason: str | None = None,
     ) -> AutoPromoteOutcome:
-        """Promote the challenger only if the gate says it beats the champion (or there is none).
+        """Promote the challenger only if the gate says it beats the champion (with no champion:
+        its own class prior).
 
         Evaluated under the lock, so the champion cannot change between the comparison and the
         promotion. The gate's numbers are recorded as ``gate.*`` tags on the challenger either
-        way (an audit trail; aliases, stages and the mirror change only on promotion).
+        way (an audit trail; aliases, stages and the mirror change only on promotion). ``force``
+        promotes even against the gate's verdict; the override, who did it and why are recorded
+        on the version (``gate.forced``, ``promoted_by``, ``promotion_reason``).
         """
         from signals.ml.gate import GateResult, evaluate_gate
 
@@ -832,17 +837,22 @@ class ModelRegistry:
                 seed=seed,
             )
             gate_tags = self._gate_tags(gate, champion)
+            forced = force and not gate.promote
+            gate_tags[f"{GATE_TAG_PREFIX}forced"] = "true" if forced else "false"
             for key, value in gate_tags.items():
                 self.client.set_model_version_tag(self.name, challenger.version_id, key, value)
-            if not gate.promote:
+            if not gate.promote and not force:
                 log.info("gate kept champion %s over challenger %s: %s", champion and champion.version_id, challenger.version_id, gate.reason)
                 return AutoPromoteOutcome(gate, self.get(challenger.version_id), champion, None)
             history = self._history(rm)
             if champion and (not history or history[-1] != champion.version_id):
                 history.append(champion.version_id)
-            promoted = self._move_champion(
-                rm, challenger.version_id, history, actor=AUTO_GATE_ACTOR, reason=f"auto-gate: {gate.reason}"
-            )
+            if forced:
+                actor = current_actor()
+                why = f"forced over the gate ({gate.decision}){': ' + reason if reason else ''}; gate: {gate.reason}"
+            else:
+                actor, why = AUTO_GATE_ACTOR, f"auto-gate: {gate.reason}"
+            promoted = self._move_champion(rm, challenger.version_id, history, actor=actor, reason=why)
             return AutoPromoteOutcome(gate, challenger, champion, promoted)
 
     @staticmethod

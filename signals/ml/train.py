@@ -1,12 +1,13 @@
-"""Fit + time-ordered calibration, the recipe shared by walk-forward windows, the train-step
-evaluation model and the deployable model.
+"""Final fits, shared by the train step's evaluation model and the deployable model.
 
-Recipe (:func:`fit_calibrated`): take the labelled rows of a training set, hold out the last
-``calibration_fraction`` of its dates as the calibration slice, purge the rows before it whose
-label window reaches into it (``horizon + embargo`` trading days), fit the booster on the rest,
-predict the slice (data *later* than anything the booster saw) and fit the calibrator on those
-predictions. Never shuffled K-fold: a shuffled fold would calibrate on predictions for dates
-interleaved with the training dates, which are optimistic.
+Recipe (:func:`fit_booster`): the number of boosting rounds is set by early stopping on the
+last ``validation_fraction`` of the dates (time-ordered, rows before it purged when their label
+window reaches into it), then the booster is refitted on *every* row with that many rounds, so
+the most recent data is not left out of the model that will trade on what comes next.
+
+The calibrator is not fitted here: it comes from the walk-forward's out-of-sample predictions
+(:mod:`signals.ml.forward_calibration`), rows no booster, early stopping or trial selection saw.
+:class:`CalibratedModel` pairs the two.
 
 Pure-ish: pandas/numpy/xgboost in, objects out; no MLflow, no files.
 """
@@ -19,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from signals.ml import metrics as M
 from signals.ml.calibration import ConfidenceCalibrator
 from signals.ml.pipeline import InsufficientDataError, MLPipeline, xgb_params_from
 from signals.ml.predictor import SignalPredictor
@@ -45,19 +45,69 @@ def date_range_of(frame: pd.DataFrame | pd.Series) -> tuple[str | None, str | No
 
 
 @dataclass
+class FittedBooster:
+    """A booster refitted on all rows, with the early-stopping evidence that set its rounds."""
+
+    pipeline: MLPipeline
+    params: dict[str, Any]
+    n_rounds: int
+    rows: int
+    fit_range: tuple[str | None, str | None]
+    stopping_rows: int
+    stopping_range: tuple[str | None, str | None]
+    stopping_log_loss: float
+
+
+def fit_booster(
+    features: pd.DataFrame,
+    y: pd.Series | np.ndarray,
+    params: dict[str, Any] | Any,
+    *,
+    horizon: int,
+    validation_fraction: float = 0.2,
+    early_stopping_rounds: int = 30,
+    embargo_days: int = 0,
+    seed: int = 42,
+    n_jobs: int | None = None,
+    class_weight: str = "none",
+    min_training_samples: int = 1,
+) -> FittedBooster:
+    """Early-stop on the purged last slice to choose the rounds (``n_estimators`` is the cap),
+    then refit on every row of ``(features, y)`` with those rounds."""
+    y_arr = np.asarray(y, dtype=np.int64)
+    if len(features) != len(y_arr):
+        raise ValueError(f"features have {len(features)} rows but y has {len(y_arr)}")
+    if len(y_arr) < min_training_samples:
+        raise InsufficientDataError(
+            f"need at least {min_training_samples} labelled training rows (ml.min_training_samples), got {len(y_arr)}")
+    fit_idx, val_idx, _ = frame_holdout_split(features, fraction=validation_fraction, horizon=horizon,
+                                              embargo_days=embargo_days)
+    if len(val_idx) < 10 or len(fit_idx) < 10:
+        raise InsufficientDataError(
+            f"the early-stopping split leaves {len(fit_idx)} rows to fit and {len(val_idx)} to validate; need 10 each")
+    common = dict(horizon=horizon, min_training_samples=1, seed=seed, n_jobs=n_jobs, class_weight=class_weight)
+    probe = MLPipeline(params, **common)
+    m = probe.train(features.iloc[fit_idx], y_arr[fit_idx], eval_set=(features.iloc[val_idx], y_arr[val_idx]),
+                    early_stopping_rounds=early_stopping_rounds)
+    n_rounds = int(m["n_rounds"])
+    chosen = {**xgb_params_from(params), "n_estimators": n_rounds}
+    final = MLPipeline(chosen, **common)
+    final.train(features, y_arr)
+    return FittedBooster(
+        pipeline=final, params=chosen, n_rounds=n_rounds, rows=len(y_arr), fit_range=date_range_of(features),
+        stopping_rows=len(val_idx), stopping_range=date_range_of(features.iloc[val_idx]),
+        stopping_log_loss=float(m["val_log_loss"]),
+    )
+
+
+@dataclass
 class CalibratedModel:
-    """A fitted booster plus the calibrator fitted on its later, time-ordered slice."""
+    """A fitted booster plus a calibrator fitted on out-of-sample predictions of earlier models."""
 
     pipeline: MLPipeline
     calibrator: ConfidenceCalibrator
     params: dict[str, Any]
-    fit_rows: int
-    calibration_rows: int
-    fit_range: tuple[str | None, str | None]
-    calibration_range: tuple[str | None, str | None]
-    calibration_metrics: dict[str, float] = field(default_factory=dict)
-    calibration_raw_proba: np.ndarray | None = None
-    calibration_y: np.ndarray | None = None
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def predict_raw(self, features: pd.DataFrame) -> np.ndarray:
         return self.pipeline.predict(features)
@@ -74,58 +124,6 @@ class CalibratedModel:
             confidence_threshold=confidence_threshold,
             metadata=dict(metadata or {}),
         )
-
-
-def fit_calibrated(
-    features: pd.DataFrame,
-    y: pd.Series,
-    params: dict[str, Any] | Any,
-    *,
-    horizon: int,
-    calibration_fraction: float,
-    method: str = "sigmoid",
-    embargo_days: int = 0,
-    seed: int = 42,
-    n_jobs: int | None = None,
-    min_training_samples: int = 1,
-) -> CalibratedModel:
-    """Fit on the earlier part of ``(features, y)``, calibrate on its last, purged slice.
-
-    ``y`` holds labels 0/1/2 for every row of ``features`` (drop unlabelled rows first).
-    """
-    if len(features) != len(y):
-        raise ValueError(f"features have {len(features)} rows but y has {len(y)}")
-    fit_idx, cal_idx, _ = frame_holdout_split(
-        features, fraction=calibration_fraction, horizon=horizon, embargo_days=embargo_days
-    )
-    if len(cal_idx) < 10:
-        raise InsufficientDataError(f"the calibration slice has {len(cal_idx)} rows; need at least 10")
-    pipe = MLPipeline(params, horizon=horizon, min_training_samples=min_training_samples, seed=seed, n_jobs=n_jobs)
-    X_fit, X_cal = features.iloc[fit_idx], features.iloc[cal_idx]
-    y_arr = np.asarray(y, dtype=np.int64)
-    y_fit, y_cal = y_arr[fit_idx], y_arr[cal_idx]
-    pipe.train(X_fit, y_fit)
-    raw = pipe.predict(X_cal)
-    cal = ConfidenceCalibrator(method).fit(raw, y_cal)  # type: ignore[arg-type]
-    calibrated = cal.transform(raw)
-    cm = {
-        "calibration_log_loss_raw": M.log_loss(y_cal, raw),
-        "calibration_log_loss_calibrated": M.log_loss(y_cal, calibrated),
-        "calibration_ece_raw": M.expected_calibration_error(y_cal, raw),
-        "calibration_ece_calibrated": M.expected_calibration_error(y_cal, calibrated),
-    }
-    return CalibratedModel(
-        pipeline=pipe,
-        calibrator=cal,
-        params=xgb_params_from(params),
-        fit_rows=len(fit_idx),
-        calibration_rows=len(cal_idx),
-        fit_range=date_range_of(X_fit),
-        calibration_range=date_range_of(X_cal),
-        calibration_metrics=cm,
-        calibration_raw_proba=raw,
-        calibration_y=y_cal,
-    )
 
 
 def predictions_frame(

@@ -15,12 +15,17 @@ Per window (:func:`tune_window`):
 * with ``workers > 1`` the missing trials are split into fixed quotas over the coordinator and
   ``workers - 1`` spawned processes sharing the study's storage (see :mod:`signals.ml.tune_workers`).
 
-The walk-forward loop (:func:`run_walk_forward`) then refits the best params of each window with
-the calibration recipe of :mod:`signals.ml.train` on the whole training window, predicts the test
-window, and reports through :class:`WalkForwardHooks` (the MLflow side lives in ``entrypoints``).
+The walk-forward loop (:func:`run_walk_forward`) then refits the best params of each window on
+the whole (purged) training window with the rounds early stopping kept, predicts the test window
+raw, and calibrates those predictions forward-chained: with a calibrator fitted only on earlier
+windows' out-of-sample predictions (:mod:`signals.ml.forward_calibration`). It reports through
+:class:`WalkForwardHooks` (the MLflow side lives in ``entrypoints``).
 
-Final params: the best params of the **most recent** window (tuned on the data closest to
-deployment), with ``n_estimators`` replaced by the number of boosting rounds early stopping kept.
+Final params (:func:`choose_final_params`): not the single best trial of the last window (on
+noisy data that is the trial that fitted one validation slice's noise best) but, among the best
+trials of the last ``final_params_windows`` windows, the one with the lowest validation log-loss
+pooled over all of those windows' validation slices. ``n_estimators`` stays the trial's cap: the
+final fit sets its rounds by early stopping on its own last slice (:func:`signals.ml.train.fit_booster`).
 """
 
 from __future__ import annotations
@@ -35,28 +40,42 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import pandas as pd
 
+from signals.digest import frame_digest
 from signals.ml import metrics as M
 from signals.ml import pipeline as _pipeline
-from signals.ml.pipeline import InsufficientDataError, MLPipeline
-from signals.ml.splits import Window, WalkForwardValidator, frame_holdout_split, row_dates
-from signals.digest import frame_digest
-from signals.ml.train import fit_calibrated, predictions_frame
+from signals.ml.calibration import METHODS
+from signals.ml.forward_calibration import CalibrationChoice, CalibrationPolicy, ForwardChainedCalibration
+from signals.ml.pipeline import InsufficientDataError, MLPipeline, xgb_params_from
+from signals.ml.splits import (
+    Window,
+    WalkForwardValidator,
+    frame_holdout_split,
+    label_end_dates,
+    row_dates,
+    row_symbols,
+)
+from signals.ml.train import predictions_frame
 
 if TYPE_CHECKING:
     from signals.ml.tune_workers import TrialSinkFactory, TuneWorkerPool
 
 log = logging.getLogger(__name__)
 
-#: name -> (kind, low, high, log)
+#: name -> (kind, low, high, log). Shallow trees, large leaves (min_child_weight is a hessian sum:
+#: ~0.4 per row at p = 1/3, so 300 is ~700 rows) and L1/L2 leaf penalties let a trial shrink
+#: toward the class prior when the features carry little; ``n_estimators`` is a cap that early
+#: stopping cuts.
 SEARCH_SPACE: dict[str, tuple[str, float, float, bool]] = {
-    "n_estimators": ("int", 100, 500, False),
-    "max_depth": ("int", 3, 10, False),
+    "n_estimators": ("int", 100, 600, False),
+    "max_depth": ("int", 2, 8, False),
     "learning_rate": ("float", 0.01, 0.2, True),
-    "subsample": ("float", 0.6, 1.0, False),
-    "colsample_bytree": ("float", 0.6, 1.0, False),
-    "min_child_weight": ("float", 1.0, 10.0, False),
+    "subsample": ("float", 0.5, 1.0, False),
+    "colsample_bytree": ("float", 0.3, 1.0, False),
+    "min_child_weight": ("float", 1.0, 300.0, True),
+    "reg_lambda": ("float", 0.1, 100.0, True),
+    "reg_alpha": ("float", 1e-3, 10.0, True),
 }
-SEARCH_SPACE_VERSION = "1"
+SEARCH_SPACE_VERSION = "2"
 
 
 def suggest_params(trial: Any) -> dict[str, Any]:
@@ -85,8 +104,11 @@ class TuneConfig:
     study_name: str = "signals-walk-forward"
     storage: str | None = None
     seed: int = 42
-    calibration_method: str = "sigmoid"
-    calibration_fraction: float = 0.2
+    calibration_method: str = "auto"  # auto | identity | temperature | sigmoid | isotonic
+    calibration_min_z: float = 2.0
+    class_weight: str = "none"
+    final_params_windows: int = 4
+    confidence_threshold: float = 0.55
     min_training_samples: int = 500
     xgb_threads: int | None = None  # XGBoost threads in total; None -> MLPipeline's default (2)
     workers: int = 1  # processes joining each window's study (needs a shared storage)
@@ -96,6 +118,8 @@ class TuneConfig:
 
         if int(self.workers) < 1:
             raise ValueError(f"tuning.workers must be >= 1, got {self.workers}")
+        if self.calibration_method != "auto" and self.calibration_method not in METHODS:
+            raise ValueError(f"calibration_method must be auto or one of {METHODS}, got {self.calibration_method!r}")
         problem = storage_problem(self.storage, int(self.workers))
         if problem:
             raise TuneWorkerError(problem)
@@ -118,7 +142,10 @@ class TuneConfig:
             storage=settings.optuna_storage(),
             seed=ml.seed,
             calibration_method=ml.calibration_method,
-            calibration_fraction=ml.calibration_fraction,
+            calibration_min_z=ml.calibration_min_z,
+            class_weight=ml.class_weight,
+            final_params_windows=tu.final_params_windows,
+            confidence_threshold=ml.confidence_threshold,
             min_training_samples=ml.min_training_samples,
         )
         kw.update({k: v for k, v in overrides.items() if v is not None})
@@ -131,10 +158,15 @@ class TuneConfig:
         """XGBoost threads of one trial: concurrent trials (n_jobs x workers) share the budget."""
         return max(1, self.threads() // (max(1, int(self.n_jobs)) * max(1, int(self.workers))))
 
+    def calibration_policy(self) -> CalibrationPolicy:
+        methods = METHODS if self.calibration_method == "auto" else (self.calibration_method,)
+        return CalibrationPolicy(methods=methods, min_z=float(self.calibration_min_z), block=max(1, int(self.horizon)))
+
     def study_digest_payload(self) -> dict[str, Any]:
         """What changes the meaning of a trial (n_trials / n_jobs / workers / storage do not)."""
         return {
             "search_space": SEARCH_SPACE_VERSION,
+            "class_weight": self.class_weight,
             "horizon": self.horizon,
             "embargo_days": self.embargo_days,
             "validation_fraction": self.validation_fraction,
@@ -200,6 +232,9 @@ def make_pruning_callback(trial: Any, report_every: int = 10, data_name: str = "
 
 @dataclass
 class WindowTuning:
+    """One window's search. ``best_params`` carry the early-stopped rounds (what the window's
+    refit uses); ``trial_params`` the trial as sampled (``n_estimators`` = its cap)."""
+
     study_name: str
     best_params: dict[str, Any]
     best_value: float
@@ -213,6 +248,7 @@ class WindowTuning:
     validation_rows: int
     validation_start: str
     seconds: float
+    trial_params: dict[str, Any] = field(default_factory=dict)
 
 
 def create_study(storage: str | None, name: str, seed: int, report_every: int = 10):
@@ -262,7 +298,8 @@ class TrialObjective:
         config, on_trial = self.config, self.on_trial
         start = time.time()
         params = suggest_params(trial)
-        pipe = MLPipeline(params, horizon=config.horizon, min_training_samples=1, seed=config.seed, n_jobs=self.threads)
+        pipe = MLPipeline(params, horizon=config.horizon, min_training_samples=1, seed=config.seed, n_jobs=self.threads,
+                          class_weight=config.class_weight)
         pruning = make_pruning_callback(trial, config.report_every)
         record = TrialRecord(trial.number, params, None, "PRUNED", pruning.reported, None, start, start)
         try:
@@ -348,6 +385,33 @@ def tune_window(
         validation_rows=len(val_idx),
         validation_start=val_start.date().isoformat(),
         seconds=time.perf_counter() - t0,
+        trial_params={k: best.params[k] for k in SEARCH_SPACE},
+    )
+
+
+def fixed_window(X: pd.DataFrame, y: np.ndarray, params: dict[str, Any], *, config: TuneConfig) -> WindowTuning:
+    """No search: ``params`` as given, rounds by early stopping on the same validation slice
+    tuning would use (the train step's walk-forward when no tune run exists)."""
+    t0 = time.perf_counter()
+    y = np.asarray(y, dtype=np.int64)
+    fit_idx, val_idx, val_start = frame_holdout_split(
+        X, fraction=config.validation_fraction, horizon=config.horizon, embargo_days=config.embargo_days)
+    if len(fit_idx) < config.min_training_samples:
+        raise InsufficientDataError(
+            f"window has {len(fit_idx)} rows to fit on after the validation slice "
+            f"(need ml.min_training_samples={config.min_training_samples})")
+    if len(val_idx) < 10:
+        raise InsufficientDataError(f"validation slice has {len(val_idx)} rows; need at least 10")
+    pipe = MLPipeline(params, horizon=config.horizon, min_training_samples=1, seed=config.seed,
+                      n_jobs=config.threads(), class_weight=config.class_weight)
+    m = pipe.train(X.iloc[fit_idx], y[fit_idx], eval_set=(X.iloc[val_idx], y[val_idx]),
+                   early_stopping_rounds=config.early_stopping_rounds)
+    given = xgb_params_from(params)
+    return WindowTuning(
+        study_name="", best_params={**given, "n_estimators": int(m["n_rounds"])}, best_value=float(m["val_log_loss"]),
+        best_trial=-1, n_rounds=int(m["n_rounds"]), n_trials_total=0, n_trials_run=0, n_trials_resumed=0,
+        n_pruned=0, fit_rows=len(fit_idx), validation_rows=len(val_idx),
+        validation_start=val_start.date().isoformat(), seconds=time.perf_counter() - t0, trial_params=given,
     )
 
 
@@ -394,9 +458,10 @@ class WindowResult:
     metrics: dict[str, float]
     n_train: int
     n_test: int
-    calibration_metrics: dict[str, float]
+    calibration: CalibrationChoice
     predictions: pd.DataFrame
     feature_importance: dict[str, float] = field(default_factory=dict)
+    train_index: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -407,6 +472,14 @@ class WalkForwardResult:
     metrics: dict[str, float]
     final_params: dict[str, Any]
     final_params_window: int
+    calibration: ForwardChainedCalibration | None = None
+    final_params_report: dict[str, Any] = field(default_factory=dict)
+
+    def deployable_calibration(self) -> CalibrationChoice:
+        """The calibrator for a model trained on all of this data (every OOS row in its pool)."""
+        if self.calibration is None:
+            raise ValueError("this walk-forward result carries no calibration history")
+        return self.calibration.choose(None)
 
 
 class WalkForwardHooks:
@@ -428,7 +501,13 @@ class WalkForwardHooks:
         return None
 
 
-OOS_COLUMNS = ("symbol", "date", "window", "y", "p_down", "p_flat", "p_up", "forward_return")
+PROBA_COLUMNS = ("p_down", "p_flat", "p_up")
+RAW_COLUMNS = ("raw_down", "raw_flat", "raw_up")
+PRIOR_COLUMNS = ("prior_down", "prior_flat", "prior_up")
+#: what the tune run logs as oos_predictions.parquet: enough to re-derive every calibrator
+#: (raw probabilities, when each label became known, each window's test start) and every metric
+OOS_COLUMNS = ("symbol", "date", "window", "test_start", "label_end", "y", *PROBA_COLUMNS, *RAW_COLUMNS,
+               *PRIOR_COLUMNS, "forward_return")
 
 
 def stitch_predictions(pred: pd.DataFrame) -> pd.DataFrame:
@@ -436,33 +515,35 @@ def stitch_predictions(pred: pd.DataFrame) -> pd.DataFrame:
     (its model was trained on the most recent data). Sorted by date, symbol."""
     if pred.empty:
         return pred.copy()
-    out = pred.sort_values(["window"]).drop_duplicates(["symbol", "date"], keep="last")
+    out = pred.sort_values(["window"], kind="stable").drop_duplicates(["symbol", "date"], keep="last")
     return out.sort_values(["date", "symbol"]).reset_index(drop=True)
 
 
-def aggregate_metrics(pred: pd.DataFrame, horizon: int, per_window: list[dict[str, float]]) -> dict[str, float]:
-    """Pooled OOS metrics on the stitched predictions, baselines on the same rows, and the mean
-    of the per-window metrics."""
+def aggregate_metrics(pred: pd.DataFrame, config: TuneConfig, per_window: list[dict[str, float]]) -> dict[str, float]:
+    """Pooled OOS metrics on the stitched predictions (calibrated, raw, and the baselines on the
+    same rows, with a bootstrap interval on the skill over the prior), prefixed ``oos_``
+    (baselines keep their ``baseline_`` names), and the mean of the per-window metrics."""
     st = stitch_predictions(pred)
-    proba = st[["p_down", "p_flat", "p_up"]].to_numpy()
-    prior = st[["prior_down", "prior_flat", "prior_up"]].to_numpy()
-    y = st["y"].to_numpy()
     out = M.evaluation_metrics(
-        y, proba, dates=st["date"].to_numpy(), forward_returns=st["forward_return"].to_numpy(), horizon=horizon
+        st["y"].to_numpy(), st[list(PROBA_COLUMNS)].to_numpy(),
+        raw=st[list(RAW_COLUMNS)].to_numpy() if set(RAW_COLUMNS) <= set(st.columns) else None,
+        prior=st[list(PRIOR_COLUMNS)].to_numpy(), dates=st["date"].to_numpy(),
+        forward_returns=st["forward_return"].to_numpy(), confidence_threshold=config.confidence_threshold,
+        interval=True, block=max(1, config.horizon), seed=config.seed,
     )
-    out["baseline_prior_log_loss"] = M.log_loss(y, prior)
-    if {"raw_down", "raw_flat", "raw_up"} <= set(st.columns):  # before calibration, same rows
-        raw = st[["raw_down", "raw_flat", "raw_up"]].to_numpy()
-        out.update(log_loss_raw=M.log_loss(y, raw), accuracy_raw=M.accuracy(y, raw),
-                   brier_raw=M.brier_score(y, raw), ece_raw=M.expected_calibration_error(y, raw))
-    agg = {f"oos_{k}" if not k.startswith("baseline") else k: v for k, v in out.items()}
-    agg["oos_log_loss_skill_vs_prior"] = agg["baseline_prior_log_loss"] - agg["oos_log_loss"]
+    agg = {k if k.startswith("baseline") else f"oos_{k}": v for k, v in out.items()}
+    agg["oos_log_loss_skill_vs_prior"] = agg["oos_skill_vs_prior"]  # the name earlier runs used
     if per_window:
-        for key in ("log_loss", "accuracy", "brier", "sharpe"):
-            vals = [w[key] for w in per_window if key in w]
+        for key in ("log_loss", "log_loss_raw", "accuracy", "brier", "ece", "ic", "rank_ic"):
+            vals = [w[key] for w in per_window if key in w and np.isfinite(w[key])]
             if vals:
                 agg[f"mean_window_{key}"] = float(np.mean(vals))
+        ics = [w["ic"] for w in per_window if np.isfinite(w.get("ic", np.nan))]
+        if len(ics) > 1 and np.std(ics, ddof=1) > 0:
+            agg["window_icir"] = float(np.mean(ics) / np.std(ics, ddof=1))
         agg["n_windows"] = float(len(per_window))
+        agg["windows_calibrated_worse"] = float(sum(1 for w in per_window
+                                                    if w.get("log_loss", 0) > w.get("log_loss_raw", np.inf) + 1e-12))
     return agg
 
 
@@ -474,8 +555,9 @@ def run_walk_forward(
     config: TuneConfig,
     hooks: WalkForwardHooks | None = None,
     max_windows: int | None = None,
+    fixed_params: dict[str, Any] | None = None,
 ) -> WalkForwardResult:
-    """Tune, refit, calibrate and predict every walk-forward window.
+    """Tune (or, with ``fixed_params``, just fit), predict and forward-chain-calibrate every window.
 
     ``features``/``y``/``forward_return`` hold only labelled rows, aligned, indexed by
     (symbol, date). ``max_windows`` keeps only the most recent windows (benchmarks, demos).
@@ -494,23 +576,81 @@ def run_walk_forward(
         raise InsufficientDataError(
             f"no walk-forward window fits the data ({config.train_months} train + {config.test_months} test months)"
         )
+    dates = row_dates(features)
+    label_end = label_end_dates(dates, row_symbols(features, len(dates)), config.horizon + config.embargo_days)
+    calibration = ForwardChainedCalibration(config.calibration_policy())
     with _worker_pool(config) as pool:
-        results, skipped = _walk_windows(features, y_arr, fwd, splits, config, hooks, pool)
+        results, skipped = _walk_windows(features, y_arr, fwd, label_end, splits, config, hooks, pool, calibration,
+                                         fixed_params)
     if not results:
         raise InsufficientDataError(
             "every walk-forward window was skipped: " + "; ".join(f"window {w.index}: {r}" for w, r in skipped)
         )
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
-    metrics = aggregate_metrics(predictions, config.horizon, [r.metrics for r in results])
-    last = results[-1]
+    metrics = aggregate_metrics(predictions, config, [r.metrics for r in results])
+    if fixed_params is not None:
+        final, report = xgb_params_from(fixed_params), {"rule": "fixed params (no search)"}
+    else:
+        final, report = choose_final_params(results, features, y_arr, config)
     return WalkForwardResult(
         windows=results,
         skipped=skipped,
         predictions=predictions,
         metrics=metrics,
-        final_params=dict(last.tuning.best_params),
-        final_params_window=last.window.index,
+        final_params=final,
+        final_params_window=int(report.get("window", results[-1].window.index)),
+        calibration=calibration,
+        final_params_report=report,
     )
+
+
+def choose_final_params(results: list[WindowResult], features: pd.DataFrame, y: np.ndarray,
+                        config: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The deployable params: among the best trials of the last ``final_params_windows`` windows,
+    the one with the lowest validation log-loss pooled over those windows' validation slices.
+
+    Each candidate is refitted (early-stopped, as in its trial) on every recent window's fit rows
+    and scored on that window's validation slice; the pooled score weights windows by rows. A
+    trial that merely fitted its own slice's noise does not carry over to its neighbours'.
+    Returns (params with ``n_estimators`` = the trial's cap, a report for the tune run).
+    """
+    recent = [r for r in results if r.train_index is not None][-max(1, int(config.final_params_windows)):]
+    candidates: list[tuple[int, dict[str, Any]]] = []
+    for r in recent:
+        params = dict(r.tuning.trial_params or r.tuning.best_params)
+        if all(params != c for _, c in candidates):
+            candidates.append((r.window.index, params))
+    if len(recent) < 2 or len(candidates) < 2:
+        last = results[-1]
+        return (dict(last.tuning.trial_params or last.tuning.best_params),
+                {"rule": "best trial of the most recent window (one candidate)", "window": last.window.index})
+    scores = {i: [0.0, 0] for i in range(len(candidates))}
+    table: list[dict[str, Any]] = []
+    for r in recent:
+        X_tr, y_tr = features.iloc[r.train_index], y[r.train_index]
+        fit_idx, val_idx, _ = frame_holdout_split(X_tr, fraction=config.validation_fraction, horizon=config.horizon,
+                                                  embargo_days=config.embargo_days)
+        for i, (src, params) in enumerate(candidates):
+            pipe = MLPipeline(params, horizon=config.horizon, min_training_samples=1, seed=config.seed,
+                              n_jobs=config.threads(), class_weight=config.class_weight)
+            m = pipe.train(X_tr.iloc[fit_idx], y_tr[fit_idx], eval_set=(X_tr.iloc[val_idx], y_tr[val_idx]),
+                           early_stopping_rounds=config.early_stopping_rounds)
+            scores[i][0] += float(m["val_log_loss"]) * len(val_idx)
+            scores[i][1] += len(val_idx)
+            table.append({"candidate_window": src, "scored_on_window": r.window.index,
+                          "val_log_loss": float(m["val_log_loss"]), "n_rounds": int(m["n_rounds"]),
+                          "rows": int(len(val_idx))})
+    pooled = {i: tot / max(n, 1) for i, (tot, n) in scores.items()}
+    best = min(pooled, key=lambda i: (pooled[i], -candidates[i][0]))
+    src, params = candidates[best]
+    report = {
+        "rule": (f"best pooled validation log-loss over the last {len(recent)} windows among their best trials "
+                 "(n_estimators = the trial's cap; the final fit early-stops)"),
+        "window": src,
+        "pooled_val_log_loss": {str(candidates[i][0]): v for i, v in pooled.items()},
+        "table": table,
+    }
+    return dict(params), report
 
 
 def _worker_pool(config: TuneConfig):
@@ -524,8 +664,9 @@ def _worker_pool(config: TuneConfig):
     return TuneWorkerPool(config.workers - 1, config.storage)
 
 
-def _walk_windows(features: pd.DataFrame, y_arr: np.ndarray, fwd: np.ndarray, splits: list, config: TuneConfig,
-                  hooks: WalkForwardHooks, pool: "TuneWorkerPool | None",
+def _walk_windows(features: pd.DataFrame, y_arr: np.ndarray, fwd: np.ndarray, label_end: np.ndarray, splits: list,
+                  config: TuneConfig, hooks: WalkForwardHooks, pool: "TuneWorkerPool | None",
+                  calibration: ForwardChainedCalibration, fixed_params: dict[str, Any] | None,
                   ) -> tuple[list[WindowResult], list[tuple[Window, str]]]:
     results: list[WindowResult] = []
     skipped: list[tuple[Window, str]] = []
@@ -537,39 +678,44 @@ def _walk_windows(features: pd.DataFrame, y_arr: np.ndarray, fwd: np.ndarray, sp
             skipped.append((window, reason))
             hooks.window_skipped(window, reason)
             continue
-        name = study_name_for(config.study_name, window, frame_digest(X_tr, pd.Series(y_tr, index=X_tr.index)), config)
+        if fixed_params is None:
+            name = study_name_for(config.study_name, window, frame_digest(X_tr, pd.Series(y_tr, index=X_tr.index)),
+                                  config)
+        else:
+            name = ""
         on_trial = hooks.window_started(window, len(tr), len(te), name)
         try:
-            sink_of = getattr(hooks, "worker_trial_sink", None)
-            sink = sink_of() if config.workers > 1 and on_trial is not None and sink_of is not None else None
-            tuning = tune_window(X_tr, y_tr, config=config, study_name=name, on_trial=on_trial,
-                                 worker_sink=sink, pool=pool)
+            if fixed_params is not None:
+                tuning = fixed_window(X_tr, y_tr, fixed_params, config=config)
+            else:
+                sink_of = getattr(hooks, "worker_trial_sink", None)
+                sink = sink_of() if config.workers > 1 and on_trial is not None and sink_of is not None else None
+                tuning = tune_window(X_tr, y_tr, config=config, study_name=name, on_trial=on_trial,
+                                     worker_sink=sink, pool=pool)
         except InsufficientDataError as exc:
             log.warning("window %d skipped: %s", window.index, exc)
             skipped.append((window, str(exc)))
             hooks.window_skipped(window, str(exc))
             continue
-        model = fit_calibrated(
-            X_tr, pd.Series(y_tr, index=X_tr.index), tuning.best_params,
-            horizon=config.horizon, calibration_fraction=config.calibration_fraction,
-            method=config.calibration_method, embargo_days=config.embargo_days, seed=config.seed,
-            n_jobs=config.threads(),
-        )
-        raw = model.predict_raw(X_te)
-        proba = model.calibrator.transform(raw)
-        te_dates = row_dates(X_te)
-        metrics = M.evaluation_metrics(y_te, proba, dates=te_dates, forward_returns=fwd[te],
-                                       horizon=config.horizon, y_train=y_tr)
-        metrics.update({f"raw_{k}": v for k, v in M.evaluation_metrics(y_te, raw).items()
-                        if k in ("log_loss", "accuracy", "brier", "ece")})
-        pred = predictions_frame(X_te.index, y_te, proba, forward_return=fwd[te], window=window.index)
-        prior = np.asarray(M.class_distribution(y_tr))
-        pred[["prior_down", "prior_flat", "prior_up"]] = np.tile(prior, (len(pred), 1))
-        pred[["raw_down", "raw_flat", "raw_up"]] = raw
+        # the window's model: best params, early-stopped rounds, every (purged) training row
+        booster = MLPipeline(tuning.best_params, horizon=config.horizon, min_training_samples=1, seed=config.seed,
+                             n_jobs=config.threads(), class_weight=config.class_weight)
+        booster.train(X_tr, y_tr)
+        raw = booster.predict(X_te)
+        pred = predictions_frame(X_te.index, y_te, raw, forward_return=fwd[te], window=window.index)
+        pred["test_start"] = pd.Timestamp(window.test_start)
+        pred["label_end"] = label_end[te]
+        pred[list(RAW_COLUMNS)] = raw
+        proba, choice = calibration.add_window(window.index, window.test_start, pred)
+        pred[list(PROBA_COLUMNS)] = proba
+        prior = np.tile(np.asarray(M.class_distribution(y_tr)), (len(pred), 1))
+        pred[list(PRIOR_COLUMNS)] = prior
+        metrics = M.evaluation_metrics(y_te, proba, raw=raw, prior=prior, dates=row_dates(X_te),
+                                       forward_returns=fwd[te], confidence_threshold=config.confidence_threshold)
         result = WindowResult(
-            window=window, tuning=tuning, metrics=metrics, n_train=len(tr), n_test=len(te),
-            calibration_metrics=model.calibration_metrics, predictions=pred,
-            feature_importance=model.pipeline.feature_importance("gain"),
+            window=window, tuning=tuning, metrics=metrics, n_train=len(tr), n_test=len(te), calibration=choice,
+            predictions=pred[list(OOS_COLUMNS)], feature_importance=booster.feature_importance("gain"),
+            train_index=np.asarray(tr),
         )
         results.append(result)
         hooks.window_finished(result)

@@ -171,21 +171,43 @@ def test_auto_promotes_a_significantly_better_challenger_and_records_it(store: S
 
     from entrypoints.promote import run_promote
 
-    store.register("base")
+    store.register("better")
     first = run_promote(store.settings, auto=True)
-    assert first.decision == "promoted" and first.gate.decision == "no_champion" and first.champion_after == "1"
+    assert first.decision == "promoted" and first.gate.baseline == "class_prior" and first.champion_after == "1"
+    assert "beats the class prior" in first.message and first.gate.p_value < 0.05
+    store.register("base")
+    store.registry(mirror=False).promote("2")  # a weaker champion, for the champion-vs-challenger gate
     store.register("better")
     res = run_promote(store.settings, auto="true")
-    assert res.promoted and res.champion_before == "1" and res.champion_after == "2"
-    assert res.gate.p_value < 0.05 and res.gate.n_rows == 300
-    v2 = store.registry(mirror=False).get("2")
-    assert v2.is_active and v2.tags["promoted_by"] == "auto-gate"
-    assert float(v2.tags["gate.p_value"]) == pytest.approx(res.gate.p_value)
-    assert v2.tags["gate.vs_champion"] == "1"
+    assert res.promoted and res.champion_before == "2" and res.champion_after == "3"
+    assert res.gate.p_value < 0.05 and res.gate.n_rows == 300 and res.gate.baseline == "champion"
+    v3 = store.registry(mirror=False).get("3")
+    assert v3.is_active and v3.tags["promoted_by"] == "auto-gate"
+    assert float(v3.tags["gate.p_value"]) == pytest.approx(res.gate.p_value)
+    assert v3.tags["gate.vs_champion"] == "2" and v3.tags["gate.forced"] == "false"
     run = MlflowClient(tracking_uri=store.settings.mlflow.tracking_uri).get_run(res.mlflow_run_id)
     assert run.data.tags["signals.step"] == "promote"
-    assert run.data.params["promote.decision"] == "promoted" and run.data.params["promote.champion_before"] == "1"
+    assert run.data.params["promote.decision"] == "promoted" and run.data.params["promote.champion_before"] == "2"
     assert run.data.metrics["promote.p_value"] == pytest.approx(res.gate.p_value)
+
+
+def test_no_champion_and_no_skill_stays_challenger_unless_forced(store: Store) -> None:
+    from entrypoints.promote import run_promote
+    from signals.errors import SignalsError
+
+    store.register("worse")  # noise: loses to the class prior
+    res = run_promote(store.settings, auto=True)
+    assert res.decision == "kept" and not res.promoted and res.champion_after is None
+    assert "does not beat the class prior" in res.message and res.gate.baseline == "class_prior"
+    reg = store.registry(mirror=False)
+    assert reg.get_active() is None and reg.get("1").tags["gate.decision"] == "keep"
+    with pytest.raises(SignalsError, match="--force only applies to --auto"):
+        run_promote(store.settings, version="1", force=True)
+    forced = run_promote(store.settings, auto=True, force=True, reason="demo: inspect it anyway")
+    assert forced.promoted and forced.champion_after == "1" and "FORCED" in forced.message
+    v1 = store.registry(mirror=False).get("1")
+    assert v1.is_active and v1.tags["gate.forced"] == "true" and v1.tags["promoted_by"] != "auto-gate"
+    assert "forced over the gate" in v1.tags["promotion_reason"] and "demo: inspect it anyway" in v1.tags["promotion_reason"]
 
 
 def test_auto_keeps_the_champion_when_the_challenger_is_worse(store: Store) -> None:

@@ -60,6 +60,7 @@ def make_holdout(skill: float, seed: int, n_symbols: int = 5, n_dates: int = 60,
     p = np.random.default_rng(seed).dirichlet([4, 4, 4], size=len(frame))
     p = (1 - skill) * p + skill * np.eye(3)[frame["y"].to_numpy()]
     frame[["p_down", "p_flat", "p_up"]] = p / p.sum(axis=1, keepdims=True)
+    frame[["prior_down", "prior_flat", "prior_up"]] = 1 / 3  # labels are uniform: the class prior
     return frame
 
 

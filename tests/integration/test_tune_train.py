@@ -72,7 +72,10 @@ def test_run_tree_is_parent_window_trial(runs) -> None:
     for w in windows:
         assert w.info.status == "FINISHED"
         assert {"train_start", "train_end", "test_start", "test_end", "best.max_depth"} <= set(w.data.params)
-        assert {"oos_log_loss", "oos_accuracy", "oos_brier", "oos_sharpe", "baseline_prior_log_loss"} <= set(w.data.metrics)
+        assert {"oos_log_loss", "oos_log_loss_raw", "oos_accuracy", "oos_brier", "oos_ece", "oos_ece_raw",
+                "oos_skill_vs_prior", "baseline_prior_log_loss", "baseline_buy_hold_sharpe",
+                "calibration_pool_rows"} <= set(w.data.metrics)
+        assert w.data.params["calibration.method"] in ("identity", "temperature", "sigmoid", "isotonic")
     t = trials[0]
     assert {"val_log_loss", "pruned"} <= set(t.data.metrics) and "learning_rate" in t.data.params
     assert t.data.tags["pruned"] in ("true", "false")
@@ -82,9 +85,15 @@ def test_tune_parent_logs_aggregates_baselines_and_provenance(runs) -> None:
     tune, client = runs["tune"], runs["client"]
     parent = client.get_run(tune.run_id)
     m = parent.data.metrics
-    for key in ("oos_log_loss", "oos_accuracy", "oos_brier", "oos_ece", "oos_sharpe", "baseline_prior_log_loss",
-                "baseline_always_up_accuracy", "baseline_buy_hold_sharpe", "mean_window_log_loss"):
+    for key in ("oos_log_loss", "oos_log_loss_raw", "oos_accuracy", "oos_brier", "oos_ece", "oos_ece_raw",
+                "oos_skill_vs_prior", "oos_skill_vs_prior_lo", "oos_skill_vs_prior_hi", "oos_ic_pooled",
+                "baseline_prior_log_loss", "baseline_always_up_accuracy", "baseline_buy_hold_sharpe",
+                "mean_window_log_loss", "calibration_pool_rows"):
         assert np.isfinite(m[key]), key
+    assert m["oos_skill_vs_prior_lo"] <= m["oos_skill_vs_prior"] <= m["oos_skill_vs_prior_hi"]
+    assert m["oos_skill_vs_prior"] == pytest.approx(m["baseline_prior_log_loss"] - m["oos_log_loss"])
+    assert parent.data.params["calibration.method"] in ("identity", "temperature", "sigmoid", "isotonic")
+    assert "strategy Sharpe" in parent.data.params["tune.sharpe_definition"]
     assert 0.3 < m["oos_log_loss"] / np.log(3) < 1.5  # a sane 3-class log-loss
     p, tags = parent.data.params, parent.data.tags
     assert p["cfg.ml.prediction_horizon"] == "5" and p["cfg.walk_forward.train_months"] == "6"
@@ -97,7 +106,8 @@ def test_tune_parent_logs_aggregates_baselines_and_provenance(runs) -> None:
     assert "fundamentals" in ds.dataset.source
     artifacts = {a.path for a in client.list_artifacts(tune.run_id)} | {
         a.path for a in client.list_artifacts(tune.run_id, "plots")} | {a.path for a in client.list_artifacts(tune.run_id, "config")}
-    assert {"oos_predictions.parquet", "final_params.json", "windows.json", "config/resolved_settings.yaml",
+    assert {"oos_predictions.parquet", "final_params.json", "calibration.json", "windows.json",
+            "config/resolved_settings.yaml",
             "plots/window_metrics.png", "plots/cumulative_returns.png", "plots/confusion_matrix.png",
             "plots/reliability.png", "plots/feature_importance.png"} <= artifacts
 
@@ -105,8 +115,13 @@ def test_tune_parent_logs_aggregates_baselines_and_provenance(runs) -> None:
 def test_oos_predictions_artifact(runs) -> None:
     tune = runs["tune"]
     oos = pd.read_parquet(mlflow.artifacts.download_artifacts(tune.artifacts["oos_predictions"]))
-    assert list(oos.columns) == ["symbol", "date", "window", "y", "p_down", "p_flat", "p_up", "forward_return"]
+    from signals.ml.tuning import OOS_COLUMNS
+
+    assert list(oos.columns) == list(OOS_COLUMNS)
     assert set(oos["symbol"]) == set(SYMBOLS)
+    for cols in (["p_down", "p_flat", "p_up"], ["raw_down", "raw_flat", "raw_up"], ["prior_down", "prior_flat", "prior_up"]):
+        assert np.allclose(oos[cols].sum(axis=1), 1.0)
+    assert (oos["label_end"] > oos["date"]).all() and (oos["date"] >= oos["test_start"]).all()
     assert np.allclose(oos[["p_down", "p_flat", "p_up"]].sum(axis=1), 1.0)
     assert oos["forward_return"].notna().all() and set(oos["y"]) <= {0, 1, 2}
     for w in tune.windows:
@@ -120,7 +135,10 @@ def test_oos_predictions_artifact(runs) -> None:
 def test_train_uses_latest_tune_params_and_logs_honest_holdout(runs) -> None:
     tune, train, client = runs["tune"], runs["train"], runs["client"]
     assert train.params_source == "latest_tune_run" and train.tune_run_id == tune.run_id
-    assert train.params == tune.final_params
+    # the tune run's params; n_estimators was its cap, the final fit early-stopped inside it
+    assert {k: v for k, v in train.params.items() if k != "n_estimators"} == {
+        k: v for k, v in tune.final_params.items() if k != "n_estimators"}
+    assert 1 <= train.params["n_estimators"] <= tune.final_params["n_estimators"]
     run = client.get_run(train.run_id)
     p, tags, m = run.data.params, run.data.tags, run.data.metrics
     for key in ("train_start", "train_end", "holdout_start", "holdout_end", "n_train_rows"):
@@ -130,15 +148,22 @@ def test_train_uses_latest_tune_params_and_logs_honest_holdout(runs) -> None:
     # the last walk_forward.test_months (2) calendar months of the labelled data
     expected = pd.Timestamp(p["holdout_end"]) - pd.DateOffset(months=2) + pd.Timedelta(days=1)
     assert expected <= holdout_start < expected + pd.Timedelta(days=5)  # first trading day on/after
-    # the evaluation model's fit and calibration rows end >= horizon trading days before the hold-out
-    gap = pd.bdate_range(p["eval_calibration_end"], holdout_start)
+    # the evaluation model's rows end >= horizon trading days before the hold-out (purged)
+    gap = pd.bdate_range(p["eval_fit_end"], holdout_start)
     assert len(gap) - 1 >= h
-    assert pd.Timestamp(p["eval_fit_end"]) < pd.Timestamp(p["eval_calibration_start"])
-    for key in ("holdout_log_loss", "holdout_accuracy", "holdout_brier", "holdout_ece",
-                "holdout_log_loss_raw", "holdout_ece_raw", "calibration_ece_raw", "calibration_ece_calibrated"):
+    assert pd.Timestamp(p["eval_fit_start"]) < pd.Timestamp(p["eval_stopping_start"]) < holdout_start
+    for key in ("holdout_log_loss", "holdout_accuracy", "holdout_brier", "holdout_ece", "holdout_log_loss_raw",
+                "holdout_ece_raw", "holdout_baseline_prior_log_loss", "holdout_skill_vs_prior",
+                "holdout_skill_vs_prior_lo", "eval_calibration_pool_rows", "calibration_pool_rows", "n_rounds"):
         assert np.isfinite(m[key]), key
+    # the evaluation model's calibrator only saw OOS rows labelled before the hold-out
+    assert m["eval_calibration_pool_rows"] < m["calibration_pool_rows"]
+    assert p["calibration.method"] in ("identity", "temperature", "sigmoid", "isotonic")
+    assert p["calibration.source"].startswith(f"tune run {tune.run_id}")
     ho = pd.read_parquet(mlflow.artifacts.download_artifacts(train.artifacts["holdout_predictions"]))
-    assert list(ho.columns) == ["symbol", "date", "y", "p_down", "p_flat", "p_up"]
+    from entrypoints.train import HOLDOUT_COLUMNS
+
+    assert list(ho.columns) == list(HOLDOUT_COLUMNS)
     assert ho["date"].min() == holdout_start and ho["date"].max() == pd.Timestamp(p["holdout_end"])
     from signals.ml import metrics as M
 
@@ -170,7 +195,7 @@ def test_rerun_resumes_studies_and_reproduces(runs, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(runs["root"])
     again = run_tune(runs["settings"], symbols=SYMBOLS, start=START, end=END)
     assert again.final_params == runs["tune"].final_params
-    assert again.metrics == pytest.approx(runs["tune"].metrics)
+    assert again.metrics == pytest.approx(runs["tune"].metrics, nan_ok=True)
     client = runs["client"]
     windows = client.search_runs([again.experiment_id],
                                  filter_string=f"tags.`mlflow.parentRunId` = '{again.run_id}'")
@@ -187,7 +212,7 @@ def test_fresh_storage_same_seed_same_result(runs, tmp_path: Path, monkeypatch: 
                      storage=f"sqlite:///{tmp_path / 'fresh-optuna.db'}")
     assert fresh.storage != runs["tune"].storage
     assert fresh.final_params == runs["tune"].final_params
-    assert fresh.metrics == pytest.approx(runs["tune"].metrics, rel=1e-12)
+    assert fresh.metrics == pytest.approx(runs["tune"].metrics, rel=1e-12, nan_ok=True)
 
 
 def test_train_with_explicit_and_bad_tune_run(runs, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,7 +251,7 @@ def test_train_is_reproducible(runs, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(runs["root"])
     again = run_train(runs["settings"], symbols=SYMBOLS, start=START, end=END, tune_run_id=runs["tune"].run_id)
     assert again.params_source == "tune_run" and again.params == runs["train"].params
-    assert again.metrics == pytest.approx(runs["train"].metrics)
+    assert again.metrics == pytest.approx(runs["train"].metrics, nan_ok=True)
     assert again.model_uri != runs["train"].model_uri
 
 
@@ -268,6 +293,7 @@ def test_cli_tune_then_train(runs, monkeypatch: pytest.MonkeyPatch) -> None:
                         catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert f"params from latest_tune_run {tune_id}" in res.output
-    assert "model URI: models:/" in res.output and "holdout_log_loss" in res.output
+    assert "model URI: models:/" in res.output and "hold-out, evaluation model" in res.output
+    assert "class prior" in res.output and "calibration: " in res.output
     bad = runner.invoke(cli, ["tune", "--start", "not-a-date"])
     assert bad.exit_code == 2 and "ISO date" in bad.output

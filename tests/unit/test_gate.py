@@ -89,9 +89,23 @@ def test_only_common_rows_are_compared() -> None:
     assert res.n_rows == len(truth)
 
 
-def test_no_champion_promotes() -> None:
-    res = evaluate_gate(None, _predictions(_truth(), 0.1, 1))
-    assert res.decision == "no_champion" and res.promote
+def _with_prior(frame: pd.DataFrame, prior=(1 / 3, 1 / 3, 1 / 3)) -> pd.DataFrame:
+    out = frame.copy()
+    out[["prior_down", "prior_flat", "prior_up"]] = np.tile(prior, (len(out), 1))
+    return out
+
+
+def test_no_champion_promotes_only_a_challenger_that_beats_the_class_prior() -> None:
+    truth = _truth()
+    good = evaluate_gate(None, _with_prior(_predictions(truth, 0.3, 1)), n_resamples=500)
+    assert good.decision == "promote" and good.promote and good.baseline == "class_prior"
+    assert good.p_value < 0.01 and "beats the class prior" in good.reason
+    assert good.champion_log_loss == pytest.approx(np.log(3))  # the baseline's loss: the uniform prior
+    noise = evaluate_gate(None, _with_prior(_predictions(truth, 0.0, 1)), n_resamples=500)
+    assert noise.decision == "keep" and not noise.promote
+    assert "stays a challenger" in noise.reason and "class prior" in noise.reason
+    with pytest.raises(GateError, match="no class-prior columns"):
+        evaluate_gate(None, _predictions(truth, 0.3, 1))
 
 
 def test_contradicting_labels_and_missing_columns_are_errors() -> None:

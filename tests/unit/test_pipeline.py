@@ -105,10 +105,12 @@ def test_balanced_weights_shift_predictions_toward_minority() -> None:
     rng = np.random.default_rng(1)
     X = pd.DataFrame(rng.normal(size=(900, 3)), columns=["a", "b", "c"])
     y = pd.Series(np.r_[np.zeros(90), np.ones(720), np.full(90, 2)])  # 80% FLAT, pure noise features
-    pipe = MLPipeline(SMALL, min_training_samples=10, n_jobs=1).fit(X, y)
+    pipe = MLPipeline(SMALL, min_training_samples=10, n_jobs=1, class_weight="balanced").fit(X, y)
     mean_p = pipe.predict(X).mean(axis=0)
-    # unweighted the model would predict ~[0.1, 0.8, 0.1]; balanced weights pull toward 1/3 each
+    # unweighted the model predicts ~[0.1, 0.8, 0.1]; balanced weights pull toward 1/3 each
     assert mean_p[0] > 0.2 and mean_p[2] > 0.2 and mean_p[1] < 0.6
+    plain = MLPipeline(SMALL, min_training_samples=10, n_jobs=1).fit(X, y).predict(X).mean(axis=0)
+    assert plain[1] > 0.7 and plain[0] < 0.15
 
 
 def test_too_few_rows_is_a_signals_error(panel) -> None:

@@ -38,11 +38,13 @@ def test_search_space_bounds() -> None:
         trial = study.ask()
         p = TU.suggest_params(trial)
         study.tell(trial, 0.0)
-        assert 100 <= p["n_estimators"] <= 500 and isinstance(p["n_estimators"], int)
-        assert 3 <= p["max_depth"] <= 10 and isinstance(p["max_depth"], int)
+        assert 100 <= p["n_estimators"] <= 600 and isinstance(p["n_estimators"], int)
+        assert 2 <= p["max_depth"] <= 8 and isinstance(p["max_depth"], int)
         assert 0.01 <= p["learning_rate"] <= 0.2
-        assert 0.6 <= p["subsample"] <= 1.0 and 0.6 <= p["colsample_bytree"] <= 1.0
-        assert 1 <= p["min_child_weight"] <= 10
+        assert 0.5 <= p["subsample"] <= 1.0 and 0.3 <= p["colsample_bytree"] <= 1.0
+        assert 1 <= p["min_child_weight"] <= 300 and 0.1 <= p["reg_lambda"] <= 100 and 1e-3 <= p["reg_alpha"] <= 10
+    for name in ("learning_rate", "min_child_weight", "reg_lambda", "reg_alpha"):  # scale parameters: log
+        assert study.trials[0].distributions[name].log is True
     dist = study.trials[0].distributions["learning_rate"]
     assert dist.log is True and (dist.low, dist.high) == (0.01, 0.2)
 
@@ -81,13 +83,17 @@ def test_every_fit_sees_only_data_before_the_test_window(data, monkeypatch) -> N
             self.windows.append((window, len(seen)))
             return None
 
+        def window_finished(self, result):
+            self.ends.append(len(seen))
+
     hooks = Hooks()
+    hooks.ends = []
     res = TU.run_walk_forward(X, y, fwd, config=_config(), hooks=hooks)
     assert len(res.windows) == len(hooks.windows) >= 2
-    bounds = [start for _, start in hooks.windows[1:]] + [len(seen)]
+    bounds = hooks.ends
     for (window, first), last in zip(hooks.windows, bounds):
         calls = seen[first:last]
-        assert len(calls) == 3 + 1  # trials + the calibrated refit
+        assert len(calls) == 3 + 1  # trials + the window's refit (its calibrator comes from earlier windows)
         for fit_index, eval_index in calls:
             fit_dates = fit_index.get_level_values("date")
             assert fit_dates.max() < window.test_start
@@ -182,11 +188,23 @@ def test_same_seed_same_data_same_result(data) -> None:
     assert c.final_params != a.final_params
 
 
-def test_final_params_are_the_latest_windows_best(data) -> None:
+def test_final_params_are_the_best_pooled_over_recent_windows(data) -> None:
     X, y, fwd = data
-    res = TU.run_walk_forward(X, y, fwd, config=_config())
-    assert res.final_params == res.windows[-1].tuning.best_params
-    assert res.final_params_window == res.windows[-1].window.index
+    res = TU.run_walk_forward(X, y, fwd, config=_config(final_params_windows=3))
+    recent = res.windows[-3:]
+    report = res.final_params_report
+    candidates = {str(w.window.index): w.tuning.trial_params for w in recent}
+    assert set(report["pooled_val_log_loss"]) <= set(candidates)
+    best = min(report["pooled_val_log_loss"], key=report["pooled_val_log_loss"].get)
+    assert str(res.final_params_window) == best and res.final_params == candidates[best]
+    # every candidate was scored on every recent window's validation slice; pooled = row-weighted mean
+    table = pd.DataFrame(report["table"])
+    assert len(table) == len(report["pooled_val_log_loss"]) * 3
+    for cand, rows in table.groupby("candidate_window"):
+        pooled = (rows["val_log_loss"] * rows["rows"]).sum() / rows["rows"].sum()
+        assert pooled == pytest.approx(report["pooled_val_log_loss"][str(cand)])
+    # n_estimators stays the trial's cap (the final fit early-stops), not the window's stopped rounds
+    assert res.final_params["n_estimators"] >= res.windows[int(best) - res.windows[0].window.index].tuning.n_rounds
 
 
 def test_small_windows_are_skipped_not_fatal(data) -> None:
