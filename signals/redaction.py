@@ -211,28 +211,34 @@ def redact_mapping(mapping: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- logging
-class RedactingFilter(logging.Filter):
-    """A handler filter that masks credentials in the final message and any traceback text."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Mask credentials in a log record's final message and traceback text (in place)."""
+    try:
         message = record.getMessage()
-        cleaned = redact_text(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact_text(record.exc_text)
-        return True
+    except Exception:  # noqa: BLE001 - a broken format string is logging's to report, at emit time
+        return record
+    cleaned = redact_text(message)
+    if cleaned != message:
+        record.msg, record.args = cleaned, None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact_text(record.exc_text)
+    return record
 
 
-def install_log_redaction(logger: logging.Logger | None = None) -> None:
-    """Put one :class:`RedactingFilter` on every handler of ``logger`` (default: the root logger).
+def install_log_redaction() -> None:
+    """From now on, mask credentials in every log record this process creates.
 
-    Handler filters see the records of every child logger that propagates to them, so this
-    covers MLflow's, redis-py's and our own log lines.
+    Done where records are made (the record factory) rather than on handlers: MLflow and Optuna
+    log through their own handlers that do not propagate to the root logger. Idempotent.
     """
-    target = logger or logging.getLogger()
-    for handler in target.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
+    current = logging.getLogRecordFactory()
+    if getattr(current, "redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return redact_record(current(*args, **kwargs))
+
+    factory.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

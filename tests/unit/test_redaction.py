@@ -10,9 +10,9 @@ import pytest
 
 from signals.redaction import (
     MASK,
-    RedactingFilter,
     is_secret_name,
     redact_mapping,
+    redact_record,
     redact_text,
     redact_url,
     redact_value,
@@ -145,7 +145,7 @@ def test_redact_mapping_for_params_and_tags() -> None:
     assert out == {"cfg.redis.url": "redis://***@h", "cfg.seed": 42, "source.token": MASK}
 
 
-def test_log_filter_masks_message_args_and_traceback() -> None:
+def test_log_records_lose_credentials_in_message_args_and_traceback() -> None:
     record = logging.LogRecord("x", logging.WARNING, __file__, 1, "connecting to %s with %s", ("redis://t0k@h", "pwd=s3"), None)
     try:
         raise RuntimeError("auth failed for redis://:s3cr3t@h/0")
@@ -153,26 +153,34 @@ def test_log_filter_masks_message_args_and_traceback() -> None:
         import sys
 
         record.exc_info = sys.exc_info()
-    assert RedactingFilter().filter(record)
-    text = logging.Formatter().format(record)
+    text = logging.Formatter().format(redact_record(record))
     assert "t0k" not in text and "s3cr3t" not in text and "pwd=s3" not in text
     assert "redis://***@h" in text and "redis://:***@h/0" in text
 
 
-def test_log_filter_on_a_handler_covers_child_loggers(caplog: pytest.LogCaptureFixture) -> None:
+def test_installed_redaction_covers_non_propagating_loggers() -> None:
+    """MLflow and Optuna log through their own handlers; the record factory still sees them."""
+    import io
+
     from signals.redaction import install_log_redaction
 
-    root = logging.getLogger()
-    handler = logging.StreamHandler(__import__("io").StringIO())
-    root.addHandler(handler)
+    previous = logging.getLogRecordFactory()
+    logger = logging.getLogger("test-redaction.own-handler")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    logger.propagate = False
     try:
         install_log_redaction()
-        install_log_redaction()  # once per handler
-        assert sum(isinstance(f, RedactingFilter) for f in handler.filters) == 1
-        logging.getLogger("mlflow.some.child").warning("store at %s", "postgresql://u:s3cr3t@db/x")
-        assert handler.stream.getvalue().strip() == "store at postgresql://u:***@db/x"
+        installed = logging.getLogRecordFactory()
+        install_log_redaction()  # idempotent: one wrapper, not two
+        assert installed is not previous and logging.getLogRecordFactory() is installed
+        logger.warning("store at %s", "postgresql://u:s3cr3t@db/x")
+        logger.warning("bad format %s %s", "only one")  # a broken call is still logging's to report
+        assert stream.getvalue().splitlines()[0] == "store at postgresql://u:***@db/x"
     finally:
-        root.removeHandler(handler)
+        logging.setLogRecordFactory(previous)
+        logger.removeHandler(handler)
 
 
 def test_one_home_for_redaction() -> None:
