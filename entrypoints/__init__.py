@@ -227,14 +227,19 @@ def common_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def run_main(fn: Callable[[], int | None]) -> None:
-    """Run an entry point's body: user errors become a one-line message and exit code 1."""
+    """Run an entry point's body: user errors become a one-line message and exit code 1.
+
+    Log lines and the error message pass through :mod:`signals.redaction` (no credential leaves).
+    """
     from signals.errors import SignalsError
+    from signals.redaction import install_log_redaction, redact_text
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    install_log_redaction()
     try:
         code = fn()
     except SignalsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code or 0)
 

@@ -1,6 +1,7 @@
 """``features`` step: build (or load from cache) the point-in-time feature matrix and log it.
 
-The run records what was built (symbols, date range, rows, per-category feature counts and NaN
+The run records the resolved configuration (``cfg.*`` params and ``config/resolved_settings.yaml``,
+credentials masked), what was built (symbols, date range, rows, per-category feature counts and NaN
 shares, cache hits), the feature registry, a full-data digest of the matrix, and the matrix itself
 as ``features/features.parquet`` so later steps and notebooks can read exactly these features.
 """
@@ -71,6 +72,7 @@ def run_features(
     categories = category_summary(frame)
     with T.start_step_run(run_name=f"features-{dates.min().date()}-{dates.max().date()}", tags=tags) as run:
         rid = run.info.run_id
+        T.log_resolved_config(client, rid, settings)  # what the cache was built with, credentials masked
         T.log_params_batch(client, rid, {
             "symbols": ",".join(syms), "start": start or "", "end": end or "",
             "feature_version": FEATURE_VERSION, "cache_dir": str(store.cache_dir),

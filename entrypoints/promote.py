@@ -251,13 +251,16 @@ def run_registry_step(step: Any, config: str | None) -> int:
 
     Returns the exit code: 1 (with ``Error: ...``) for a user error, else 0.
     """
+    from signals.redaction import install_log_redaction, redact_text
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    install_log_redaction()
     try:
         from signals.config import load_settings
 
         result = step(load_settings(config))
     except SignalsError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        print(f"Error: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     print(result.message)
     if result.mirror_ok is False:

@@ -106,14 +106,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-id", required=True, help="the training run whose model to register")
     parser.add_argument("--config", default=None, help="settings file (default config/settings.yaml)")
     args = parser.parse_args(argv)
+    from signals.redaction import install_log_redaction, redact_text
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    install_log_redaction()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         from signals.config import load_settings
 
         version = run_register(load_settings(args.config), args.run_id)
     except SignalsError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        print(f"Error: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     print(f"registered run {args.run_id} as version {version.version_id} (aliases: {', '.join(version.aliases) or '-'})")
     return 0

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from signals.errors import SignalsError
 from signals.io import atomic_write_json
+from signals.redaction import redact_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from signals.config import Settings
@@ -278,15 +279,8 @@ class AlertManager:
                     break
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-        raise AlertDeliveryError(f"{_redact(url)}: {last} after {attempt + 1} attempt(s)")
-
-
-def _redact(url: str) -> str:
-    """Webhook URLs carry secrets (Slack path, Telegram bot token): show only scheme + host."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/..."
+        # A webhook URL's path is its credential (Slack path, Telegram bot token): show the host only.
+        raise AlertDeliveryError(f"{redact_url(url, hide_path=True)}: {last} after {attempt + 1} attempt(s)")
 
 
 def _redis_ok(client: Any) -> bool:

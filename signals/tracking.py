@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import re
 import subprocess
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import pandas as pd
 
 from signals.digest import frame_digest
+from signals.redaction import redact_mapping, redact_value
 
 if TYPE_CHECKING:
     from signals.config import Settings
@@ -55,8 +55,8 @@ MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAM_VALUE = 6000
 
-_SECRET_KEY = re.compile(r"(webhook|password|secret|token|api_key)", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.IGNORECASE)
+# Callers that redact one value (e.g. the tune step's storage URL) keep using ``T.redact``.
+redact = redact_value
 
 
 # ------------------------------------------------------------------------------- setup
@@ -139,31 +139,16 @@ def provenance_tags(feature_version: str | None = None) -> dict[str, str]:
     return tags
 
 
-def redact(key: str, value: Any) -> Any:
-    """Hide secrets: whole value for secret-looking keys, the password part of URLs otherwise."""
-    if value is None:
-        return None
-    if _SECRET_KEY.search(key):
-        return "***"
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", value)
-    return value
-
-
 def resolved_config(settings: "Settings") -> dict[str, Any]:
-    """``settings.flat()`` with secrets redacted."""
-    return {k: redact(k, v) for k, v in settings.flat().items()}
+    """``settings.flat()`` with credentials masked (:mod:`signals.redaction`)."""
+    return redact_mapping(settings.flat())
 
 
 def resolved_config_yaml(settings: "Settings") -> str:
+    """The resolved settings as YAML, credentials masked."""
     import yaml
 
-    def walk(prefix: str, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: walk(f"{prefix}.{k}" if prefix else k, v) for k, v in value.items()}
-        return redact(prefix, value)
-
-    return yaml.safe_dump(walk("", settings.model_dump(mode="json")), sort_keys=False)
+    return yaml.safe_dump(redact_value("", settings.model_dump(mode="json")), sort_keys=False)
 
 
 def _param_value(v: Any) -> str:
@@ -172,9 +157,11 @@ def _param_value(v: Any) -> str:
 
 
 def log_params_batch(client: Any, run_id: str, params: Mapping[str, Any], prefix: str = "") -> None:
+    """Params in batches of 100; every value passes redaction, since params are shown to anyone
+    who can read the tracking store."""
     from mlflow.entities import Param
 
-    items = [Param(f"{prefix}{k}", _param_value(v)) for k, v in params.items()]
+    items = [Param(f"{prefix}{k}", _param_value(v)) for k, v in redact_mapping(params).items()]
     for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
         client.log_batch(run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
 
@@ -199,7 +186,7 @@ def log_metrics_batch(client: Any, run_id: str, metrics: Mapping[str, Any], step
 def set_tags_batch(client: Any, run_id: str, tags: Mapping[str, Any]) -> None:
     from mlflow.entities import RunTag
 
-    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in redact_mapping(tags).items()])
 
 
 def log_resolved_config(client: Any, run_id: str, settings: "Settings") -> None:
@@ -256,7 +243,7 @@ def log_training_dataset(
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
     digest = digest or frame_digest(df)
-    flat_source = {k: _param_value(v) for k, v in source.items()}
+    flat_source = {k: _param_value(v) for k, v in redact_mapping(source).items()}
     with warnings.catch_warnings():  # the integer target column triggers MLflow's schema hint
         warnings.simplefilter("ignore", UserWarning)
         ds = mlflow.data.from_pandas(
@@ -394,9 +381,10 @@ def start_step_run(run_name: str, tags: Mapping[str, str]):
     """
     import mlflow
 
+    tags = redact_mapping(tags)
     if mlflow.active_run() is not None:
-        return mlflow.start_run(run_name=run_name, tags=dict(tags), nested=True)
-    return mlflow.start_run(run_name=run_name, tags=dict(tags))
+        return mlflow.start_run(run_name=run_name, tags=tags, nested=True)
+    return mlflow.start_run(run_name=run_name, tags=tags)
 
 
 def open_client_run(client: Any, experiment_id: str, run_name: str, tags: Mapping[str, str]) -> tuple[str, bool]:
@@ -405,6 +393,7 @@ def open_client_run(client: Any, experiment_id: str, run_name: str, tags: Mappin
     Returns ``(run_id, owned)``; ``owned`` is False when the run is the one ``mlflow run`` created
     (the caller must then not terminate it).
     """
+    tags = redact_mapping(tags)
     env_run = os.environ.get("MLFLOW_RUN_ID")
     parent = parent_run_tags()
     if not parent and env_run:

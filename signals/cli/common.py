@@ -30,8 +30,11 @@ class Context:
         return self._settings
 
     def setup_logging(self) -> None:
+        from signals.redaction import install_log_redaction
+
         level = logging.WARNING - 10 * min(self.verbose, 2)
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        install_log_redaction()
         logging.getLogger("signals").setLevel(min(level, logging.INFO))
 
 
@@ -39,7 +42,7 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 def run_cli(group: click.Group) -> None:
-    """Run the click group; a :class:`SignalsError` becomes ``Error: ...`` and exit 1."""
+    """Run the click group; a :class:`SignalsError` becomes ``Error: ...`` (credentials masked) and exit 1."""
     try:
         group.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -51,7 +54,9 @@ def run_cli(group: click.Group) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except SignalsError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        from signals.redaction import redact_text
+
+        click.echo(f"Error: {redact_text(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -88,7 +88,9 @@ def print_summary(res: "PipelineResult", settings: "Settings") -> None:
             f"signals: none today (no calibrated confidence above {settings.ml.confidence_threshold})"
         )
     click.echo("")
-    uri = settings.mlflow.tracking_uri
+    from signals.redaction import redact_url
+
+    uri = redact_url(settings.mlflow.tracking_uri)
     click.echo("where to look:")
     click.echo(f"  mlflow ui --backend-store-uri {uri}     (or: make ui) -> http://127.0.0.1:5000")
     click.echo(f"  signals registry list   |   signals generate   |   signals serve   |   signals monitor")
