@@ -22,7 +22,8 @@ SECTOR = "Technology"
 SECTOR_ETF = "XLK"
 
 
-def _arch_frame(module: str) -> pd.DataFrame:
+def arch_frame(module: str) -> pd.DataFrame:
+    """One of ``arch.data``'s bundled series as a frame with a ``date`` column and lower-case names."""
     import importlib
 
     df = importlib.import_module(f"arch.data.{module}").load()
@@ -45,11 +46,11 @@ class SampleProvider(DataProvider):
 
     def _raw_market(self, symbol: str) -> pd.DataFrame | None:
         if symbol == "SPY":
-            return _arch_frame("sp500")
+            return arch_frame("sp500")
         if symbol == SECTOR_ETF:
-            return _arch_frame("nasdaq")
+            return arch_frame("nasdaq")
         if symbol == "VIX":
-            vix = _arch_frame("vix").dropna(subset=["vix"])  # holidays are NaN rows
+            vix = arch_frame("vix").dropna(subset=["vix"])  # holidays are NaN rows
             return pd.DataFrame(
                 {"date": vix["date"], "open": vix["vix"], "high": vix["vix"], "low": vix["vix"], "close": vix["vix"]}
             )
