@@ -50,6 +50,27 @@ def test_load_sql_then_read_back_equals_parquet(tmp_path, pg_schema) -> None:
     assert len(SqlProvider(PG_URL, schema=pg_schema).bars("MSFT")) == len(sample.bars("MSFT"))
 
 
+def test_close_only_symbols_load_and_read_back(tmp_path, pg_schema) -> None:
+    """skfolio's close-only bars (NULL open/high/low/volume) next to the sample's full bars."""
+    from signals.data.skfolio_sp500 import SkfolioProvider
+    from signals.data.sql import SqlProvider, load_layout_to_sql
+
+    skfolio = SkfolioProvider()
+    root = export_provider(skfolio, tmp_path / "layout", ["KO", "GE"])
+    counts = load_layout_to_sql(root, PG_URL, pg_schema)
+    assert counts["bars"] == 2 * 8313
+    sql = SqlProvider(PG_URL, schema=pg_schema)
+    got, report = sql.bars_with_report("KO")
+    assert report.close_only
+    pd.testing.assert_frame_equal(got, skfolio.bars("KO"), check_freq=False)
+    pd.testing.assert_frame_equal(sql.market_bars("SPY"), skfolio.market_bars("SPY"), check_freq=False)
+    assert sql.sector_of("GE") == ("Industrials", "")
+    # full OHLCV symbols share the tables
+    load_layout_to_sql(export_provider(SampleProvider(), tmp_path / "sample", ["IBM"]), PG_URL, pg_schema)
+    both = SqlProvider(PG_URL, schema=pg_schema)
+    assert not both.bars_with_report("IBM")[1].close_only and both.bars_with_report("KO")[1].close_only
+
+
 def test_bad_layout_loads_nothing(tmp_path, pg_schema) -> None:
     from signals.data.sql import SqlProvider, load_layout_to_sql
 
