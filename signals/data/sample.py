@@ -22,8 +22,7 @@ SECTOR = "Technology"
 SECTOR_ETF = "XLK"
 
 
-def arch_frame(module: str) -> pd.DataFrame:
-    """One of ``arch.data``'s bundled series as a frame with a ``date`` column and lower-case names."""
+def _arch_frame(module: str) -> pd.DataFrame:
     import importlib
 
     df = importlib.import_module(f"arch.data.{module}").load()
@@ -46,11 +45,11 @@ class SampleProvider(DataProvider):
 
     def _raw_market(self, symbol: str) -> pd.DataFrame | None:
         if symbol == "SPY":
-            return arch_frame("sp500")
+            return _arch_frame("sp500")
         if symbol == SECTOR_ETF:
-            return arch_frame("nasdaq")
+            return _arch_frame("nasdaq")
         if symbol == "VIX":
-            vix = arch_frame("vix").dropna(subset=["vix"])  # holidays are NaN rows
+            vix = _arch_frame("vix").dropna(subset=["vix"])  # holidays are NaN rows
             return pd.DataFrame(
                 {"date": vix["date"], "open": vix["vix"], "high": vix["vix"], "low": vix["vix"], "close": vix["vix"]}
             )

@@ -10,12 +10,13 @@
   sector-relative features are NaN. SPY as a stand-in would only repeat the SPY features
   under sector names, and the universe is too small for a sector index of its own (GE is
   alone in industrials).
-* VIX: ``arch.data.vix`` (2014-2019 only), as in the sample provider.
+* VIX: the ``vix.csv.gz`` that ships in ``arch.data.vix`` (2014-2019 only), as in the sample provider.
 * Fundamentals, insider transactions, short interest: none (those features are NaN). Nothing
   here is synthetic.
 
-The files are read where skfolio installed them, without importing skfolio: its package
-import pulls in cvxpy, scipy and plotly (over a second) for two small CSV files.
+The files are read where their packages installed them, without importing the packages:
+importing skfolio pulls in cvxpy, scipy and plotly, importing arch pulls in scipy.stats
+(together 2-3 s of a 3 s feature build here) for three small CSV files.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import pandas as pd
 
 from signals.data.errors import DataError
 from signals.data.providers import SPY, VIX, DataProvider
-from signals.data.sample import arch_frame
 
 STOCKS_FILE = "sp500_dataset.csv.gz"
 INDEX_FILE = "sp500_index.csv.gz"
@@ -59,21 +59,22 @@ SKFOLIO_SECTORS: dict[str, str] = {
 NO_SECTOR_ETF = ""
 
 
-def skfolio_data_file(name: str) -> Path:
-    """Where skfolio installed its bundled data file ``name`` (found without importing skfolio)."""
-    spec = importlib.util.find_spec("skfolio")
+def package_data_file(package: str, relative: str) -> Path:
+    """Where ``package`` installed its data file ``relative`` (found without importing the package:
+    ``find_spec`` of a top-level name only locates it)."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise DataError("data.provider 'skfolio' needs the skfolio package, which is not installed (pip install skfolio)")
+        raise DataError(f"data.provider 'skfolio' needs the {package} package, which is not installed (pip install {package})")
     root = Path(next(iter(spec.submodule_search_locations)))
-    path = root / "datasets" / "data" / name
+    path = root / relative
     if not path.is_file():
-        raise DataError(f"the installed skfolio at {root} has no bundled data file datasets/data/{name}")
+        raise DataError(f"the installed {package} at {root} has no data file {relative}")
     return path
 
 
 def _read_wide(name: str) -> pd.DataFrame:
-    """One bundled CSV: a date column, then one column of closes per series."""
-    path = skfolio_data_file(name)
+    """One of skfolio's bundled CSVs: a date column, then one column of closes per series."""
+    path = package_data_file("skfolio", f"datasets/data/{name}")
     try:
         frame = pd.read_csv(path, index_col=0, parse_dates=True)
     except (OSError, ValueError) as exc:
@@ -88,6 +89,18 @@ def _closes(frame: pd.DataFrame, column: str, path_name: str) -> pd.DataFrame:
         raise DataError(f"skfolio data file {path_name} has no column {column!r} (has {list(frame.columns)})")
     series = frame[column].dropna()
     return pd.DataFrame({"date": series.index, "close": series.to_numpy()})
+
+
+def _arch_vix() -> pd.DataFrame:
+    """``date, close`` of arch's bundled VIX, as ``arch.data.vix.load()`` reads it (holidays are empty rows)."""
+    path = package_data_file("arch", "data/vix/vix.csv.gz")
+    raw = pd.read_csv(path)
+    raw.columns = [str(c).lower() for c in raw.columns]
+    if not {"date", "vix"} <= set(raw.columns):
+        raise DataError(f"arch's VIX file {path} has columns {list(raw.columns)}, expected date and vix")
+    vix = pd.to_numeric(raw["vix"], errors="coerce")
+    keep = vix.notna().to_numpy()
+    return pd.DataFrame({"date": pd.to_datetime(raw["date"])[keep].to_numpy(), "close": vix[keep].to_numpy()})
 
 
 class SkfolioProvider(DataProvider):
@@ -121,8 +134,7 @@ class SkfolioProvider(DataProvider):
             index = _read_wide(INDEX_FILE)
             return _closes(index, str(index.columns[0]), INDEX_FILE)
         if symbol == VIX:
-            vix = arch_frame("vix").dropna(subset=["vix"])  # holidays are NaN rows
-            return pd.DataFrame({"date": vix["date"], "close": vix["vix"]})
+            return _arch_vix()
         return None
 
     def _raw_events(self, table: str) -> pd.DataFrame | None:

@@ -68,12 +68,22 @@ def test_real_data_only_and_described(provider: SkfolioProvider) -> None:
     assert "skfolio" in desc["bars"] and "real" in desc["bars"] and desc["skfolio_version"] != "not installed"
 
 
-def test_reads_the_files_without_importing_skfolio() -> None:
+def test_reads_the_files_without_importing_skfolio_or_arch() -> None:
+    """Both packages' imports are slow (cvxpy, scipy.stats) and only their data files are needed."""
     code = ("import sys; from signals.data.skfolio_sp500 import SkfolioProvider; p = SkfolioProvider(); "
-            "p.bars('AAPL'); p.market_bars('SPY'); print(any(m.split('.')[0] == 'skfolio' for m in sys.modules))")
+            "p.bars('AAPL'); p.market_bars('SPY'); p.market_bars('VIX'); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'skfolio', 'arch'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"
+
+
+def test_vix_is_what_arch_loads() -> None:
+    from arch.data import vix
+
+    want = vix.load()["vix"].dropna()
+    got = SkfolioProvider().market_bars("VIX")["close"]
+    assert got.index.equals(pd.DatetimeIndex(want.index, name="date")) and np.array_equal(got.to_numpy(), want.to_numpy())
 
 
 def test_selected_by_settings(settings) -> None:
