@@ -175,9 +175,10 @@ def test_parquet_close_only_layout(tmp_path) -> None:
     assert p.sector_of("CLO") == ("Energy", "") and p.market_bars("") is None
 
 
-def test_feature_store_mixes_full_and_close_only_symbols(tmp_path) -> None:
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_feature_store_mixes_full_and_close_only_symbols(tmp_path, n_jobs: int) -> None:
     """A close-only symbol next to a full one: the full one's features are those it has alone,
-    and the build says which symbol lacks which fields."""
+    and the build says which symbol lacks which fields (in-process and from worker processes)."""
     from signals.features import FeatureStore
 
     dates = pd.bdate_range("2019-01-01", periods=400, name="date")
@@ -190,8 +191,9 @@ def test_feature_store_mixes_full_and_close_only_symbols(tmp_path) -> None:
         "market": {"SPY": synthetic_bars("SPY", dates)[["date", "close"]]},
     }
     root = write_layout(tmp_path / "d", tables)
-    store = FeatureStore(tmp_path / "cache", n_jobs=1)
+    store = FeatureStore(tmp_path / "cache", n_jobs=n_jobs, min_parallel_symbols=2)
     both = store.get_features(None, None, None, ParquetProvider(root))
+    assert store.last_stats.workers == n_jobs
     assert store.last_stats.absent_fields == {"CLO": ("open", "high", "low", "volume")}
     alone = FeatureStore(tmp_path / "cache2", n_jobs=1).get_features(["FUL"], None, None, ParquetProvider(root))
     assert both.loc["FUL"].to_numpy().tobytes() == alone.loc["FUL"].to_numpy().tobytes()
