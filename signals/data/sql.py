@@ -141,6 +141,17 @@ class SqlProvider(DataProvider):
         return {**super().describe(), "url": self.engine.url.render_as_string(hide_password=True), "schema": self.schema}
 
 
+def _null_rejected(table: str, exc: Exception) -> Exception:
+    """A table from before close-only bars rejects their NULLs: say how to fix it (other errors pass)."""
+    if "null" not in str(getattr(exc, "orig", exc)).lower():
+        return exc
+    drop = ", ".join(f"ALTER COLUMN {c} DROP NOT NULL" for c in NON_CLOSE_COLUMNS)
+    return DataError(
+        f"table {table} rejects the NULL open/high/low/volume of close-only bars (it was created before "
+        f"they existed); run once: ALTER TABLE {table} {drop}; nothing was loaded"
+    )
+
+
 def load_layout_to_sql(root: str | os.PathLike[str], url: str, schema: str | None = None) -> dict[str, int]:
     """Load a parquet-layout directory into SQL, replacing the rows of the symbols it holds.
 
@@ -148,6 +159,7 @@ def load_layout_to_sql(root: str | os.PathLike[str], url: str, schema: str | Non
     Rows are validated first (through :class:`ParquetProvider`), so bad data never lands.
     """
     from sqlalchemy import bindparam, text
+    from sqlalchemy.exc import IntegrityError
 
     from signals.data.parquet import ParquetProvider
 
@@ -203,7 +215,10 @@ def load_layout_to_sql(root: str | os.PathLike[str], url: str, schema: str | Non
                   "market_bars": pd.concat([prep(f) for f in market], ignore_index=True) if market else None}
         for table, out in frames.items():
             if out is not None:
-                out.to_sql(table, conn, schema=schema, if_exists="append", index=False, chunksize=5000, method="multi")
+                try:
+                    out.to_sql(table, conn, schema=schema, if_exists="append", index=False, chunksize=5000, method="multi")
+                except IntegrityError as exc:
+                    raise _null_rejected(f"{q}{table}", exc) from None
                 counts[table] = len(out)
         for table, frame in events.items():
             if not frame.empty:

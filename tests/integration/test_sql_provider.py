@@ -71,6 +71,24 @@ def test_close_only_symbols_load_and_read_back(tmp_path, pg_schema) -> None:
     assert not both.bars_with_report("IBM")[1].close_only and both.bars_with_report("KO")[1].close_only
 
 
+def test_old_not_null_tables_reject_close_only_bars_with_the_fix(tmp_path, pg_schema) -> None:
+    import sqlalchemy
+
+    from signals.data.skfolio_sp500 import SkfolioProvider
+    from signals.data.sql import load_layout_to_sql
+
+    engine = sqlalchemy.create_engine(PG_URL)
+    with engine.begin() as conn:  # the bars table as it was created before close-only bars
+        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {pg_schema}"))
+        cols = ", ".join(f"{c} DOUBLE PRECISION NOT NULL" for c in ("open", "high", "low", "close", "volume"))
+        conn.execute(sqlalchemy.text(f"CREATE TABLE {pg_schema}.bars (symbol TEXT NOT NULL, date DATE NOT NULL, {cols}, "
+                                     "adj_close DOUBLE PRECISION, PRIMARY KEY (symbol, date))"))
+    engine.dispose()
+    root = export_provider(SkfolioProvider(), tmp_path / "layout", ["KO"])
+    with pytest.raises(DataError, match=rf"{pg_schema}\.bars .*ALTER TABLE {pg_schema}\.bars ALTER COLUMN open DROP NOT NULL"):
+        load_layout_to_sql(root, PG_URL, pg_schema)
+
+
 def test_bad_layout_loads_nothing(tmp_path, pg_schema) -> None:
     from signals.data.sql import SqlProvider, load_layout_to_sql
 
