@@ -30,6 +30,7 @@ class FeaturesResult:
     last: str
     features_uri: str
     categories: list[dict[str, Any]] = field(default_factory=list)
+    unavailable: list[dict[str, Any]] = field(default_factory=list)  # close-only symbols and the features they lose
     cache_hits: int = 0
     built: int = 0
     seconds: float = 0.0
@@ -47,6 +48,7 @@ def run_features(
     from signals import tracking as T
     from signals.data import get_provider
     from signals.features import FEATURE_VERSION, FEATURES, FeatureStore
+    from signals.features.availability import absent_field_summary
     from signals.features.registry import category_summary
 
     t0 = time.perf_counter()
@@ -70,6 +72,7 @@ def run_features(
         T.TAG_DATA_SYNTHETIC: str(source.get("synthetic", "none")),
     }
     categories = category_summary(frame)
+    unavailable = absent_field_summary(stats.absent_fields)
     with T.start_step_run(run_name=f"features-{dates.min().date()}-{dates.max().date()}", tags=tags) as run:
         rid = run.info.run_id
         T.log_resolved_config(client, rid, settings)  # what the cache was built with, credentials masked
@@ -83,18 +86,22 @@ def run_features(
             "nan_share": float(frame.isna().to_numpy().mean()),
             **{f"features_{c['category']}": c["features"] for c in categories},
             **{f"nan_share_{c['category']}": c["nan_share"] for c in categories},
+            "n_symbols_missing_bar_fields": len(stats.absent_fields),
         })
         T.log_json(client, rid, [
-            {"name": f.name, "category": f.category, "description": f.description} for f in FEATURES
+            {"name": f.name, "category": f.category, "description": f.description, "needs": list(f.needs)}
+            for f in FEATURES
         ], "features/registry.json")
         T.log_json(client, rid, categories, "features/summary.json")
+        if unavailable:
+            T.log_json(client, rid, unavailable, "features/unavailable.json")
         features_uri = T.log_parquet(client, rid, frame.reset_index(), "features/features.parquet")
         T.log_training_dataset(frame.reset_index(), name=f"signals-features-{FEATURE_VERSION}", source=source,
                                context="features", targets=None, digest=digest)
     return FeaturesResult(
         run_id=rid, digest=digest, rows=len(frame), n_features=frame.shape[1], symbols=syms,
         first=dates.min().date().isoformat(), last=dates.max().date().isoformat(), features_uri=features_uri,
-        categories=categories, cache_hits=stats.cache_hits, built=stats.built, seconds=time.perf_counter() - t0,
+        categories=categories, unavailable=unavailable, cache_hits=stats.cache_hits, built=stats.built, seconds=time.perf_counter() - t0,
     )
 
 

@@ -166,7 +166,7 @@ class TuningSettings(_Section):
 
 
 class DataSettings(_Section):
-    provider: Literal["sample", "parquet", "sql"] = "sample"
+    provider: Literal["sample", "skfolio", "parquet", "sql"] = "sample"
     path: str | None = None
     sql_url: str | None = None
     sql_schema: str | None = None

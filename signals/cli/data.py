@@ -6,6 +6,9 @@ import click
 
 from signals.cli.common import Context, echo_json, pass_ctx, print_table
 
+# signals.data.providers.PROVIDERS, spelled out: importing it here would load pandas for every command (a test keeps them equal)
+PROVIDER_CHOICES = ("sample", "skfolio", "parquet", "sql")
+
 
 @click.group()
 def data() -> None:
@@ -14,27 +17,33 @@ def data() -> None:
 
 @data.command("check")
 @click.option("--symbols", "-s", multiple=True, help="Symbols to check (repeatable; default: the whole universe).")
-@click.option("--provider", type=click.Choice(["sample", "parquet", "sql"]), default=None, help="Override data.provider.")
+@click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default=None, help="Override data.provider.")
 @click.option("--path", default=None, help="Override data.path (parquet layout directory).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
 def check(ctx: Context, symbols: tuple[str, ...], provider: str | None, path: str | None, as_json: bool) -> None:
-    """Validate bars and event tables; print per-symbol coverage."""
-    from signals.data.checks import check_source
+    """Validate bars and event tables; print per-symbol coverage and the features the source cannot provide."""
+    from signals.features.availability import check_source_features
 
     settings = ctx.settings
     if provider or path:
         settings = settings.model_copy(
             update={"data": settings.data.model_copy(update={k: v for k, v in {"provider": provider, "path": path}.items() if v})}
         )
-    summary = check_source(settings, list(symbols) or settings.data.symbols or None)
+    summary = check_source_features(settings, list(symbols) or settings.data.symbols or None)
     if as_json:
         echo_json(summary)
         return
     click.echo(f"source: {summary['source']}")
-    print_table(summary["symbols"], ["symbol", "rows", "first", "last", "gaps", "adjusted_rows", "fixes"])
+    print_table(summary["symbols"], ["symbol", "rows", "first", "last", "gaps", "adjusted_rows", "bars", "fixes"])
     click.echo("")
     print_table(summary["tables"], ["table", "rows", "symbols", "first_available", "last_available", "synthetic"])
+    if summary["unavailable"]:
+        click.echo("\nunavailable features (NaN):")
+        for item in summary["unavailable"]:
+            where = "" if item["scope"] == "all" else f" ({item['scope']})"
+            click.echo(f"  {item['input']}: {item['why']}")
+            click.echo(f"    {item['n_features']} feature(s){where}: {', '.join(item['features'])}")
 
 
 @data.command("export")

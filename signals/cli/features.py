@@ -34,6 +34,7 @@ def build(
 
     from signals.data import get_provider
     from signals.features import FEATURE_VERSION, FeatureStore
+    from signals.features.availability import absent_field_summary
     from signals.features.registry import category_summary
 
     settings = ctx.settings
@@ -64,6 +65,7 @@ def build(
         "seconds": round(stats.seconds, 3),
         "categories": category_summary(frame),
         "synthetic_tables": provider.describe().get("synthetic_tables", []),
+        "unavailable": absent_field_summary(stats.absent_fields),
     }
     if as_json:
         echo_json(summary)
@@ -75,6 +77,11 @@ def build(
     click.echo(f"cache: {store.cache_dir}  feature version: {FEATURE_VERSION}")
     if summary["synthetic_tables"]:
         click.echo(f"synthetic inputs: {', '.join(summary['synthetic_tables'])}")
+    for item in summary["unavailable"]:
+        click.echo(
+            f"{len(item['symbols'])} symbol(s) with {item['why']} ({', '.join(item['symbols'])}): "
+            f"{item['n_features']} feature(s) NaN for them: {', '.join(item['features'])}"
+        )
     click.echo("")
     print_table(summary["categories"] + [{"category": "total", "features": frame.shape[1], "nan_share": float(frame.isna().to_numpy().mean())}],
                 ["category", "features", "nan_share"])

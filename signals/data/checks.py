@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from signals.data.providers import SPY, VIX, get_provider
-from signals.data.schemas import AVAILABILITY_COLUMN
+from signals.data.schemas import AVAILABILITY_COLUMN, NON_CLOSE_COLUMNS
+from signals.data.validation import BarReport
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from signals.config import Settings
 
 
@@ -16,9 +19,11 @@ def check_source(settings: "Settings", symbols: list[str] | None = None) -> dict
     syms = provider.resolve_symbols(symbols)
     reports = provider.check(syms)
     uni = provider.universe().set_index("symbol")
+    etfs = {s: str(uni.at[s, "sector_etf"]).upper() for s in syms}
     tables: list[dict[str, Any]] = []
-    for market in sorted({SPY, VIX, *uni.loc[syms, "sector_etf"]}):
-        bars = provider.market_bars(market)
+    markets: dict[str, "pd.DataFrame | None"] = {}
+    for market in sorted({SPY, VIX, *etfs.values()} - {""}):
+        bars = markets[market] = provider.market_bars(market)
         tables.append(
             {
                 "table": f"market/{market}",
@@ -45,4 +50,54 @@ def check_source(settings: "Settings", symbols: list[str] | None = None) -> dict
         "source": provider.describe(),
         "symbols": [r.as_dict() for r in reports],
         "tables": tables,
+        "missing_inputs": missing_inputs(reports, etfs, markets, tables),
     }
+
+
+def missing_inputs(
+    reports: list[BarReport],
+    etfs: dict[str, str],
+    markets: dict[str, "pd.DataFrame | None"],
+    tables: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """What the source lacks for these symbols, and why.
+
+    ``inputs`` are the names the feature registry's ``needs`` use (bar fields, "spy", "vix",
+    "sector_etf", event table names), so :mod:`signals.features.availability` can name the
+    features each costs. ``scope``: "all" rows of the affected symbols, or "partly"
+    (outside a benchmark's coverage).
+    """
+    out: list[dict[str, Any]] = []
+
+    def add(inputs: tuple[str, ...], what: str, why: str, scope: str = "all") -> None:
+        out.append({"inputs": list(inputs), "input": what, "why": why, "scope": scope})
+
+    close_only = [r.symbol for r in reports if r.close_only]
+    if close_only:
+        add(NON_CLOSE_COLUMNS, "open/high/low/volume",
+            f"close-only bars for {len(close_only)} of {len(reports)} symbol(s): {', '.join(close_only)}")
+    first = min((r.first for r in reports if r.first is not None), default=None)
+    last = max((r.last for r in reports if r.last is not None), default=None)
+    for name, key in ((SPY, "spy"), (VIX, "vix")):
+        add_market = _market_gap(markets.get(name), first, last)
+        if add_market:
+            add((key,), name, *add_market)
+    no_etf = sorted(s for s, etf in etfs.items() if not etf or markets.get(etf) is None)
+    if no_etf:
+        add(("sector_etf",), "sector ETF", f"no sector ETF bars for {len(no_etf)} symbol(s): {', '.join(no_etf)}")
+    for table in AVAILABILITY_COLUMN:
+        row = next(t for t in tables if t["table"] == table)
+        if not row["rows"]:
+            add((table,), table, "the source has no rows for these symbols")
+    return out
+
+
+def _market_gap(bars: "pd.DataFrame | None", first: Any, last: Any) -> tuple[str, str] | None:
+    """(why, scope) when a benchmark is absent or covers less than the symbols' bars; None when it covers them."""
+    if bars is None or bars.empty:
+        return "the source has no such series", "all"
+    lo, hi = bars.index[0], bars.index[-1]
+    if first is None or (lo <= first and hi >= last):
+        return None
+    scope = "all" if hi < first or lo > last else "partly"
+    return (f"covers {lo.date()} to {hi.date()} only; the bars span {first.date()} to {last.date()}", scope)

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 SPY = "SPY"
 VIX = "VIX"
+#: every value ``data.provider`` accepts (the config and the CLI offer exactly these)
+PROVIDERS = ("sample", "skfolio", "parquet", "sql")
 
 
 class DataProvider(ABC):
@@ -67,7 +69,10 @@ class DataProvider(ABC):
         dup = uni["symbol"].duplicated()
         if dup.any():
             raise DataValidationError(str(uni["symbol"][dup].iloc[0]), "universe: duplicate symbol", "symbol")
-        return uni[list(UNIVERSE_COLUMNS)].reset_index(drop=True)
+        uni = uni[list(UNIVERSE_COLUMNS)].reset_index(drop=True)
+        # No sector ETF is a blank, never the string "nan": its features are NaN, not an unknown symbol.
+        uni["sector_etf"] = uni["sector_etf"].fillna("").astype(str).str.strip()
+        return uni
 
     def symbols(self) -> list[str]:
         if self._universe is None:
@@ -109,13 +114,18 @@ class DataProvider(ABC):
         return self._bars_cache[symbol]
 
     def bars(self, symbol: str, start: object = None, end: object = None) -> pd.DataFrame:
-        """Validated, split-adjusted daily bars (open, high, low, close, volume) by date."""
+        """Validated, split-adjusted daily bars (open, high, low, close, volume) by date.
+
+        Close-only symbols have NaN open/high/low/volume (their report says ``close_only``).
+        """
         frame, _ = self.bars_with_report(symbol)
         return slice_dates(frame, symbol.upper(), start, end).copy()
 
     def market_bars(self, symbol: str, start: object = None, end: object = None) -> pd.DataFrame | None:
-        """Benchmark bars (SPY, VIX, sector ETFs); ``None`` when the source has none."""
+        """Benchmark bars (SPY, VIX, sector ETFs); ``None`` when the source has none (or no name is given)."""
         symbol = symbol.upper()
+        if not symbol:
+            return None
         if symbol not in self._market_cache:
             raw = self._raw_market(symbol)
             if raw is None:
@@ -159,6 +169,10 @@ def get_provider(settings: "Settings") -> DataProvider:
         from signals.data.sample import SampleProvider
 
         return SampleProvider()
+    if kind == "skfolio":
+        from signals.data.skfolio_sp500 import SkfolioProvider
+
+        return SkfolioProvider()
     if kind == "parquet":
         from signals.data.parquet import ParquetProvider
 

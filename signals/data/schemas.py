@@ -5,6 +5,9 @@ from __future__ import annotations
 PRICE_COLUMNS = ("open", "high", "low", "close")
 BAR_COLUMNS = (*PRICE_COLUMNS, "volume")
 OPTIONAL_BAR_COLUMNS = ("adj_close",)
+#: What close-only bars lack (e.g. a source of adjusted closes only). A symbol has all of
+#: them or none: validation turns "none" into NaN columns and flags the symbol close-only.
+NON_CLOSE_COLUMNS = ("open", "high", "low", "volume")
 
 UNIVERSE_COLUMNS = ("symbol", "sector", "sector_etf")
 

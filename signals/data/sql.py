@@ -5,8 +5,8 @@ Schema (what an ingestion job fills; ``bars`` and ``market_bars`` can be Timesca
 hypertables on ``date``)::
 
     universe(symbol PK, sector, sector_etf)
-    bars(symbol, date, open, high, low, close, volume, adj_close NULL)        PK (symbol, date)
-    market_bars(symbol, date, open, high, low, close, volume, adj_close NULL) PK (symbol, date)
+    bars(symbol, date, open NULL, high NULL, low NULL, close, volume NULL, adj_close NULL)  PK (symbol, date)
+    market_bars(same columns)                                                              PK (symbol, date)
     fundamentals(symbol, period_end, filed_at, pe, pb, ps, ev_ebitda, roe, current_ratio,
                  debt_to_equity, revenue_growth, earnings_growth, dividend_yield)
     insider_transactions(symbol, transaction_date, filed_at, shares, value)
@@ -14,6 +14,13 @@ hypertables on ``date``)::
 
 Event tables are optional (missing table = no events). The availability columns
 (``filed_at``, ``published_at``) are the ones point-in-time joins use.
+
+Close-only symbols (a source of closes only) store NULL open/high/low/volume; a symbol has
+all four or none (validation enforces it). Tables created before close-only bars existed
+declared those columns NOT NULL; loading close-only symbols into them needs, once per table::
+
+    ALTER TABLE bars ALTER COLUMN open DROP NOT NULL, ALTER COLUMN high DROP NOT NULL,
+      ALTER COLUMN low DROP NOT NULL, ALTER COLUMN volume DROP NOT NULL;   -- and market_bars
 """
 
 from __future__ import annotations
@@ -28,13 +35,17 @@ from signals.data.errors import DataError
 from signals.data.providers import DataProvider
 from signals.data.schemas import (
     BAR_COLUMNS,
+    NON_CLOSE_COLUMNS,
     EVENT_COLUMNS,
     EVENT_DATE_COLUMNS,
     FUNDAMENTAL_METRICS,
     UNIVERSE_COLUMNS,
 )
 
-_BAR_DDL = ", ".join(f"{c} DOUBLE PRECISION NOT NULL" for c in BAR_COLUMNS)
+from signals.data.validation import has_close_only
+
+# close is always there; the other four are NULL for close-only symbols
+_BAR_DDL = ", ".join(f"{c} DOUBLE PRECISION{'' if c in NON_CLOSE_COLUMNS else ' NOT NULL'}" for c in BAR_COLUMNS)
 
 
 def schema_ddl(schema: str | None = None) -> list[str]:
@@ -130,6 +141,17 @@ class SqlProvider(DataProvider):
         return {**super().describe(), "url": self.engine.url.render_as_string(hide_password=True), "schema": self.schema}
 
 
+def _null_rejected(table: str, exc: Exception) -> Exception:
+    """A table from before close-only bars rejects their NULLs: say how to fix it (other errors pass)."""
+    if "null" not in str(getattr(exc, "orig", exc)).lower():
+        return exc
+    drop = ", ".join(f"ALTER COLUMN {c} DROP NOT NULL" for c in NON_CLOSE_COLUMNS)
+    return DataError(
+        f"table {table} rejects the NULL open/high/low/volume of close-only bars (it was created before "
+        f"they existed); run once: ALTER TABLE {table} {drop}; nothing was loaded"
+    )
+
+
 def load_layout_to_sql(root: str | os.PathLike[str], url: str, schema: str | None = None) -> dict[str, int]:
     """Load a parquet-layout directory into SQL, replacing the rows of the symbols it holds.
 
@@ -137,6 +159,7 @@ def load_layout_to_sql(root: str | os.PathLike[str], url: str, schema: str | Non
     Rows are validated first (through :class:`ParquetProvider`), so bad data never lands.
     """
     from sqlalchemy import bindparam, text
+    from sqlalchemy.exc import IntegrityError
 
     from signals.data.parquet import ParquetProvider
 
@@ -159,11 +182,14 @@ def load_layout_to_sql(root: str | os.PathLike[str], url: str, schema: str | Non
     events = {t: src._events(t, None) for t in EVENT_COLUMNS}
 
     def prep(df: pd.DataFrame) -> pd.DataFrame:
+        """One symbol's validated rows in the table's columns (one symbol: close-only or not is per symbol)."""
         out = df.copy()
         out.columns = [str(c).lower() for c in out.columns]
-        for c in ("open", "high", "low", "close", "volume", "adj_close"):
-            if c not in out.columns and c != "adj_close":
-                out[c] = 0.0
+        # validated: a full symbol can only lack volume (a market series; 0 as the provider reads it)
+        absent = np.nan if has_close_only(out) else 0.0
+        for c in BAR_COLUMNS:
+            if c not in out.columns:
+                out[c] = absent
         if "adj_close" not in out.columns:
             out["adj_close"] = np.nan
         out["date"] = pd.to_datetime(out["date"]).dt.tz_localize(None).dt.date
@@ -185,12 +211,14 @@ def load_layout_to_sql(root: str | os.PathLike[str], url: str, schema: str | Non
                 )
         universe.to_sql("universe", conn, schema=schema, if_exists="append", index=False)
         counts["universe"] = len(universe)
-        frames = {"bars": pd.concat(bars, ignore_index=True) if bars else None,
-                  "market_bars": pd.concat(market, ignore_index=True) if market else None}
-        for table, frame in frames.items():
-            if frame is not None:
-                out = prep(frame)
-                out.to_sql(table, conn, schema=schema, if_exists="append", index=False, chunksize=5000, method="multi")
+        frames = {"bars": pd.concat([prep(f) for f in bars], ignore_index=True) if bars else None,
+                  "market_bars": pd.concat([prep(f) for f in market], ignore_index=True) if market else None}
+        for table, out in frames.items():
+            if out is not None:
+                try:
+                    out.to_sql(table, conn, schema=schema, if_exists="append", index=False, chunksize=5000, method="multi")
+                except IntegrityError as exc:
+                    raise _null_rejected(f"{q}{table}", exc) from None
                 counts[table] = len(out)
         for table, frame in events.items():
             if not frame.empty:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from signals.data.errors import DataValidationError
-from signals.data.schemas import BAR_COLUMNS, EVENT_COLUMNS, EVENT_DATE_COLUMNS, PRICE_COLUMNS
+from signals.data.schemas import BAR_COLUMNS, EVENT_COLUMNS, EVENT_DATE_COLUMNS, NON_CLOSE_COLUMNS, PRICE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ class BarReport:
     gaps: int = 0
     adjusted_rows: int = 0
     fixes: list[str] = field(default_factory=list)
+    #: the source has closes only: open/high/low/volume are NaN, and so is every feature needing them
+    close_only: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -43,6 +45,7 @@ class BarReport:
             "last": None if self.last is None else self.last.date().isoformat(),
             "gaps": self.gaps,
             "adjusted_rows": self.adjusted_rows,
+            "bars": "close only" if self.close_only else "ohlcv",
             "fixes": "; ".join(self.fixes),
         }
 
@@ -103,6 +106,11 @@ def validate_bars(
     ``df`` has a ``date`` column (or a DatetimeIndex) and open/high/low/close/volume,
     optionally ``adj_close``. When ``adj_close`` is present the prices are scaled by
     ``adj_close / close`` and volume inversely, so splits and dividends are not returns.
+
+    Close-only bars (``date``, ``close``[, ``adj_close``]; open/high/low/volume absent or
+    entirely empty) are accepted too: those four come back as NaN columns and the report
+    says ``close_only``. Having some of the four but not all stays an error, and so does a
+    column with some values missing.
     """
     if df is None or len(df) == 0:
         raise DataValidationError(symbol, "no rows (empty frame)")
@@ -122,11 +130,21 @@ def _validate_bars_full(
     if "date" not in frame.columns:
         frame = frame.reset_index().rename(columns={frame.index.name or "index": "date"})
         frame.columns = [str(c).lower() for c in frame.columns]
-    needed = ["date", *(BAR_COLUMNS if require_volume else PRICE_COLUMNS)]
+    report.close_only = has_close_only(frame)
+    if report.close_only:
+        frame = frame.drop(columns=[c for c in NON_CLOSE_COLUMNS if c in frame.columns])
+        needed = ["date", "close"]
+    else:
+        needed = ["date", *(BAR_COLUMNS if require_volume else PRICE_COLUMNS)]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise DataValidationError(symbol, f"missing required column(s) {missing}; have {list(frame.columns)}", missing[0])
-    if "volume" not in frame.columns:
+        expected = "open/high/low/close/volume" if require_volume else "open/high/low/close"
+        raise DataValidationError(
+            symbol,
+            f"missing required column(s) {missing}; have {list(frame.columns)} (bars need {expected}, or close only)",
+            missing[0],
+        )
+    if "volume" not in frame.columns and not report.close_only:
         frame["volume"] = 0.0
 
     dates = to_naive_dates(frame["date"], symbol, "date")
@@ -154,16 +172,17 @@ def _validate_bars_full(
         if not np.isfinite(frame[col].to_numpy()).all():
             raise DataValidationError(symbol, "infinite value", col, _row_label(frame, ~np.isfinite(frame[col])))
 
-    for col in (*PRICE_COLUMNS, *(["adj_close"] if "adj_close" in frame.columns else [])):
+    for col in (c for c in (*PRICE_COLUMNS, "adj_close") if c in frame.columns):
         bad = frame[col] <= 0
         if bad.any():
             raise DataValidationError(symbol, f"non-positive price {frame[col][bad].iloc[0]}", col, _row_label(frame, bad))
-    bad = frame["volume"] < 0
-    if bad.any():
-        raise DataValidationError(symbol, "negative volume", "volume", _row_label(frame, bad))
-    bad = frame["high"] < frame["low"]
-    if bad.any():
-        raise DataValidationError(symbol, "high is below low", "high", _row_label(frame, bad))
+    if not report.close_only:
+        bad = frame["volume"] < 0
+        if bad.any():
+            raise DataValidationError(symbol, "negative volume", "volume", _row_label(frame, bad))
+        bad = frame["high"] < frame["low"]
+        if bad.any():
+            raise DataValidationError(symbol, "high is below low", "high", _row_label(frame, bad))
 
     if not frame.index.is_monotonic_increasing:
         order = np.argsort(frame.index.values, kind="stable")
@@ -189,9 +208,12 @@ def _validate_bars_full(
     if adjust and "adj_close" in frame.columns:
         factor = frame["adj_close"] / frame["close"]
         report.adjusted_rows = int((~np.isclose(factor, 1.0, rtol=1e-9, atol=0)).sum())
-        for col in PRICE_COLUMNS:
+        for col in (c for c in PRICE_COLUMNS if c in frame.columns):
             frame[col] = frame[col] * factor
-        frame["volume"] = frame["volume"] / factor
+        if "volume" in frame.columns:
+            frame["volume"] = frame["volume"] / factor
+    if report.close_only:
+        frame = frame.assign(**{c: np.nan for c in NON_CLOSE_COLUMNS})
     frame = frame[list(BAR_COLUMNS)]
 
     report.rows = len(frame)
@@ -199,6 +221,17 @@ def _validate_bars_full(
     if len(frame) > 1:
         report.gaps = int((np.diff(frame.index.values).astype("timedelta64[D]").astype(int) > GAP_CALENDAR_DAYS).sum())
     return frame, report
+
+
+def has_close_only(frame: pd.DataFrame) -> bool:
+    """True when ``frame`` (lower-case columns) has a close but no value at all in open/high/low/volume.
+
+    An entirely empty column counts as absent: a parquet file or SQL table written from
+    close-only bars carries the four columns as NaN / NULL.
+    """
+    if "close" not in frame.columns:
+        return False
+    return all(c not in frame.columns or bool(frame[c].isna().all()) for c in NON_CLOSE_COLUMNS)
 
 
 _DAY_NS = 86_400 * 10**9
@@ -229,7 +262,8 @@ def _clean_bars_fast(
 def clean_bar_arrays(
     raw_dates: np.ndarray, columns: dict[str, np.ndarray], symbol: str, *, require_volume: bool = True, adjust: bool = True
 ) -> tuple[pd.DataFrame, BarReport] | None:
-    """The fast path on plain arrays (dates; lower-case open/high/low/close/volume[/adj_close]).
+    """The fast path on plain arrays (dates; lower-case open/high/low/close/volume[/adj_close],
+    or close[/adj_close] alone for close-only bars).
 
     Providers that read columnar data (Parquet) call it before building any DataFrame and
     fall back to :func:`validate_bars` when it returns None.
@@ -239,7 +273,8 @@ def clean_bar_arrays(
     ns = raw_dates.view("int64")
     if (ns % _DAY_NS).any() or (len(ns) > 1 and not (np.diff(ns) > 0).all()) or (ns == np.iinfo(np.int64).min).any():
         return None  # time of day, unsorted/duplicate or missing dates: the full path fixes or names them
-    needed = BAR_COLUMNS if require_volume else PRICE_COLUMNS
+    close_only = "close" in columns and not any(c in columns for c in NON_CLOSE_COLUMNS)
+    needed = ("close",) if close_only else BAR_COLUMNS if require_volume else PRICE_COLUMNS
     if any(c not in columns for c in needed):
         return None
     cols: dict[str, np.ndarray] = {}
@@ -253,23 +288,25 @@ def clean_bar_arrays(
         if not np.isfinite(arr).all():
             return None
         cols[c] = arr
-    if "volume" not in cols:
+    if "volume" not in cols and not close_only:
         cols["volume"] = np.zeros(len(ns))
     for c in (*PRICE_COLUMNS, "adj_close"):
         if c in cols and not (cols[c] > 0).all():
             return None
-    if (cols["volume"] < 0).any() or (cols["high"] < cols["low"]).any():
+    if not close_only and ((cols["volume"] < 0).any() or (cols["high"] < cols["low"]).any()):
         return None
-    report = BarReport(symbol=symbol)
+    report = BarReport(symbol=symbol, close_only=close_only)
     if adjust and "adj_close" in cols:
         factor = cols["adj_close"] / cols["close"]
         report.adjusted_rows = int((~np.isclose(factor, 1.0, rtol=1e-9, atol=0)).sum())
         for c in PRICE_COLUMNS:
-            cols[c] = cols[c] * factor
-        cols["volume"] = cols["volume"] / factor
+            if c in cols:
+                cols[c] = cols[c] * factor
+        if "volume" in cols:
+            cols["volume"] = cols["volume"] / factor
     block = np.empty((len(BAR_COLUMNS), len(ns)))
     for k, c in enumerate(BAR_COLUMNS):
-        block[k] = cols[c]
+        block[k] = cols[c] if c in cols else np.nan
     index = pd.DatetimeIndex(raw_dates, name="date")
     frame = pd.DataFrame(block.T, index=index, columns=list(BAR_COLUMNS), copy=False)
     report.rows = len(frame)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from signals.data.schemas import BAR_COLUMNS, EVENT_COLUMNS
+from signals.data.schemas import EVENT_COLUMNS, NON_CLOSE_COLUMNS
 from signals.features.alternative import alternative_columns
 from signals.features.arrays import calendar_cached, inf_to_nan
 from signals.features.cross_asset import cross_asset_columns
@@ -16,8 +16,8 @@ from signals.features.errors import FeatureError
 from signals.features.events import EventArrays, Events, column
 from signals.features.fundamental import fundamental_columns, sector_median_timeline
 from signals.features.pit import to_ns
-from signals.features.registry import CATEGORIES, feature_names, names_for
-from signals.features.technical import ohlcv_arrays, technical_columns
+from signals.features.registry import CATEGORIES, feature_names, names_for, unavailable_rows
+from signals.features.technical import absent_bar_fields, ohlcv_arrays, technical_columns
 from signals.features.temporal import temporal_columns
 
 # category -> {feature name: column position in the registry-ordered matrix}
@@ -38,6 +38,17 @@ def _check_dated(frame: pd.DataFrame, what: str, columns: tuple[str, ...]) -> No
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise FeatureError(f"{what}: missing column(s) {missing}")
+
+
+def _check_bars(bars: pd.DataFrame, symbol: str) -> None:
+    """Dated bars with a close and either all of open/high/low/volume or none (close-only)."""
+    _check_dated(bars, f"bars for {symbol}", ("close",))
+    present = [c for c in NON_CLOSE_COLUMNS if c in bars.columns]
+    if present and len(present) != len(NON_CLOSE_COLUMNS):
+        absent = [c for c in NON_CLOSE_COLUMNS if c not in present]
+        raise FeatureError(
+            f"bars for {symbol}: missing column(s) {absent} (bars need open/high/low/close/volume, or close only)"
+        )
 
 
 def _events_for(frame: Events | None, table: str, symbol: str) -> Events | None:
@@ -95,6 +106,9 @@ def compute_symbol_features(
     ``symbol``); pass a precomputed ``sector_medians`` (from
     :func:`~signals.features.fundamental.sector_median_timeline`) instead to skip recomputing it.
     ``None`` for any optional input means "the source has none": those features are NaN.
+    Close-only ``bars`` (open/high/low/volume absent or all NaN) give NaN for every feature
+    whose registry entry needs one of those fields, and the same values as full bars for
+    the rest.
     """
     dates, values = symbol_feature_matrix(
         symbol, bars, spy_bars, vix_bars, sector_bars, fundamentals, sector_fundamentals, insider_transactions,
@@ -128,7 +142,7 @@ def symbol_feature_matrix(
     returned as ``values``. ``calendars`` lets symbols with the same bar dates share the
     calendar-only work.
     """
-    _check_dated(bars, f"bars for {symbol}", BAR_COLUMNS)
+    _check_bars(bars, symbol)
     for name, frame in (("spy_bars", spy_bars), ("vix_bars", vix_bars), ("sector_bars", sector_bars)):
         if frame is not None:
             _check_dated(frame, name, ("close",))
@@ -141,6 +155,7 @@ def symbol_feature_matrix(
     dates = pd.DatetimeIndex(bars.index, name="date")
     bar_ns = to_ns(dates)
     o, h, low, c, v = ohlcv_arrays(bars)
+    absent = absent_bar_fields(o, h, low, v)
     names = feature_names()
     if out is None:
         values = np.full((len(names), len(dates)), np.nan)
@@ -164,5 +179,7 @@ def symbol_feature_matrix(
                 raise RuntimeError(f"{category} calculator output does not match the feature registry")
             for name, pos in expected.items():
                 values[pos] = cols[name]
+        if absent:  # what the calculators made of the NaN fields is not a value (e.g. close_location's 0.5)
+            values[unavailable_rows(absent)] = np.nan
         inf_to_nan(values)
     return dates, values

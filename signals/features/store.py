@@ -27,7 +27,7 @@ import logging
 import os
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -50,7 +50,8 @@ from signals.features.compute import CalendarMemo, compute_symbol_features, symb
 from signals.features.errors import FeatureError
 from signals.features.events import EventArrays, GroupedEvents
 from signals.features.fundamental import sector_median_timeline
-from signals.features.registry import feature_names
+from signals.features.registry import BAR_FIELDS, feature_names, features_needing
+from signals.features.technical import frame_absent_bar_fields
 from signals.features.workers import Scanned, run_pool, run_serial
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ class BuildStats:
     invalid: int = 0  # damaged cache files and entries found (all rebuilt)
     workers: int = 1
     seconds: float = 0.0
+    #: symbol -> the bar fields it lacks (close-only symbols), so the caller can name the lost features
+    absent_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- the store
@@ -218,6 +221,8 @@ class FeatureStore:
         for r in results:
             for msg in r.messages:
                 log.warning("%s", msg)
+            if r.absent_fields:
+                stats.absent_fields[r.symbol] = r.absent_fields
             stats.cache_hits += r.status == "hit"
             stats.built += r.status != "hit"
             stats.stale += r.status == "stale"
@@ -232,6 +237,7 @@ class FeatureStore:
             "features: %d symbols, %d rows, %d from cache, %d built (%d stale, %d invalid entries) in %.2fs with %d worker(s)",
             stats.symbols, stats.rows, stats.cache_hits, stats.built, stats.stale, stats.invalid, stats.seconds, n_workers,
         )
+        _log_absent_fields(stats.absent_fields)
         if frame.empty:
             raise FeatureError(
                 f"no feature rows for {len(requested)} symbol(s) between "
@@ -336,6 +342,19 @@ def _slice(dates: np.ndarray, values: np.ndarray, lo: int, hi: int) -> tuple[np.
     return dates[i:j], values[:, i:j]
 
 
+def _log_absent_fields(absent: dict[str, tuple[str, ...]]) -> None:
+    """Say which symbols lack bar fields and which features are NaN for them because of it."""
+    by_fields: dict[tuple[str, ...], list[str]] = {}
+    for symbol, fields in absent.items():
+        by_fields.setdefault(fields, []).append(symbol)
+    for fields, symbols in by_fields.items():
+        lost = [f.name for f in features_needing(fields)]
+        log.info(
+            "features: %d symbol(s) without %s (%s): %d features NaN for them: %s",
+            len(symbols), "/".join(fields), ", ".join(symbols), len(lost), ", ".join(lost),
+        )
+
+
 def _write_failure(exc: OSError) -> str:
     return f"could not write the feature cache ({type(exc).__name__}: {exc}); these features were computed but not cached"
 
@@ -436,6 +455,7 @@ class _Pending:
     dates: np.ndarray  # the bars' dates, int64 ns
     bars_digest: str
     span: tuple[int, int]  # row positions of the requested slice in the full history
+    absent_fields: tuple[str, ...]  # bar fields without values (close-only symbols)
 
 
 class _BuildJob:
@@ -488,8 +508,9 @@ class _BuildJob:
         bars, _ = self.provider.bars_with_report(symbol)  # the provider's own frame: read here, never changed
         dates = np.asarray(bars.index, dtype="datetime64[ns]").view("int64")
         i, j = int(np.searchsorted(dates, self.lo, side="left")), int(np.searchsorted(dates, self.hi, side="right"))
-        self.pending[symbol] = _Pending(bars, dates, frame_digest(bars), (i, j))
-        return Scanned(symbol, dates[i:j], "scanned")
+        absent = tuple(c for c in BAR_FIELDS if c in frame_absent_bar_fields(bars))
+        self.pending[symbol] = _Pending(bars, dates, frame_digest(bars), (i, j), absent)
+        return Scanned(symbol, dates[i:j], "scanned", absent_fields=absent)
 
     def forget(self, symbol: str) -> None:
         self.pending.pop(symbol, None)
@@ -520,7 +541,7 @@ class _BuildJob:
         if self.writer is not None:
             status, hit = self._from_cache(symbol, fingerprint, dates, i, out, messages)
             if hit:
-                return Scanned(symbol, dates[i:j], status)
+                return Scanned(symbol, dates[i:j], status, absent_fields=p.absent_fields)
         full = out if (i, j) == (0, len(dates)) else None
         _, values = symbol_feature_matrix(
             symbol,
@@ -544,7 +565,7 @@ class _BuildJob:
                 self.writer.add(symbol, dates, values, fingerprint)
             except OSError as exc:
                 messages.append(_write_failure(exc))
-        return Scanned(symbol, dates[i:j], status, messages)
+        return Scanned(symbol, dates[i:j], status, messages, p.absent_fields)
 
     def _from_cache(
         self, symbol: str, fingerprint: str, dates: np.ndarray, i: int, out: np.ndarray, messages: list[str]

@@ -26,13 +26,42 @@ _OHLCV = ("open", "high", "low", "close", "volume")
 
 
 def ohlcv_arrays(bars: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    """Contiguous float64 open, high, low, close, volume arrays (what TA-Lib needs)."""
+    """Contiguous float64 open, high, low, close, volume arrays (what TA-Lib needs).
+
+    A column the frame lacks (close-only bars may come without open/high/low/volume) is all NaN.
+    """
     columns = list(bars.columns)
     if len(set(columns)) == len(columns) and all(c in columns for c in _OHLCV):
         values = bars.to_numpy()  # one float block (what the providers build): a view, no Series per column
         if values.dtype == np.float64:
             return tuple(np.ascontiguousarray(values[:, columns.index(c)]) for c in _OHLCV)
-    return tuple(np.ascontiguousarray(bars[c].to_numpy(dtype=np.float64)) for c in _OHLCV)
+    return tuple(
+        np.ascontiguousarray(bars[c].to_numpy(dtype=np.float64)) if c in columns else np.full(len(bars), np.nan)
+        for c in _OHLCV
+    )
+
+
+def absent_bar_fields(o: np.ndarray, h: np.ndarray, low: np.ndarray, v: np.ndarray) -> frozenset[str]:
+    """The bar fields among open/high/low/volume with no value at all (close-only bars: all four).
+
+    Reads the first value before scanning a column, so full bars cost four scalar reads.
+    """
+    return frozenset(
+        name
+        for name, x in (("open", o), ("high", h), ("low", low), ("volume", v))
+        if len(x) and x[0] != x[0] and bool(np.isnan(x).all())
+    )
+
+
+def frame_absent_bar_fields(bars: pd.DataFrame) -> frozenset[str]:
+    """:func:`absent_bar_fields` of a bar frame, without copying its columns (a missing column is absent)."""
+    columns = list(bars.columns)
+    values = bars.to_numpy()
+    if values.dtype != np.float64:
+        values = bars.to_numpy(dtype=np.float64)
+    nan = np.full(len(bars), np.nan)
+    o, h, low, v = (values[:, columns.index(c)] if c in columns else nan for c in ("open", "high", "low", "volume"))
+    return absent_bar_fields(o, h, low, v)
 
 
 def talib_indicators(

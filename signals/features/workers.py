@@ -53,6 +53,8 @@ class Scanned:
     dates: np.ndarray
     status: str
     messages: list[str] = field(default_factory=list)
+    #: bar fields the symbol has no values for (close-only bars: open, high, low, volume)
+    absent_fields: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:

@@ -150,3 +150,54 @@ def test_parquet_columnar_read_equals_the_pandas_checks(tmp_path, shape: str) ->
     want, want_report = validate_bars(pd.read_parquet(root / "bars" / "X.parquet"), "X")
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert report == want_report
+
+
+def test_parquet_close_only_layout(tmp_path) -> None:
+    """bars/<SYM>.parquet and market/SPY.parquet with only date and close; the universe without a sector ETF."""
+    dates = pd.bdate_range("2020-01-01", periods=30, name="date")
+    close = 50 * np.exp(np.cumsum(np.random.default_rng(2).normal(0, 0.01, 30)))
+    full = pd.DataFrame({"date": dates, "open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
+                         "volume": 1e4})
+    root = write_layout(
+        tmp_path / "d",
+        {
+            "universe": pd.DataFrame({"symbol": ["CLO", "FUL"], "sector": "Energy", "sector_etf": ["", "XLE"]}),
+            "bars": {"CLO": full[["date", "close"]], "FUL": full},
+            "market": {"SPY": full[["date", "close"]]},
+        },
+    )
+    p = ParquetProvider(root)
+    bars, report = p.bars_with_report("CLO")
+    assert report.close_only and bars[["open", "high", "low", "volume"]].isna().all().all()
+    np.testing.assert_array_equal(bars["close"], close)
+    assert not p.bars_with_report("FUL")[1].close_only
+    assert p.market_bars("SPY")["volume"].isna().all()
+    assert p.sector_of("CLO") == ("Energy", "") and p.market_bars("") is None
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_feature_store_mixes_full_and_close_only_symbols(tmp_path, n_jobs: int) -> None:
+    """A close-only symbol next to a full one: the full one's features are those it has alone,
+    and the build says which symbol lacks which fields (in-process and from worker processes)."""
+    from signals.features import FeatureStore
+
+    dates = pd.bdate_range("2019-01-01", periods=400, name="date")
+    from signals.data.synthetic import synthetic_bars
+
+    full = synthetic_bars("FUL", dates)
+    tables = {
+        "universe": pd.DataFrame({"symbol": ["CLO", "FUL"], "sector": "Energy", "sector_etf": ""}),
+        "bars": {"CLO": synthetic_bars("CLO", dates)[["date", "close"]], "FUL": full},
+        "market": {"SPY": synthetic_bars("SPY", dates)[["date", "close"]]},
+    }
+    root = write_layout(tmp_path / "d", tables)
+    store = FeatureStore(tmp_path / "cache", n_jobs=n_jobs, min_parallel_symbols=2)
+    both = store.get_features(None, None, None, ParquetProvider(root))
+    assert store.last_stats.workers == n_jobs
+    assert store.last_stats.absent_fields == {"CLO": ("open", "high", "low", "volume")}
+    alone = FeatureStore(tmp_path / "cache2", n_jobs=1).get_features(["FUL"], None, None, ParquetProvider(root))
+    assert both.loc["FUL"].to_numpy().tobytes() == alone.loc["FUL"].to_numpy().tobytes()
+    assert both.loc["CLO", "gap"].isna().all() and both.loc["CLO", "ret_5"].notna().sum() == 395
+    again = store.get_features(None, None, None, ParquetProvider(root))  # from the cache: still reported
+    assert store.last_stats.cache_hits == 2 and store.last_stats.absent_fields == {"CLO": ("open", "high", "low", "volume")}
+    assert again.to_numpy().tobytes() == both.to_numpy().tobytes()

@@ -50,6 +50,45 @@ def test_load_sql_then_read_back_equals_parquet(tmp_path, pg_schema) -> None:
     assert len(SqlProvider(PG_URL, schema=pg_schema).bars("MSFT")) == len(sample.bars("MSFT"))
 
 
+def test_close_only_symbols_load_and_read_back(tmp_path, pg_schema) -> None:
+    """skfolio's close-only bars (NULL open/high/low/volume) next to the sample's full bars."""
+    from signals.data.skfolio_sp500 import SkfolioProvider
+    from signals.data.sql import SqlProvider, load_layout_to_sql
+
+    skfolio = SkfolioProvider()
+    root = export_provider(skfolio, tmp_path / "layout", ["KO", "GE"])
+    counts = load_layout_to_sql(root, PG_URL, pg_schema)
+    assert counts["bars"] == 2 * 8313
+    sql = SqlProvider(PG_URL, schema=pg_schema)
+    got, report = sql.bars_with_report("KO")
+    assert report.close_only
+    pd.testing.assert_frame_equal(got, skfolio.bars("KO"), check_freq=False)
+    pd.testing.assert_frame_equal(sql.market_bars("SPY"), skfolio.market_bars("SPY"), check_freq=False)
+    assert sql.sector_of("GE") == ("Industrials", "")
+    # full OHLCV symbols share the tables
+    load_layout_to_sql(export_provider(SampleProvider(), tmp_path / "sample", ["IBM"]), PG_URL, pg_schema)
+    both = SqlProvider(PG_URL, schema=pg_schema)
+    assert not both.bars_with_report("IBM")[1].close_only and both.bars_with_report("KO")[1].close_only
+
+
+def test_old_not_null_tables_reject_close_only_bars_with_the_fix(tmp_path, pg_schema) -> None:
+    import sqlalchemy
+
+    from signals.data.skfolio_sp500 import SkfolioProvider
+    from signals.data.sql import load_layout_to_sql
+
+    engine = sqlalchemy.create_engine(PG_URL)
+    with engine.begin() as conn:  # the bars table as it was created before close-only bars
+        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {pg_schema}"))
+        cols = ", ".join(f"{c} DOUBLE PRECISION NOT NULL" for c in ("open", "high", "low", "close", "volume"))
+        conn.execute(sqlalchemy.text(f"CREATE TABLE {pg_schema}.bars (symbol TEXT NOT NULL, date DATE NOT NULL, {cols}, "
+                                     "adj_close DOUBLE PRECISION, PRIMARY KEY (symbol, date))"))
+    engine.dispose()
+    root = export_provider(SkfolioProvider(), tmp_path / "layout", ["KO"])
+    with pytest.raises(DataError, match=rf"{pg_schema}\.bars .*ALTER TABLE {pg_schema}\.bars ALTER COLUMN open DROP NOT NULL"):
+        load_layout_to_sql(root, PG_URL, pg_schema)
+
+
 def test_bad_layout_loads_nothing(tmp_path, pg_schema) -> None:
     from signals.data.sql import SqlProvider, load_layout_to_sql
 

@@ -134,3 +134,32 @@ def test_the_harness_catches_a_leaky_feature(inputs: dict, full: pd.DataFrame) -
     t = DATES[150]
     with pytest.raises(AssertionError, match="price_vs_sma_200"):
         assert_prefix_equal(full.bfill(), compute(truncate(inputs, t)).bfill(), t)
+
+
+# ----------------------------------------------------------------------------- close-only bars
+@pytest.fixture(scope="module")
+def close_only_inputs(inputs: dict) -> dict:
+    """The same symbol with closes only, and close-only benchmarks (as the skfolio source has)."""
+    return {**inputs, **{k: inputs[k][["close"]] for k in ("bars", "spy_bars", "vix_bars", "sector_bars")}}
+
+
+@pytest.fixture(scope="module")
+def close_only_full(close_only_inputs: dict) -> pd.DataFrame:
+    return compute(close_only_inputs)
+
+
+def test_close_only_fixture_exercises_every_close_only_feature(close_only_full: pd.DataFrame) -> None:
+    from signals.features.registry import features_needing
+
+    lost = {f.name for f in features_needing(("open", "high", "low", "volume"))}
+    assert [c for c in close_only_full.columns if close_only_full[c].isna().all()] == [
+        n for n in feature_names() if n in lost
+    ]
+
+
+@pytest.mark.parametrize("pos", CUT_POSITIONS)
+def test_close_only_truncated_history_gives_identical_features(
+    close_only_inputs: dict, close_only_full: pd.DataFrame, pos: int
+) -> None:
+    t = DATES[pos]
+    assert_prefix_equal(close_only_full, compute(truncate(close_only_inputs, t)), t)

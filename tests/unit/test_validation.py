@@ -33,6 +33,71 @@ def test_clean_frame_passes() -> None:
     assert report.rows == 5 and report.fixes == [] and report.adjusted_rows == 0
 
 
+# ----------------------------------------------------------------------------- close-only bars
+def close_only(n: int = 5, **extra) -> pd.DataFrame:
+    return bars(n)[["date", "close"]].assign(**extra)
+
+
+def test_close_only_bars_are_accepted_and_flagged() -> None:
+    out, report = validate_bars(close_only(), "ABC")
+    assert list(out.columns) == ["open", "high", "low", "close", "volume"]
+    assert out[["open", "high", "low", "volume"]].isna().all().all()
+    np.testing.assert_array_equal(out["close"], bars()["close"])
+    assert report.close_only and report.rows == 5 and report.as_dict()["bars"] == "close only"
+    _, full = validate_bars(bars(), "ABC")
+    assert not full.close_only and full.as_dict()["bars"] == "ohlcv"
+
+
+def test_close_only_adj_close_adjusts_the_close() -> None:
+    frame = close_only(4, adj_close=[5.0, 5.1, 10.4, 10.6]).assign(close=[10.0, 10.2, 10.4, 10.6])  # 2:1 split on day 3
+    out, report = validate_bars(frame, "ABC")
+    np.testing.assert_allclose(out["close"], [5.0, 5.1, 10.4, 10.6])
+    assert report.close_only and report.adjusted_rows == 2
+
+
+@pytest.mark.parametrize("empty", [np.nan, None])
+def test_entirely_empty_open_high_low_volume_columns_mean_close_only(empty) -> None:
+    """What a parquet file or SQL table written from close-only bars holds: the columns, all empty."""
+    frame = close_only().assign(open=empty, high=empty, low=empty, volume=empty)
+    out, report = validate_bars(frame, "ABC")
+    assert report.close_only and out[["open", "high", "low", "volume"]].isna().all().all()
+
+
+def test_partly_missing_high_is_still_an_error() -> None:
+    df = bars()
+    df.loc[3, "high"] = np.nan
+    with pytest.raises(DataValidationError, match="NaN") as exc:
+        validate_bars(df, "ABC")
+    assert exc.value.column == "high" and exc.value.row.startswith("#3")
+
+
+def test_some_but_not_all_of_open_high_low_volume_is_an_error() -> None:
+    with pytest.raises(DataValidationError, match="or close only") as exc:
+        validate_bars(close_only(volume=1000.0), "ABC")
+    assert exc.value.column == "open" and "ABC" in str(exc.value)
+    frame = close_only(high=np.linspace(11, 12, 5), low=np.nan, open=np.nan, volume=np.nan)
+    with pytest.raises(DataValidationError) as exc:
+        validate_bars(frame, "ABC")
+    assert exc.value.column in {"open", "low", "volume"}
+
+
+@pytest.mark.parametrize(("value", "problem"), [(np.nan, "NaN"), (0.0, "non-positive"), (np.inf, "infinite")])
+def test_close_only_closes_are_checked(value: float, problem: str) -> None:
+    frame = close_only()
+    frame.loc[2, "close"] = value
+    with pytest.raises(DataValidationError, match=problem) as exc:
+        validate_bars(frame, "ABC")
+    assert exc.value.column == "close" and exc.value.row.startswith("#2")
+
+
+def test_close_only_market_series_is_accepted() -> None:
+    out, report = validate_bars(close_only(), "SPY", require_volume=False)
+    assert report.close_only and out["volume"].isna().all()
+    # a market series with OHLC but no volume keeps today's zero volume
+    out, report = validate_bars(bars().drop(columns="volume"), "VIX", require_volume=False)
+    assert not report.close_only and (out["volume"] == 0).all()
+
+
 def test_empty_frame() -> None:
     with pytest.raises(DataValidationError, match="'ABC'.*empty"):
         validate_bars(bars().iloc[:0], "ABC")
@@ -188,6 +253,7 @@ def _variants() -> list[tuple[str, pd.DataFrame, bool]]:
     upper = base.rename(columns=str.upper)
     indexed = base.set_index("date")
     no_volume = base.drop(columns="volume")
+    close_only = base[["date", "close"]]
     return [
         ("plain", base, True),
         ("adj_close", adj, True),
@@ -195,6 +261,9 @@ def _variants() -> list[tuple[str, pd.DataFrame, bool]]:
         ("date index", indexed, True),
         ("market bars without volume", no_volume, False),
         ("one row", base.head(1), True),
+        ("close only", close_only, True),
+        ("close only with adj_close", adj[["date", "close", "adj_close"]], True),
+        ("close-only market series", close_only, False),
     ]
 
 
