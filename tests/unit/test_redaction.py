@@ -171,10 +171,11 @@ def test_installed_redaction_covers_non_propagating_loggers() -> None:
     logger.addHandler(handler)
     logger.propagate = False
     try:
+        logging.setLogRecordFactory(logging.LogRecord)  # as in a fresh process (an earlier test may have installed it)
         install_log_redaction()
         installed = logging.getLogRecordFactory()
         install_log_redaction()  # idempotent: one wrapper, not two
-        assert installed is not previous and logging.getLogRecordFactory() is installed
+        assert installed is not logging.LogRecord and logging.getLogRecordFactory() is installed
         logger.warning("store at %s", "postgresql://u:s3cr3t@db/x")
         logger.warning("bad format %s %s", "only one")  # a broken call is still logging's to report
         assert stream.getvalue().splitlines()[0] == "store at postgresql://u:***@db/x"
