@@ -414,9 +414,8 @@ def backtest_tune_run(settings: Any, *, tune_run_id: str | None = None, log_to_m
         client.log_batch(bid, params=[Param(k, str(v)) for k, v in result.params.items()])
         log_metrics_batch(client, bid, result.flat_metrics())
         set_tags_batch(client, bid, {"signals.backtest_definitions": (
-            "Sharpe: mean/std(ddof=1) of daily net returns x sqrt(252), rf=0; turnover: mean daily "
-            "sum |w_t - w_(t-1)|; hit rate: share of held symbol-days with sign(position) == sign(next-day return); "
-            "max drawdown: positive fraction from the running peak; benchmark: equal-weight buy-and-hold"
+            f"{SHARPE_DEFINITION}; turnover: mean daily sum |w_t - w_(t-1)|; hit rate: share of held symbol-days "
+            "with sign(position) == sign(next-day return); max drawdown: positive fraction from the running peak"
         )})
         with tempfile.TemporaryDirectory(prefix="signals-backtest-") as tmp:
             plot_equity(result, f"{tmp}/equity_curve.png", title=f"OOS walk-forward backtest (tune run {rid[:8]})")

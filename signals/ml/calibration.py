@@ -5,9 +5,10 @@ unpickling anything, so the calibrator is a handful of numbers (Platt slopes/int
 temperature, or isotonic breakpoints) applied with numpy. The fitting follows the same
 recipes as scikit-learn (one-vs-rest Platt scaling, then renormalisation).
 
-The calibrator must be fitted on predictions for data *later* than the model trained on
-(a time-ordered hold-out); that is the caller's job (see ``signals.ml.train``), and the
-calibrator only ever sees (probabilities, labels).
+The calibrator must be fitted on predictions that neither the booster nor its early stopping
+or trial selection saw: the walk-forward's out-of-sample predictions, forward-chained (see
+:mod:`signals.ml.forward_calibration`, which also chooses the method). The calibrator itself
+only ever sees (probabilities, labels).
 """
 
 from __future__ import annotations
