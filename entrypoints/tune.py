@@ -87,13 +87,16 @@ def oos_summary_rows(m: dict[str, float], prefix: str = "oos_", baseline_prefix:
          "baseline": b("baseline_prior_log_loss"), "baseline_kind": "class prior (training rows)"},
         {"metric": "skill_vs_prior", "model": g("skill_vs_prior"), "raw_model": None,
          "baseline": None, "baseline_kind": f"90% interval [{_fmt(g('skill_vs_prior_lo'))}, {_fmt(g('skill_vs_prior_hi'))}]"},
-        {"metric": "ece", "model": g("ece"), "raw_model": g("ece_raw"), "baseline": None, "baseline_kind": ""},
+        {"metric": "ece", "model": g("ece"), "raw_model": g("ece_raw"), "baseline": b("baseline_prior_ece"),
+         "baseline_kind": "class prior"},
         {"metric": "accuracy", "model": g("accuracy"), "raw_model": g("accuracy_raw"),
          "baseline": b("baseline_always_up_accuracy"), "baseline_kind": "always UP"},
         {"metric": "rank_ic", "model": g("rank_ic"), "raw_model": None, "baseline": None,
          "baseline_kind": f"IC {_fmt(g('ic'))}, ICIR {_fmt(g('icir'))}"},
         {"metric": "strategy_sharpe", "model": g("strategy_sharpe"), "raw_model": None,
-         "baseline": b("baseline_buy_hold_sharpe"), "baseline_kind": "buy and hold (net of costs)"},
+         "baseline": b("baseline_buy_hold_sharpe"),
+         "baseline_kind": "buy and hold (net of costs)" + (
+             "; the strategy never took a position" if g("strategy_exposure") == 0 else "")},
     ]
 
 

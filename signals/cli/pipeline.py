@@ -23,9 +23,10 @@ def _metric_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if v is None:
             return ""
         try:
-            return f"{float(v):.4f}"
+            f = float(v)
         except (TypeError, ValueError):
             return str(v)
+        return "n/a" if f != f else f"{f:.4f}"
 
     return [{"metric": r["metric"].replace("_", " "), "model": num(r["model"]), "raw booster": num(r.get("raw_model")),
              "baseline": num(r.get("baseline")), "baseline is": r.get("baseline_kind", "")} for r in rows]

@@ -117,7 +117,8 @@ def evaluation_metrics(
     Always: ``log_loss``, ``accuracy``, ``brier``, ``ece``, ``n_rows`` and
     ``baseline_always_up_accuracy``. With ``raw`` (the booster before calibration): the same four
     as ``*_raw``. With ``prior`` (per-row class-prior probabilities; or ``y_train`` to use its
-    class frequencies): ``baseline_prior_log_loss`` and ``skill_vs_prior`` = prior log-loss -
+    class frequencies): ``baseline_prior_log_loss``, ``baseline_prior_ece`` (the prior's own ECE:
+    on a short period the realised class mix alone moves ECE) and ``skill_vs_prior`` = prior log-loss -
     model log-loss (> 0: the model knows more than the class mix), and with ``interval`` and
     ``dates`` its 90% date-blocked bootstrap interval ``skill_vs_prior_lo`` / ``_hi``. With
     ``dates`` and ``forward_returns``: IC, rank IC, ICIR of ``p_up - p_down``
@@ -139,6 +140,7 @@ def evaluation_metrics(
         prior = class_prior_proba(y_train, len(y))
     if prior is not None:
         out["baseline_prior_log_loss"] = log_loss(y, prior)
+        out["baseline_prior_ece"] = expected_calibration_error(y, prior)
         out["skill_vs_prior"] = out["baseline_prior_log_loss"] - out["log_loss"]
         if interval and dates is not None and len(y):
             diff = per_row_log_loss(y, prior) - per_row_log_loss(y, proba)
