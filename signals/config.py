@@ -106,7 +106,8 @@ class MLSettings(_Section):
     # auto: identity / temperature / sigmoid / isotonic chosen by forward-chained log-loss
     # (signals/ml/forward_calibration.py); a method name fixes it
     calibration_method: Literal["auto", "identity", "temperature", "sigmoid", "isotonic"] = "auto"
-    calibration_min_z: float = Field(2.0, ge=0)
+    calibration_margin: float = Field(0.0002, ge=0)
+    calibration_min_z: float = Field(0.0, ge=0)
     class_weight: Literal["none", "balanced"] = "none"
     seed: int = 42
     xgb_params: XGBParams = Field(default_factory=XGBParams)

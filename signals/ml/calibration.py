@@ -138,6 +138,17 @@ class ConfidenceCalibrator:
     # sklearn-style alias
     predict_proba = transform
 
+    @property
+    def n_params(self) -> int:
+        """Free parameters fitted (what an information criterion charges the calibrator for)."""
+        if self.method == "identity":
+            return 0
+        if self.method == "temperature":
+            return 1
+        if self.method == "sigmoid":
+            return 6
+        return int(sum(len(x) for x in self.y_thresholds_)) if hasattr(self, "y_thresholds_") else 0
+
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON parameters (what the served model stores instead of a pickle)."""

@@ -14,11 +14,17 @@ Which method: the candidates (``identity``, ``temperature``, ``sigmoid``, ``isot
 themselves judged forward-chained. Each window stores every eligible candidate's prediction,
 fitted on that window's own pool; the choice for window ``k`` compares the candidates on the
 earlier windows' rows (again only rows labelled before ``k``'s boundary). ``identity`` is kept
-unless a candidate's mean per-row log-loss is lower by at least ``min_z`` standard errors
-(date-blocked, so overlapping labels and same-day rows do not inflate the evidence) and by at
-least ``min_improvement`` nats: with a handful of candidates and a few thousand correlated
-rows, smaller wins are what chance produces, and a calibrator that only wins by chance is one
-that can hurt. The deployable model's calibrator is the same choice over all windows
+unless a candidate's mean per-row log-loss there is lower by at least ``min_improvement``
+nats (default 0.0002: about what fitting a 6-parameter Platt calibrator on ~15,000 rows costs
+out of sample, k / 2n, so a smaller "win" is the candidate's own fitting noise) and by
+``min_z`` date-blocked standard errors (default 0). Why no significance test by default: the
+candidates are already scored out of sample, so a lucky choice is paid for in the reported
+numbers, and a wrongly chosen calibrator on a calibrated model costs about k / 2n; a correctly
+chosen one gained 0.002-0.003 nats per row on real data. Measured on the logged walk-forward
+predictions of the sample and the 20-stock skfolio universe, requiring z >= 2 kept identity
+for the first 10 of 30 windows and cost 0.0006 (skfolio) and 0.0024 (sample) nats per row of
+forward log-loss, and left the confident rows over-confident (mean confidence 0.09 above
+accuracy instead of 0.05). The deployable model's calibrator is the same choice over all windows
 (:meth:`ForwardChainedCalibration.choose` without a boundary).
 
 Pure: frames and arrays in, calibrators and numbers out; no MLflow, no files.
@@ -52,8 +58,8 @@ class CalibrationPolicy:
     min_rows: int = 500  # pool rows before temperature / sigmoid may be fitted
     isotonic_min_rows: int = 1000  # pool rows before isotonic may be fitted
     min_selection_rows: int = 250  # forward-chained rows needed to judge a candidate
-    min_z: float = 2.0  # a candidate must beat identity by this many date-blocked standard errors ...
-    min_improvement: float = 0.0005  # ... and by at least this many nats per row
+    min_improvement: float = 0.0002  # a candidate must beat identity by this many nats per row ...
+    min_z: float = 0.0  # ... and by this many date-blocked standard errors
     block: int = 5  # dates per bootstrap/SE block (the label horizon: labels overlap this long)
 
     def __post_init__(self) -> None:
@@ -251,8 +257,8 @@ class ForwardChainedCalibration:
             if gain >= pol.min_improvement and zs[method] >= pol.min_z and gain > best_gain:
                 best, best_gain = method, gain
         if best == "identity":
-            reason = ("no candidate beats identity forward-chained by "
-                      f">= {pol.min_z:g} standard errors and >= {pol.min_improvement:g} nats"
+            reason = (f"no candidate beats identity forward-chained by >= {pol.min_improvement:g} nats per row"
+                      + (f" and >= {pol.min_z:g} standard errors" if pol.min_z > 0 else "")
                       if zs else f"too few forward-chained rows to judge a calibrator ({len(sel)})")
         else:
             reason = (f"{best} beats identity forward-chained by {best_gain:.5f} nats/row "

@@ -105,7 +105,8 @@ class TuneConfig:
     storage: str | None = None
     seed: int = 42
     calibration_method: str = "auto"  # auto | identity | temperature | sigmoid | isotonic
-    calibration_min_z: float = 2.0
+    calibration_min_z: float = 0.0
+    calibration_margin: float = 0.0002
     class_weight: str = "none"
     final_params_windows: int = 4
     confidence_threshold: float = 0.55
@@ -143,6 +144,7 @@ class TuneConfig:
             seed=ml.seed,
             calibration_method=ml.calibration_method,
             calibration_min_z=ml.calibration_min_z,
+            calibration_margin=ml.calibration_margin,
             class_weight=ml.class_weight,
             final_params_windows=tu.final_params_windows,
             confidence_threshold=ml.confidence_threshold,
@@ -160,7 +162,8 @@ class TuneConfig:
 
     def calibration_policy(self) -> CalibrationPolicy:
         methods = METHODS if self.calibration_method == "auto" else (self.calibration_method,)
-        return CalibrationPolicy(methods=methods, min_z=float(self.calibration_min_z), block=max(1, int(self.horizon)))
+        return CalibrationPolicy(methods=methods, min_z=float(self.calibration_min_z),
+                                 min_improvement=float(self.calibration_margin), block=max(1, int(self.horizon)))
 
     def study_digest_payload(self) -> dict[str, Any]:
         """What changes the meaning of a trial (n_trials / n_jobs / workers / storage do not)."""

@@ -49,17 +49,20 @@ def replay(windows, policy=None) -> tuple[ForwardChainedCalibration, dict]:
     return fcc, preds
 
 
-def test_calibrated_model_keeps_identity() -> None:
-    fcc, _ = replay(synthetic_windows(sharpen=1.0))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_calibrated_model_keeps_identity(seed) -> None:
+    fcc, _ = replay(synthetic_windows(sharpen=1.0, rows_per_day=40, seed=seed))
     choice = fcc.choose(None)
     assert choice.method == "identity", choice.reason
-    assert choice.pool_rows == 8 * 63 * 10 and set(choice.candidate_log_loss) >= {"identity", "sigmoid"}
+    assert choice.pool_rows == 8 * 63 * 40 and set(choice.candidate_log_loss) >= {"identity", "sigmoid"}
 
 
-def test_pure_noise_keeps_identity() -> None:
-    fcc, _ = replay(synthetic_windows(informative=False))
-    assert fcc.choose(None).method == "identity"
-    assert all(c.method == "identity" for c in fcc.choices().values())
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pure_noise_keeps_identity(seed) -> None:
+    """Raw probabilities that are the (calibrated) class mix and nothing else: no calibrator wins."""
+    fcc, _ = replay(synthetic_windows(informative=False, rows_per_day=40, seed=seed))
+    assert fcc.choose(None).method == "identity", fcc.choose(None).reason
+    assert sum(c.method != "identity" for c in fcc.choices().values()) <= 1
 
 
 def test_overconfident_model_gets_a_real_calibrator_that_helps_forward() -> None:
