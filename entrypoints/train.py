@@ -159,7 +159,7 @@ def train_with_tracking(
 ) -> TrainResult:
     import mlflow
 
-    from entrypoints.tune import strategy_settings
+    from entrypoints.tune import strategy_figure, strategy_settings
     from signals import tracking as T
     from signals.backtest import strategy_metrics
     from signals.ml import metrics as M
@@ -299,15 +299,9 @@ def train_with_tracking(
             "plots/reliability.png": plots.reliability_diagram(
                 y_ho, {"raw": raw_ho, "calibrated": p_ho}, title="Hold-out reliability (evaluation model)"),
         }
-        if prices is not None:
-            from signals.backtest import BacktestError, run_backtest
-
-            try:
-                bt = run_backtest(ho_frame, prices, **strategy)
-                figures["plots/cumulative_returns.png"] = plots.cumulative_returns(
-                    bt.daily, "Hold-out: strategy (net of costs) vs buy-and-hold")
-            except BacktestError as exc:
-                log.info("no hold-out cumulative-returns plot: %s", exc)
+        fig = strategy_figure(ho_frame, prices, strategy, "Hold-out: strategy (net of costs) vs buy-and-hold")
+        if fig is not None:
+            figures["plots/cumulative_returns.png"] = fig
         for path, fig in figures.items():
             artifacts[path.split("/")[-1].removesuffix(".png")] = T.log_figure(client, rid, fig, path)
         T.log_json(client, rid, {"params": final_booster.params, "source": source, "tune_run_id": tune_id},

@@ -245,6 +245,21 @@ def window_strategy_metrics(result: "WindowResult", prices: pd.DataFrame | None,
     return strategy_metrics(result.predictions, prices, **strategy)
 
 
+def strategy_figure(predictions: pd.DataFrame, prices: pd.DataFrame | None, strategy: dict[str, Any] | None,
+                    title: str) -> Any:
+    """Growth of 1 of the strategy vs buy-and-hold on these predictions (None when nothing can be priced)."""
+    if prices is None or not strategy:
+        return None
+    from signals.backtest import BacktestError, run_backtest
+    from signals.ml import plots
+
+    try:
+        return plots.cumulative_returns(run_backtest(predictions, prices, **strategy).daily, title)
+    except BacktestError as exc:
+        log.info("no cumulative-returns plot: %s", exc)
+        return None
+
+
 def strategy_settings(settings: "Settings") -> dict[str, Any]:
     return {"confidence_threshold": settings.ml.confidence_threshold,
             "min_hold_days": settings.strategy.min_hold_days, "cost_bps": settings.strategy.cost_bps}
@@ -324,15 +339,9 @@ def log_walk_forward_outputs(client: Any, run_id: str, res: "WalkForwardResult",
                                                            title="Out-of-sample reliability (all windows)"),
         "plots/feature_importance.png": plots.feature_importance(imp, title="Mean gain share across windows"),
     }
-    if prices is not None and strategy:
-        from signals.backtest import BacktestError, run_backtest
-
-        try:
-            bt = run_backtest(st, prices, **strategy)
-            figures["plots/cumulative_returns.png"] = plots.cumulative_returns(
-                bt.daily, "Walk-forward out-of-sample: strategy (net of costs) vs buy-and-hold")
-        except BacktestError as exc:
-            log.info("no cumulative-returns plot: %s", exc)
+    fig = strategy_figure(st, prices, strategy, "Walk-forward out-of-sample: strategy (net of costs) vs buy-and-hold")
+    if fig is not None:
+        figures["plots/cumulative_returns.png"] = fig
     for path, fig in figures.items():
         artifacts[path.split("/")[-1].removesuffix(".png")] = T.log_figure(client, run_id, fig, path)
     return artifacts
