@@ -53,7 +53,7 @@ from signals.features.technical import ohlcv_arrays, talib_indicators  # noqa: E
 
 def _default_jobs() -> int:
     try:
-        from signals.config import load_settings
+        from signals.settings.model import load_settings
 
         return load_settings().features.n_jobs
     except Exception:  # noqa: BLE001 - the benchmark runs without a config file too

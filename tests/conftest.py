@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from signals.netutil import free_port, wait_healthy  # noqa: F401 - tests import them from here
+from signals.core.netutil import free_port, wait_healthy  # noqa: F401 - tests import them from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def settings(workdir: Path):
     """Default settings pointed at a throwaway SQLite MLflow store and feature cache."""
-    from signals.config import load_settings
+    from signals.settings.model import load_settings
 
     return load_settings(
         REPO_ROOT / "config" / "settings.yaml",

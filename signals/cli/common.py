@@ -10,7 +10,8 @@ from typing import Any, Iterable
 
 import click
 
-from signals.errors import SignalsError
+from signals.core.errors import SignalsError
+from signals.core.tables import format_table
 
 log = logging.getLogger("signals")
 
@@ -24,13 +25,13 @@ class Context:
     @property
     def settings(self):  # noqa: ANN201 - Settings, imported lazily
         if self._settings is None:
-            from signals.config import load_settings
+            from signals.settings.model import load_settings
 
             self._settings = load_settings(self.config_path)
         return self._settings
 
     def setup_logging(self) -> None:
-        from signals.redaction import install_log_redaction
+        from signals.core.redaction import install_log_redaction
 
         level = logging.WARNING - 10 * min(self.verbose, 2)
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -54,7 +55,7 @@ def run_cli(group: click.Group) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except SignalsError as exc:
-        from signals.redaction import redact_text
+        from signals.core.redaction import redact_text
 
         click.echo(f"Error: {redact_text(str(exc))}", err=True)
         sys.exit(1)
@@ -64,24 +65,9 @@ def run_cli(group: click.Group) -> None:
 
 
 def print_table(rows: Iterable[dict[str, Any]], columns: list[str] | None = None) -> None:
-    """A plain fixed-width table (no extra dependency; output stays greppable)."""
-    rows = list(rows)
-    if not rows:
-        click.echo("(no rows)")
-        return
-    cols = columns or list(rows[0].keys())
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return "" if v is None else str(v)
-
-    cells = [[fmt(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
-    click.echo("  ".join("-" * w for w in widths))
-    for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    """A plain fixed-width table (:func:`signals.core.tables.format_table`)."""
+    for line in format_table(rows, columns):
+        click.echo(line)
 
 
 def echo_json(obj: Any) -> None:

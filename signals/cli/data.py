@@ -6,7 +6,7 @@ import click
 
 from signals.cli.common import Context, echo_json, pass_ctx, print_table
 
-# signals.data.providers.PROVIDERS, spelled out: importing it here would load pandas for every command (a test keeps them equal)
+# signals.data.sources.PROVIDERS, spelled out: importing it here would load pandas for every command (a test keeps them equal)
 PROVIDER_CHOICES = ("sample", "skfolio", "parquet", "sql")
 
 
@@ -53,7 +53,7 @@ def check(ctx: Context, symbols: tuple[str, ...], provider: str | None, path: st
 def export(ctx: Context, directory: str, symbols: tuple[str, ...]) -> None:
     """Write the configured source (e.g. the sample) as a parquet-layout DIRECTORY."""
     from signals.data.parquet import export_provider
-    from signals.data.providers import get_provider
+    from signals.data.sources import get_provider
 
     root = export_provider(get_provider(ctx.settings), directory, list(symbols) or None)
     click.echo(f"wrote parquet layout to {root}")

@@ -1,4 +1,4 @@
-"""``signals tune`` and ``signals train``: thin wrappers over ``entrypoints.tune`` / ``entrypoints.train``."""
+"""``signals tune`` and ``signals train``: thin wrappers over ``signals.lifecycle.tune`` / ``signals.lifecycle.train``."""
 
 from __future__ import annotations
 
@@ -48,10 +48,10 @@ _end_opt = click.option("--end", callback=_date, default=None, help="Last date (
 def tune(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | None, trials: int | None,
          jobs: int | None, storage: str | None, workers: int | None) -> None:
     """Purged walk-forward tuning with Optuna; every window and trial is a nested MLflow run."""
-    from entrypoints import prefer_passive_openmp
+    from signals.lifecycle.params import prefer_passive_openmp
 
     prefer_passive_openmp()
-    from entrypoints.tune import run_tune
+    from signals.lifecycle.tune import run_tune
 
     _check_order(start, end)
     res = run_tune(ctx.settings, symbols=_symbols(symbols), start=start, end=end, n_trials=trials, n_jobs=jobs,
@@ -76,10 +76,10 @@ def tune(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | N
 @pass_ctx
 def train(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | None, tune_run_id: str | None) -> None:
     """Evaluate on the hold-out, fit the calibrated model on all data, log it; print its model URI."""
-    from entrypoints import prefer_passive_openmp
+    from signals.lifecycle.params import prefer_passive_openmp
 
     prefer_passive_openmp()
-    from entrypoints.train import run_train
+    from signals.lifecycle.train import run_train
 
     _check_order(start, end)
     res = run_train(ctx.settings, symbols=_symbols(symbols), start=start, end=end, tune_run_id=tune_run_id)
@@ -94,7 +94,7 @@ def train(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | 
     if cal:
         click.echo(f"calibration: {cal.get('method')} on {cal.get('pool_rows')} out-of-sample rows - {cal.get('reason')}")
     click.echo(f"model URI: {res.model_uri}")
-    from entrypoints.register import register_training_run  # registration: the registry owner's step
+    from signals.lifecycle.register import register_training_run  # registration: the registry owner's step
 
     version = register_training_run(ctx.settings, res)
     click.echo(f"registered as {ctx.settings.mlflow.model_name} version {version.version_id} (challenger)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from signals.data.providers import DataProvider
+from signals.data.base import DataProvider
 from signals.data.synthetic import synthetic_events
 from signals.data.validation import validate_bars
 

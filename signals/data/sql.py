@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from signals.data.errors import DataError
-from signals.data.providers import DataProvider
+from signals.data.base import DataProvider
 from signals.data.schemas import (
     BAR_COLUMNS,
     NON_CLOSE_COLUMNS,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from signals.features.registry import features_needing
 
 if TYPE_CHECKING:
-    from signals.config import Settings
+    from signals.settings.model import Settings
 
 
 def with_lost_features(missing: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from signals.features.registry import FEATURE_VERSION, feature_names
-from signals.io import atomic_path
+from signals.core.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -414,7 +414,7 @@ class _OpenSegment:
 
 
 class _Discarded(Exception):
-    """Tells :func:`~signals.io.atomic_path` to remove the temporary file."""
+    """Tells :func:`~signals.core.io.atomic_path` to remove the temporary file."""
 
 
 def _schema() -> pa.Schema:

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from signals.errors import SignalsError
-from signals.digest import frame_digest
+from signals.core.errors import SignalsError
+from signals.core.digest import frame_digest
 from signals.features.cache import (
     CACHE_FORMAT,
     CacheIndex,
@@ -55,8 +55,8 @@ from signals.features.technical import frame_absent_bar_fields
 from signals.features.workers import Scanned, run_pool, run_serial
 
 if TYPE_CHECKING:
-    from signals.config import Settings
-    from signals.data.providers import DataProvider
+    from signals.settings.model import Settings
+    from signals.data.base import DataProvider
 
 log = logging.getLogger(__name__)
 

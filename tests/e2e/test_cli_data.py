@@ -72,8 +72,8 @@ def test_provider_choices_agree_with_the_config_and_the_factory() -> None:
     import typing
 
     from signals.cli.data import PROVIDER_CHOICES
-    from signals.config import DataSettings
-    from signals.data.providers import PROVIDERS
+    from signals.settings.model import DataSettings
+    from signals.data.sources import PROVIDERS
 
     assert PROVIDER_CHOICES == PROVIDERS
     assert typing.get_args(DataSettings.model_fields["provider"].annotation) == PROVIDERS

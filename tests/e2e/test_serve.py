@@ -44,7 +44,7 @@ def _split(frame: pd.DataFrame) -> dict:
 @pytest.fixture
 def served(registry_template: Template, workdir: Path):
     """The template's 'base' model registered and promoted, served by `signals serve` on a free port."""
-    from signals.ml.registry import ModelRegistry
+    from signals.registry.client import ModelRegistry
 
     shutil.copy(registry_template.db, workdir / "mlflow.db")
     settings = settings_for(workdir, enabled=False)
@@ -128,7 +128,7 @@ def test_serve_without_a_champion_is_a_clear_error(registry_template: Template, 
 
 def test_serve_command_line(registry_template: Template, workdir: Path) -> None:
     from signals.cli.registry import serve_command
-    from signals.ml.registry import ModelRegistry
+    from signals.registry.client import ModelRegistry
 
     shutil.copy(registry_template.db, workdir / "mlflow.db")
     settings = settings_for(workdir, enabled=False)

@@ -138,7 +138,7 @@ def test_dataset_sources_and_tags_are_masked_in_process(tmp_path: Path, monkeypa
     import mlflow
     import pandas as pd
 
-    from signals import tracking as T
+    from signals.adapters import tracking as T
 
     monkeypatch.chdir(tmp_path)
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"

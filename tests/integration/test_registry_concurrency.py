@@ -25,10 +25,10 @@ ROUNDS = 4
 
 
 def _promoter(settings_kwargs: dict, versions: list[str], barrier, results) -> None:
-    from signals.ml.registry import ModelRegistry
+    from signals.lifecycle.wiring import open_registry
 
     settings = settings_for(**settings_kwargs)
-    reg = ModelRegistry.from_settings(settings)
+    reg = open_registry(settings)
     out = []
     for v in versions:
         barrier.wait(timeout=120)
@@ -44,14 +44,15 @@ def _race(settings_kwargs: dict, n_versions: int) -> None:
     """Register versions, promote 1, then race two processes over the rest; check the invariants."""
     import redis
 
-    from signals.ml.registry import CHAMPION, ModelRegistry
-    from signals.mirror import Keys
+    from signals.lifecycle.wiring import open_registry
+    from signals.registry.types import CHAMPION
+    from signals.adapters.mirror import Keys
 
     settings = settings_for(**settings_kwargs)
-    setup = ModelRegistry.from_settings(settings, mirror=False)
+    setup = open_registry(settings, mirror=False)
     for i in range(n_versions):
         setup.register(None, f"file:///nonexistent/model-{i}", {"holdout_log_loss": 1.0 - i / 100})
-    reg = ModelRegistry.from_settings(settings)
+    reg = open_registry(settings)
     reg.promote("1")
     a = [str(v) for v in range(2, n_versions + 1, 2)]
     b = [str(v) for v in range(3, n_versions + 1, 2)]
@@ -133,7 +134,7 @@ def postgres_uri():
 def test_two_processes_promoting_on_postgresql(
     postgres_uri: str, workdir: Path, redis_server_url: str, redis_prefix: str
 ) -> None:
-    from signals.ml.registry import PostgresAdvisoryLock, registry_lock
+    from signals.registry.locks import PostgresAdvisoryLock, registry_lock
 
     assert isinstance(registry_lock(postgres_uri, "signals-xgb"), PostgresAdvisoryLock)
     _race(dict(workdir=workdir, redis_url=redis_server_url, prefix=redis_prefix, tracking_uri=postgres_uri), 1 + 2 * ROUNDS)
@@ -142,7 +143,8 @@ def test_two_processes_promoting_on_postgresql(
 def test_postgres_advisory_lock_excludes_other_sessions(postgres_uri: str) -> None:
     import time
 
-    from signals.ml.registry import PostgresAdvisoryLock, RegistryBusyError
+    from signals.registry.locks import PostgresAdvisoryLock
+    from signals.registry.types import RegistryBusyError
 
     holder = PostgresAdvisoryLock(postgres_uri, "m")
     other = PostgresAdvisoryLock(postgres_uri, "m", timeout=0.3)

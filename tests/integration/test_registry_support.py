@@ -33,8 +33,8 @@ def make_predictor(seed: int = 0, n_features: int = N_FEATURES, n_rows: int = 80
     """A small real SignalPredictor (booster + sigmoid calibrator) and its training features."""
     import xgboost as xgb
 
-    from signals.ml.calibration import ConfidenceCalibrator
-    from signals.ml.predictor import SignalPredictor
+    from signals.modeling.calibration import ConfidenceCalibrator
+    from signals.serving.predictor import SignalPredictor
 
     x = make_features(n_rows, seed, n_features)
     signal = x["f0"] + 0.5 * x["f1"] + np.random.default_rng(seed + 1).normal(0, 0.5, n_rows)
@@ -94,8 +94,8 @@ def build_template(root: Path) -> Template:
     from mlflow import MlflowClient
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    from signals.ml.metrics import accuracy, log_loss
-    from signals.ml.pyfunc import log_signal_model
+    from signals.modeling.metrics import accuracy, log_loss
+    from signals.serving.pyfunc import log_signal_model
 
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     root.mkdir(parents=True, exist_ok=True)
@@ -149,7 +149,7 @@ def settings_for(
     tracking_uri: str | None = None,
     **extra: Any,
 ):
-    from signals.config import load_settings
+    from signals.settings.model import load_settings
 
     return load_settings(
         REPO_ROOT / "config" / "settings.yaml",
@@ -173,9 +173,9 @@ class Store:
     template: Template
 
     def registry(self, mirror: bool = True):
-        from signals.ml.registry import ModelRegistry
+        from signals.lifecycle.wiring import open_registry
 
-        return ModelRegistry.from_settings(self.settings, mirror=mirror)
+        return open_registry(self.settings, mirror=mirror)
 
     def register(self, *names: str) -> list[str]:
         reg = self.registry(mirror=False)

@@ -87,7 +87,7 @@ def test_vix_is_what_arch_loads() -> None:
 
 
 def test_selected_by_settings(settings) -> None:
-    from signals.data.providers import PROVIDERS, get_provider
+    from signals.data.sources import PROVIDERS, get_provider
 
     assert "skfolio" in PROVIDERS
     chosen = get_provider(settings.model_copy(update={"data": settings.data.model_copy(update={"provider": "skfolio"})}))

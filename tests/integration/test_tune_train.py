@@ -25,7 +25,7 @@ N_TRIALS = 2
 
 
 def small_settings(root: Path, **extra):
-    from signals.config import load_settings
+    from signals.settings.model import load_settings
 
     overrides = dict(
         mlflow={"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "signals-test"},
@@ -43,8 +43,8 @@ def small_settings(root: Path, **extra):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory):
-    from entrypoints.train import run_train
-    from entrypoints.tune import run_tune
+    from signals.lifecycle.train import run_train
+    from signals.lifecycle.tune import run_tune
 
     root = tmp_path_factory.mktemp("tune-train")
     with pytest.MonkeyPatch.context() as mp:
@@ -115,7 +115,7 @@ def test_tune_parent_logs_aggregates_baselines_and_provenance(runs) -> None:
 def test_oos_predictions_artifact(runs) -> None:
     tune = runs["tune"]
     oos = pd.read_parquet(mlflow.artifacts.download_artifacts(tune.artifacts["oos_predictions"]))
-    from signals.ml.tuning import OOS_COLUMNS
+    from signals.modeling.tuning.walk_forward import OOS_COLUMNS
 
     assert list(oos.columns) == list(OOS_COLUMNS)
     assert set(oos["symbol"]) == set(SYMBOLS)
@@ -161,11 +161,11 @@ def test_train_uses_latest_tune_params_and_logs_honest_holdout(runs) -> None:
     assert p["calibration.method"] in ("identity", "temperature", "sigmoid", "isotonic")
     assert p["calibration.source"].startswith(f"tune run {tune.run_id}")
     ho = pd.read_parquet(mlflow.artifacts.download_artifacts(train.artifacts["holdout_predictions"]))
-    from entrypoints.train import HOLDOUT_COLUMNS
+    from signals.lifecycle.train import HOLDOUT_COLUMNS
 
     assert list(ho.columns) == list(HOLDOUT_COLUMNS)
     assert ho["date"].min() == holdout_start and ho["date"].max() == pd.Timestamp(p["holdout_end"])
-    from signals.ml import metrics as M
+    from signals.modeling import metrics as M
 
     assert M.log_loss(ho["y"].to_numpy(), ho[["p_down", "p_flat", "p_up"]].to_numpy()) == pytest.approx(
         m["holdout_log_loss"])
@@ -174,7 +174,7 @@ def test_train_uses_latest_tune_params_and_logs_honest_holdout(runs) -> None:
 
 
 def test_logged_model_loads_and_predicts(runs) -> None:
-    from signals.ml.pyfunc import load_predictor, load_reference
+    from signals.serving.pyfunc import load_predictor, load_reference
 
     train = runs["train"]
     assert train.model_uri.startswith("models:/")
@@ -190,7 +190,7 @@ def test_logged_model_loads_and_predicts(runs) -> None:
 
 def test_rerun_resumes_studies_and_reproduces(runs, monkeypatch: pytest.MonkeyPatch) -> None:
     """Same storage: every study is complete, nothing re-runs, same params and metrics."""
-    from entrypoints.tune import run_tune
+    from signals.lifecycle.tune import run_tune
 
     monkeypatch.chdir(runs["root"])
     again = run_tune(runs["settings"], symbols=SYMBOLS, start=START, end=END)
@@ -205,7 +205,7 @@ def test_rerun_resumes_studies_and_reproduces(runs, monkeypatch: pytest.MonkeyPa
 
 def test_fresh_storage_same_seed_same_result(runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Same seed + same data, a fresh Optuna storage (every trial re-run) => same params and metrics."""
-    from entrypoints.tune import run_tune
+    from signals.lifecycle.tune import run_tune
 
     monkeypatch.chdir(runs["root"])
     fresh = run_tune(runs["settings"], symbols=SYMBOLS, start=START, end=END,
@@ -216,8 +216,8 @@ def test_fresh_storage_same_seed_same_result(runs, tmp_path: Path, monkeypatch: 
 
 
 def test_train_with_explicit_and_bad_tune_run(runs, monkeypatch: pytest.MonkeyPatch) -> None:
-    from entrypoints.train import TuneRunError, run_train
-    from signals.errors import SignalsError
+    from signals.lifecycle.train import TuneRunError, run_train
+    from signals.core.errors import SignalsError
 
     monkeypatch.chdir(runs["root"])
     train = runs["train"]
@@ -246,7 +246,7 @@ def test_entrypoint_main_validates_string_parameters(capsys: pytest.CaptureFixtu
 
 
 def test_train_is_reproducible(runs, monkeypatch: pytest.MonkeyPatch) -> None:
-    from entrypoints.train import run_train
+    from signals.lifecycle.train import run_train
 
     monkeypatch.chdir(runs["root"])
     again = run_train(runs["settings"], symbols=SYMBOLS, start=START, end=END, tune_run_id=runs["tune"].run_id)

@@ -15,9 +15,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_full_sample_tune_and_train(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from entrypoints.train import run_train
-    from entrypoints.tune import run_tune
-    from signals.config import load_settings
+    from signals.lifecycle.train import run_train
+    from signals.lifecycle.tune import run_tune
+    from signals.settings.model import load_settings
 
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     settings = load_settings(

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_parallel_trials_stay_nested(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from entrypoints import build_training_data
-    from entrypoints.tune import tune_with_tracking
-    from signals.config import load_settings
+    from signals.dataset import build_training_data
+    from signals.lifecycle.tune import tune_with_tracking
+    from signals.settings.model import load_settings
 
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     settings = load_settings(

@@ -28,7 +28,7 @@ def pg_optuna_url():
 
 
 def _data():
-    from entrypoints import build_training_data
+    from signals.dataset import build_training_data
 
     X, close = make_panel(n_symbols=2, start="2018-01-01", end="2018-11-30", n_features=5)
     return build_training_data(X, close, horizon=5, up_threshold=0.01, down_threshold=-0.01, symbols=["S0", "S1"],
@@ -36,7 +36,7 @@ def _data():
 
 
 def _settings(workdir: Path, storage: str, **tuning):
-    from signals.config import load_settings
+    from signals.settings.model import load_settings
 
     return load_settings(
         REPO_ROOT / "config" / "settings.yaml",
@@ -50,7 +50,7 @@ def _settings(workdir: Path, storage: str, **tuning):
 
 def test_workers_share_each_window_study_and_nest_every_trial(workdir: Path, pg_optuna_url: str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from entrypoints.tune import TAG_TUNE_WORKER, tune_with_tracking
+    from signals.lifecycle.tune import TAG_TUNE_WORKER, tune_with_tracking
 
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     settings = _settings(workdir, pg_optuna_url, workers=2)
@@ -102,8 +102,8 @@ class FailingSink:
 
 
 def test_a_failing_worker_fails_the_window_loudly(pg_optuna_url: str) -> None:
-    from signals.ml import tuning as TU
-    from signals.ml.tune_workers import TuneWorkerError
+    from signals.modeling import tuning as TU
+    from signals.modeling.tuning.objective import TuneWorkerError
 
     data = _data()
     cfg = TU.TuneConfig(horizon=5, n_trials=4, min_training_samples=50, early_stopping_rounds=5,
@@ -120,15 +120,16 @@ def test_a_failing_worker_fails_the_window_loudly(pg_optuna_url: str) -> None:
 
 
 def test_workers_need_a_shared_storage(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from signals.ml import tuning as TU
-    from signals.ml.tune_workers import TuneWorkerError, TuneWorkerPool, split_quotas
+    from signals.modeling import tuning as TU
+    from signals.modeling.tuning.objective import TuneWorkerError
+    from signals.modeling.tuning.parallel import TuneWorkerPool, split_quotas
 
     with pytest.raises(TuneWorkerError, match="needs a shared Optuna storage.*postgresql://"):
         TU.TuneConfig(storage=None, workers=2)
     with pytest.raises(TuneWorkerError, match="in-memory SQLite"):
         TU.TuneConfig(storage="sqlite:///:memory:", workers=3)
     assert TU.TuneConfig(storage=None, workers=1).workers == 1
-    with caplog.at_level(logging.WARNING, logger="signals.ml.tune_workers"):
+    with caplog.at_level(logging.WARNING, logger="signals.modeling.tuning.parallel"):
         with TuneWorkerPool(1, f"sqlite:///{tmp_path / 'optuna.db'}"):  # no task: no process is started
             pass
     assert "PostgreSQL is the intended storage" in caplog.text
@@ -138,7 +139,7 @@ def test_workers_need_a_shared_storage(tmp_path: Path, caplog: pytest.LogCapture
 def test_workers_option_reaches_the_config(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from entrypoints.tune import tune_config
+    from signals.lifecycle.tune import tune_config
     from signals.cli import cli
 
     settings = _settings(tmp_path, "sqlite:///x.db", workers=3)

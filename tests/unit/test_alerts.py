@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from signals.alerts import (
+from signals.monitoring.alerts import (
     Alert,
     AlertManager,
     FileDedupStore,
@@ -154,7 +154,7 @@ def test_dedup_state_survives_a_new_manager(tmp_path: Path):
 
 
 def test_no_webhook_logs_only(tmp_path: Path, caplog: pytest.LogCaptureFixture):
-    with caplog.at_level("WARNING", logger="signals.alerts"):
+    with caplog.at_level("WARNING", logger="signals.monitoring.alerts"):
         result = _manager(tmp_path).send(_alert())
     assert result.delivered == {} and not result.deduplicated
     assert "Feature drift" in caplog.text

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.backtest import BacktestError, apply_min_hold, desired_positions, plot_equity, run_backtest
+from signals.trading.backtest import BacktestError, apply_min_hold, desired_positions, plot_equity, run_backtest
 
 D = pd.bdate_range("2020-01-06", periods=6)
 

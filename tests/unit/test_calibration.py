@@ -1,4 +1,4 @@
-"""Calibrators, the final-fit recipe (signals.ml.train.fit_booster) and the evaluation metrics."""
+"""Calibrators, the final-fit recipe (signals.modeling.final_fit.fit_booster) and the evaluation metrics."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.digest import frame_digest
-from signals.ml import metrics as M
-from signals.ml.calibration import ISOTONIC_FLOOR, METHODS, ConfidenceCalibrator
-from signals.ml.pipeline import InsufficientDataError, MLPipeline
-from signals.ml.splits import label_end_dates
-from signals.ml.target import forward_returns
-from signals.ml.train import fit_booster, holdout_start, labelled, predictions_frame
+from signals.core.digest import frame_digest
+from signals.modeling import metrics as M
+from signals.modeling.calibration import ISOTONIC_FLOOR, METHODS, ConfidenceCalibrator
+from signals.modeling.model import InsufficientDataError, MLPipeline
+from signals.modeling.splits import label_end_dates
+from signals.dataset import forward_returns
+from signals.dataset import labelled
+from signals.modeling.final_fit import fit_booster, holdout_start, predictions_frame
 from tests.unit.test_pipeline import make_panel, single_thread_xgboost  # noqa: F401 - autouse fixture
 
 # deliberately overfitting params: raw probabilities are over-confident out of sample

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from signals.config import ConfigError, load_settings
+from signals.settings.model import ConfigError, load_settings
 from tests.conftest import REPO_ROOT
 
 DEFAULT = REPO_ROOT / "config" / "settings.yaml"
@@ -32,7 +32,7 @@ def test_yaml_holds_the_spec_defaults() -> None:
 
 def test_yaml_and_code_defaults_agree() -> None:
     """The YAML file is the documented source of defaults; the code must not drift from it."""
-    from signals.config import Settings
+    from signals.settings.model import Settings
 
     assert load_settings(DEFAULT).model_dump() == Settings().model_dump()
 
@@ -107,7 +107,7 @@ def test_importing_the_package_has_no_side_effects(tmp_path: Path) -> None:
     import sys
 
     code = (
-        "import signals, signals.config, signals.data, signals.cli, signals.ml.pyfunc, os;"
+        "import signals, signals.settings.model, signals.data, signals.cli, signals.serving.pyfunc, os;"
         "print(sorted(os.listdir('.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
@@ -223,7 +223,7 @@ def test_every_unknown_variable_is_listed(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_valid_variable_names_cover_sections_and_nested_keys() -> None:
-    from signals.config import Settings, setting_variable_names
+    from signals.settings.model import Settings, setting_variable_names
 
     names = setting_variable_names()
     assert {"SA_CONFIG", "SA_ML", "SA_ML__XGB_PARAMS", "SA_ML__XGB_PARAMS__N_ESTIMATORS", "SA_REDIS__URL",
@@ -290,7 +290,7 @@ def test_a_cross_field_error_names_each_source(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_mlflow_variables_are_named_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    from signals.config import _Origins
+    from signals.settings.model import _Origins
 
     origins = _Origins(DEFAULT, {}, {"mlflow": {"tracking_uri": "postgresql://u:s3cr3t@db/x"}},
                        {("mlflow", "tracking_uri"): "MLFLOW_TRACKING_URI"})

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from signals.digest import frame_digest
+from signals.core.digest import frame_digest
 
 
 def test_every_row_index_level_and_column_name_counts() -> None:

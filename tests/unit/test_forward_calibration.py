@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.ml import metrics as M
-from signals.ml.forward_calibration import CalibrationPolicy, ForwardChainedCalibration
-from signals.ml.target import forward_returns
-from signals.ml.train import labelled
-from signals.ml.tuning import TuneConfig, run_walk_forward
+from signals.modeling import metrics as M
+from signals.modeling.forward_calibration import CalibrationPolicy, ForwardChainedCalibration
+from signals.dataset import forward_returns
+from signals.dataset import labelled
+from signals.modeling.tuning.objective import TuneConfig
+from signals.modeling.tuning.walk_forward import run_walk_forward
 from tests.unit.test_pipeline import make_panel, single_thread_xgboost  # noqa: F401 - autouse fixture
 
 
@@ -136,7 +137,7 @@ def test_replay_from_logged_predictions_gives_the_same_choices() -> None:
 @pytest.fixture(scope="module")
 def panel():
     X, close = make_panel(n_symbols=3, start="2014-01-01", end="2017-12-31", n_features=5, signal=0.02)
-    from signals.ml.pipeline import MLPipeline
+    from signals.modeling.model import MLPipeline
 
     y = MLPipeline(horizon=5).prepare_target(close)
     return labelled(X, y, forward_returns(close, 5))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.ml.gate import (
+from signals.registry.gate import (
     GateError,
     align_holdouts,
     evaluate_gate,

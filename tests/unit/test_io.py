@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from signals.io import atomic_write, atomic_write_text
+from signals.core.io import atomic_write, atomic_write_text
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_nothing_on_failure(tmp_path: Path) -> None:

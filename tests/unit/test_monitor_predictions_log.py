@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.predictions_log import PredictionsLog, PredictionsLogError, resolve_outcomes
+from signals.monitoring.predictions_log import PredictionsLog, PredictionsLogError, resolve_outcomes
 
 D = pd.bdate_range("2013-01-01", periods=12)
 

@@ -6,15 +6,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from signals.errors import SignalsError
+from signals.core.errors import SignalsError
 
 
 @pytest.fixture
 def steps(monkeypatch):
-    import entrypoints.promote as promote
-    import entrypoints.register as register
-    import entrypoints.train as train
-    import entrypoints.tune as tune
+    import signals.lifecycle.promote as promote
+    import signals.lifecycle.register as register
+    import signals.lifecycle.train as train
+    import signals.lifecycle.tune as tune
 
     calls: list[tuple] = []
     monkeypatch.setattr(tune, "run_tune", lambda s: calls.append(("tune",)) or SimpleNamespace(run_id="T1"))
@@ -34,7 +34,7 @@ def steps(monkeypatch):
 
 
 def test_retrain_runs_the_steps_in_order(settings, steps):
-    from entrypoints.monitor import run_retrain
+    from signals.lifecycle.monitor import run_retrain
 
     out = run_retrain(settings, ["staleness: old"])
     assert steps == [("tune",), ("train", "T1"), ("register", "R1"), ("promote", True)]
@@ -45,8 +45,8 @@ def test_retrain_runs_the_steps_in_order(settings, steps):
 
 
 def test_a_failing_step_is_named_and_stops_the_retrain(settings, steps, monkeypatch):
-    import entrypoints.train as train
-    from entrypoints.monitor import RetrainError, run_retrain
+    import signals.lifecycle.train as train
+    from signals.lifecycle.monitor import RetrainError, run_retrain
 
     def boom(s, tune_run_id=None):
         raise SignalsError("not enough rows")

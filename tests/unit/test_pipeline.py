@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.errors import SignalsError
-from signals.ml import pipeline as pipeline_module
-from signals.ml.pipeline import InsufficientDataError, MLPipeline, NotFittedError, balanced_sample_weights
-from signals.ml.target import forward_returns
+from signals.core.errors import SignalsError
+from signals.modeling import model as pipeline_module
+from signals.modeling.model import InsufficientDataError, MLPipeline, NotFittedError, balanced_sample_weights
+from signals.dataset import forward_returns
 
 @pytest.fixture(autouse=True, scope="module")
 def single_thread_xgboost():
@@ -17,7 +17,7 @@ def single_thread_xgboost():
     spin-wait slowdowns when the test machine is busy (production default: 2 threads). Other
     test modules import this fixture."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("signals.ml.pipeline.DEFAULT_N_JOBS", 1)
+        mp.setattr("signals.modeling.model.DEFAULT_N_JOBS", 1)
         yield
 
 

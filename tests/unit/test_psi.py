@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.ml.psi import (
+from signals.monitoring.psi import (
     MISSING_BIN,
     QuantileBinner,
     bin_codes,

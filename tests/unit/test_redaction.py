@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from signals.redaction import (
+from signals.core.redaction import (
     MASK,
     is_secret_name,
     redact_mapping,
@@ -162,7 +162,7 @@ def test_installed_redaction_covers_non_propagating_loggers() -> None:
     """MLflow and Optuna log through their own handlers; the record factory still sees them."""
     import io
 
-    from signals.redaction import install_log_redaction
+    from signals.core.redaction import install_log_redaction
 
     previous = logging.getLogRecordFactory()
     logger = logging.getLogger("test-redaction.own-handler")
@@ -186,13 +186,13 @@ def test_installed_redaction_covers_non_propagating_loggers() -> None:
 
 def test_one_home_for_redaction() -> None:
     """No module masks credentials on its own: the mask literal and URL-password regexes live in
-    signals/redaction.py only, and the old helpers are the shared function."""
-    import signals.redaction as R
-    import signals.redis_conn
-    import signals.tracking
+    signals/core/redaction.py only, and the old helpers are the shared function."""
+    import signals.core.redaction as R
+    import signals.adapters.redis
+    import signals.adapters.tracking
 
-    assert signals.redis_conn.redact_url is R.redact_url
-    assert signals.tracking.redact is R.redact_value
+    assert signals.adapters.redis.redact_url is R.redact_url
+    assert signals.adapters.tracking.redact is R.redact_value
     offenders = []
     for root in ("signals", "entrypoints"):
         for path in (REPO_ROOT / root).rglob("*.py"):

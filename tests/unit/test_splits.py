@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.ml.splits import (
+from signals.modeling.splits import (
     WalkForwardValidator,
     frame_holdout_split,
     label_end_dates,

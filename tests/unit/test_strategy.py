@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.ml.predictor import proba_to_frame
-from signals.strategy import (
+from signals.serving.predictor import proba_to_frame
+from signals.trading.strategy import (
     OHLCV,
     BaseStrategy,
     MLSignalStrategy,
@@ -156,8 +156,8 @@ def test_bars_round_trip_and_order_check():
 
 
 def test_no_champion_is_a_clear_error(settings, monkeypatch):
-    import signals.ml.registry as registry
-    from signals.strategy import NoChampionError
+    import signals.registry.client as registry
+    from signals.trading.strategy import NoChampionError
 
     class EmptyRegistry:
         def get_active(self):

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signals.ml.pipeline import MLPipeline
-from signals.ml.target import close_panel, forward_returns, label_returns, make_target
+from signals.modeling.model import MLPipeline
+from signals.dataset import close_panel, forward_returns, label_returns, make_target
 
 
 def _single(closes: list[float], start: str = "2021-01-04") -> pd.DataFrame:

@@ -7,11 +7,11 @@ import optuna
 import pandas as pd
 import pytest
 
-from signals.ml import tuning as TU
-from signals.ml.pipeline import MLPipeline
-from signals.ml.splits import Window, label_end_dates
-from signals.ml.target import forward_returns
-from signals.ml.train import labelled
+from signals.modeling import tuning as TU
+from signals.modeling.model import MLPipeline
+from signals.modeling.splits import Window, label_end_dates
+from signals.dataset import forward_returns
+from signals.dataset import labelled
 from tests.unit.test_pipeline import make_panel, single_thread_xgboost  # noqa: F401 - autouse fixture
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -143,7 +143,7 @@ def test_pruned_trials_are_reported(data, monkeypatch) -> None:
         return optuna.create_study(study_name=name, storage=storage, direction="minimize",
                                    sampler=optuna.samplers.TPESampler(seed=seed), pruner=PruneOdd())
 
-    monkeypatch.setattr(TU, "create_study", create)
+    monkeypatch.setattr("signals.modeling.tuning.parallel.create_study", create)  # where tune_window looks it up
     records: list[TU.TrialRecord] = []
     res = TU.tune_window(X, y.to_numpy(), config=_config(n_trials=4, report_every=5), study_name="p",
                          on_trial=records.append)
