@@ -47,7 +47,8 @@ from signals.data.parquet import ParquetProvider, write_layout  # noqa: E402
 from signals.data.synthetic import synthetic_universe  # noqa: E402
 from signals.features.cache import SegmentWriter  # noqa: E402
 from signals.features.compute import CalendarMemo, symbol_feature_matrix  # noqa: E402
-from signals.features.store import FeatureStore, _prepare_shared  # noqa: E402
+from signals.features.inputs import prepare_shared  # noqa: E402
+from signals.features.store import FeatureStore  # noqa: E402
 from signals.features.technical import ohlcv_arrays, talib_indicators  # noqa: E402
 
 
@@ -151,7 +152,7 @@ def run(
             bars = {s: provider.bars(s) for s in symbols}
             rows.append(("  provider bar loading alone (1 process)", load_s, "read + validate parquet"))
             t = time.perf_counter()
-            shared = _prepare_shared(provider, symbols)
+            shared = prepare_shared(provider, symbols)
             rows.append(("  shared inputs alone (1 process)", time.perf_counter() - t, "events, digests, sector medians"))
             writer = SegmentWriter(root / "scratch-cache")
             calendars = CalendarMemo()

@@ -73,7 +73,7 @@ def test_group_digests_equal_frame_digest_of_each_group(universe: dict) -> None:
     """The feature cache keys hash each symbol's event rows in one pass over the table; that
     must be byte for byte frame_digest of the symbol's group, or cache entries would churn."""
     from signals.digest import frame_digest
-    from signals.features.store import _group_digests
+    from signals.features.inputs import group_digests as _group_digests
 
     for table in ("fundamentals", "insider_transactions", "short_interest"):
         frame = universe[table].sample(frac=1.0, random_state=5)  # symbols interleaved
