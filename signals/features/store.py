@@ -90,7 +90,8 @@ class _Request:
     def task(self, symbols: tuple[str, ...], ship_values: bool, index: CacheIndex | None = None) -> ChunkTask:
         if index is None and self.index is not None:
             index = self.index.only(symbols)
-        return ChunkTask(self.provider, symbols, self.shared, self.lo, self.hi, index, cache.FEATURE_VERSION, ship_values)
+        shared = self.shared.for_symbols(symbols)
+        return ChunkTask(self.provider, symbols, shared, self.lo, self.hi, index, cache.FEATURE_VERSION, ship_values)
 
 
 # ----------------------------------------------------------------------------- the store
