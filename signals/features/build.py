@@ -26,7 +26,7 @@ An executor is anything with ``map(fn, tasks)`` that returns the results in task
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
