@@ -254,8 +254,12 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ cache
     def _scan_cache(self) -> CacheIndex:
-        """The cache directory's index; the damaged files the scan found (and removed) are reported."""
-        index = CacheIndex.scan(self.cache_dir)
+        """The cache directory's index; the damaged files the scan found (and removed) are reported.
+
+        Its paths are absolute: chunk tasks take them to worker processes, which outlive a
+        build and keep the working directory they were started in.
+        """
+        index = CacheIndex.scan(self.cache_dir.absolute())
         for problem in index.problems:
             log.warning("%s", problem)
         return index

@@ -529,6 +529,26 @@ def test_a_bug_in_a_worker_reaches_the_caller_with_its_type_and_chunk(tmp_path: 
     assert any("S0003" in note for note in info.value.__notes__)
 
 
+def test_workers_started_elsewhere_read_and_write_the_callers_paths(
+    tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loky workers outlive a build and keep the directory they started in: relative cache
+    and data paths still mean the caller's."""
+    first, second = tmp_path / "one", tmp_path / "two"
+    for where in (first, second):
+        shutil.copytree(layout, where / "data")
+    monkeypatch.chdir(first)
+    build(FeatureStore("cache", n_jobs=2, min_parallel_symbols=2), Path("data"))
+    monkeypatch.chdir(second)
+    store = FeatureStore("cache", n_jobs=2, min_parallel_symbols=2)
+    frame = build(store, Path("data"))
+    assert store.last_stats.built == N_SYMBOLS and store.last_stats.invalid == 0
+    assert len(list((second / "cache").glob("features-*.parquet"))) == N_SYMBOLS  # one per chunk, here
+    assert len(list((first / "cache").glob("features-*.parquet"))) == N_SYMBOLS  # the first build's only
+    pd.testing.assert_frame_equal(build(store, Path("data")), frame)
+    assert store.last_stats.cache_hits == N_SYMBOLS
+
+
 def test_a_worker_that_dies_is_reported_not_hung(tmp_path: Path, layout: Path) -> None:
     pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
     with pytest.raises(Exception, match="terminated|died|exit") as info:
