@@ -44,9 +44,6 @@ def build(
     if n_jobs is not None:
         overrides["n_jobs"] = n_jobs
     store = FeatureStore.from_settings(settings, **overrides)
-    # No tqdm monitor thread: with no other thread alive the store can fork its workers
-    # (milliseconds) instead of starting them through a forkserver (~1 s).
-    tqdm.monitor_interval = 0
     with tqdm(total=len(requested), desc="features", unit="symbol", file=sys.stderr, disable=None) as bar:
         frame = store.get_features(
             requested, start or settings.data.start, end or settings.data.end, provider, progress=lambda _: bar.update(1)

@@ -35,6 +35,12 @@ class DataProvider(ABC):
         self._universe: pd.DataFrame | None = None
         self._known: frozenset[str] | None = None  # the universe's symbols, for membership checks
 
+    def __getstate__(self) -> dict[str, object]:
+        """A provider travels to another process as how to read its source, not what it has read."""
+        state = dict(self.__dict__)
+        state.update(_bars_cache={}, _market_cache={}, _events_cache={})
+        return state
+
     # --------------------------------------------------------------- raw readers
     @abstractmethod
     def _raw_universe(self) -> pd.DataFrame: ...

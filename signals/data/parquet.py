@@ -73,7 +73,7 @@ class ParquetProvider(DataProvider):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         super().__init__()
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # the same files from a worker process started elsewhere
         if not (self.root / "universe.csv").is_file():
             raise DataError(f"parquet data directory {self.root} has no universe.csv (see the README's data layout)")
         if not (self.root / "bars").is_dir():

@@ -138,7 +138,7 @@ def symbol_feature_matrix(
 
     Column-major because every consumer wants whole columns: the Parquet cache writes them,
     the panel's block stores them, and the calculators produce them. ``out``, if given, is the
-    ``(features, rows)`` array to fill (e.g. the symbol's slot in a shared panel block); it is
+    ``(features, rows)`` array to fill (e.g. the symbol's slot in its build chunk's block); it is
     returned as ``values``. ``calendars`` lets symbols with the same bar dates share the
     calendar-only work.
     """

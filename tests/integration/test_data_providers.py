@@ -201,3 +201,18 @@ def test_feature_store_mixes_full_and_close_only_symbols(tmp_path, n_jobs: int) 
     again = store.get_features(None, None, None, ParquetProvider(root))  # from the cache: still reported
     assert store.last_stats.cache_hits == 2 and store.last_stats.absent_fields == {"CLO": ("open", "high", "low", "volume")}
     assert again.to_numpy().tobytes() == both.to_numpy().tobytes()
+
+
+def test_a_pickled_provider_carries_how_to_read_not_what_it_read(tmp_path) -> None:
+    """Sent to a feature worker per chunk: the bars and tables it has read stay behind."""
+    import pickle
+
+    from signals.data.synthetic import synthetic_universe
+
+    provider = ParquetProvider(write_layout(tmp_path / "d", synthetic_universe(3, 60, n_sectors=1)))
+    provider.bars("S0000")
+    provider.fundamentals()
+    copy = pickle.loads(pickle.dumps(provider))
+    assert not copy._bars_cache and not copy._events_cache and provider._bars_cache
+    pd.testing.assert_frame_equal(copy.bars("S0000"), provider.bars("S0000"))
+    assert copy.symbols() == provider.symbols()

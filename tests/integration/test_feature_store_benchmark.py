@@ -22,7 +22,7 @@ def test_benchmark_runs_small_and_prints_json_last(workdir: Path) -> None:
     lines = out.stdout.strip().splitlines()
     assert any(line.startswith("cold build") for line in lines)  # the readable table comes first
     result = json.loads(lines[-1])
-    assert {"cold_symbol_days_per_s", "warm_symbol_days_per_s", "cold_over_talib"} <= set(result)
+    assert {"cold_symbol_days_per_s", "warm_symbol_days_per_s", "cold_over_talib", "warm_over_talib"} <= set(result)
     assert result["symbol_days"] == 4 * 300
     assert result["cold_symbol_days_per_s"] > 0 and result["warm_symbol_days_per_s"] > 0 and result["cold_over_talib"] > 1
     assert len(result["cold_runs_s"]) == 2 and result["cold_s"] == min(result["cold_runs_s"])

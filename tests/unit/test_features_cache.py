@@ -1,11 +1,13 @@
 """FeatureStore: the get_features contract, cache keys, invalidation, corrupt files, atomic
-writes and the process pool, on a small synthetic Parquet layout."""
+writes, and the chunk tasks in-process, in loky workers and through injected executors, on a
+small synthetic Parquet layout."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
+import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from signals.data.errors import DataValidationError, UnknownSymbolError
 from signals.data.parquet import ParquetProvider, write_layout
 from signals.data.synthetic import synthetic_universe
 from signals.features import FEATURE_VERSION, FeatureError, FeatureStore, feature_names
+from signals.features import build as build_mod
 from signals.features import cache as cache_mod
 from signals.features import store as store_mod
 
@@ -326,15 +329,56 @@ def test_use_cache_false_writes_nothing(tmp_path: Path, layout: Path) -> None:
     assert not (tmp_path / "nocache").exists()
 
 
-# ----------------------------------------------------------------------------- processes
+# ----------------------------------------------------------------------------- chunks and executors
+class _InProcess:
+    """An executor that runs every task here, each pickled and unpickled first as if it were
+    sent to another process: the out-of-process transport (values read back from the cache),
+    where monkeypatches still apply."""
+
+    def __init__(self) -> None:
+        self.tasks: list = []
+
+    def map(self, fn, tasks):
+        self.tasks = [pickle.loads(pickle.dumps(t)) for t in tasks]
+        self.bars_on_arrival = [len(t.provider._bars_cache) for t in self.tasks]
+        return [fn(t) for t in self.tasks]
+
+
+class _BuggyProvider(ParquetProvider):
+    """Fails on S0003 with a bug (not a data error), in whichever process builds it."""
+
+    def _load_bars(self, symbol):
+        if symbol == "S0003":
+            raise ZeroDivisionError("bug in the provider")
+        return super()._load_bars(symbol)
+
+
+class _DyingProvider(ParquetProvider):
+    """Kills the process that loads S0003, as the OOM killer would."""
+
+    def _load_bars(self, symbol):
+        if symbol == "S0003":
+            os._exit(3)
+        return super()._load_bars(symbol)
+
+
+def test_split_chunks_keeps_order_and_evens_out_sizes() -> None:
+    symbols = [f"S{i}" for i in range(10)]
+    chunks = build_mod.split_chunks(symbols, 4)
+    assert [len(c) for c in chunks] == [3, 3, 2, 2] and [s for c in chunks for s in c] == symbols
+    assert build_mod.split_chunks(symbols[:2], 8) == [("S0",), ("S1",)]
+    assert build_mod.split_chunks([], 3) == []
+
+
 def test_process_pool_matches_serial_and_reports_progress(tmp_path: Path, layout: Path) -> None:
     serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
     seen: list[str] = []
     pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
     parallel = pool.get_features(None, None, None, ParquetProvider(layout), progress=seen.append)
-    assert pool.last_stats.workers == 2
+    assert pool.last_stats.workers == 2 and pool.last_stats.chunks == N_SYMBOLS  # 2 x 4 chunks wanted, one per symbol
     assert sorted(seen) == sorted(serial.index.get_level_values("symbol").unique())
     pd.testing.assert_frame_equal(parallel, serial)
+    assert len(segments(pool)) == N_SYMBOLS  # one segment per chunk
     warm = pool.get_features(None, None, None, ParquetProvider(layout))
     assert pool.last_stats.cache_hits == N_SYMBOLS
     pd.testing.assert_frame_equal(warm, serial)
@@ -349,10 +393,11 @@ def test_worker_errors_reach_the_caller_with_their_type(tmp_path: Path, layout: 
     with pytest.raises(DataValidationError, match="S0004") as info:
         pool.get_features(None, None, None, ParquetProvider(layout))
     assert info.value.column == "close"
+    assert any("S0004" in note for note in info.value.__notes__)
 
 
 def test_a_shared_input_error_in_the_pool_reaches_the_caller(tmp_path: Path, layout: Path) -> None:
-    """The parent prepares the shared inputs while the workers scan: its errors are raised as they are."""
+    """The shared inputs are prepared before any chunk runs: their errors are raised as they are."""
     fundamentals = pd.read_parquet(layout / "fundamentals.parquet").drop(columns="filed_at")
     fundamentals.to_parquet(layout / "fundamentals.parquet")
     pool = FeatureStore(tmp_path / "c", n_jobs=2, min_parallel_symbols=2)
@@ -360,9 +405,9 @@ def test_a_shared_input_error_in_the_pool_reaches_the_caller(tmp_path: Path, lay
         pool.get_features(None, None, None, ParquetProvider(layout))
 
 
-def test_process_pool_slices_like_serial_and_serves_hits_into_the_block(tmp_path: Path, layout: Path) -> None:
-    """A date slice through the pool equals the serial slice, cold and warm (cache hits are
-    copied straight into the shared block)."""
+def test_process_pool_slices_like_serial_and_serves_hits_from_the_cache(tmp_path: Path, layout: Path) -> None:
+    """A date slice through the pool equals the serial slice, cold and warm (the parent reads
+    each symbol's requested rows from the entry its chunk named)."""
     serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout, None, "2010-06-01", "2010-09-30")
     pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
     cold = build(pool, layout, None, "2010-06-01", "2010-09-30")
@@ -372,216 +417,146 @@ def test_process_pool_slices_like_serial_and_serves_hits_into_the_block(tmp_path
     pd.testing.assert_frame_equal(warm, serial)
 
 
-def test_process_pool_without_memfd_sends_values_through_pipes(
+def test_an_injected_executor_runs_the_chunks(tmp_path: Path, layout: Path) -> None:
+    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
+    executor = _InProcess()
+    store = FeatureStore(tmp_path / "b", n_jobs=1, executor=executor)
+    pd.testing.assert_frame_equal(build(store, layout), serial)
+    assert len(executor.tasks) == 4 and store.last_stats.chunks == 4  # n_jobs x CHUNKS_PER_WORKER
+    assert not any(t.ship_values for t in executor.tasks)  # the values are read back from the cache
+    assert executor.bars_on_arrival == [0] * 4  # the provider travels without what it has read
+    pd.testing.assert_frame_equal(build(store, layout, ["S0001"], "2010-03-01", "2010-05-31"), serial.loc[["S0001"]].loc[
+        (slice(None), slice("2010-03-01", "2010-05-31")), :])
+    assert store.last_stats.cache_hits == 1 and len(executor.tasks) == 1
+
+
+def test_a_standard_library_process_pool_needs_no_fork(tmp_path: Path, layout: Path) -> None:
+    """Nothing in a task depends on fork, shared memory or pipes of ours: spawned processes build it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        store = FeatureStore(tmp_path / "b", n_jobs=2, executor=pool)
+        pd.testing.assert_frame_equal(build(store, layout), serial)
+        pd.testing.assert_frame_equal(build(store, layout), serial)
+    assert store.last_stats.cache_hits == N_SYMBOLS
+
+
+def test_an_entry_that_fails_in_the_parent_is_rebuilt_there(
+    store: FeatureStore, layout: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The chunks name the entries; the parent's read finds the damage (page checksums),
+    reports it and builds the symbol again in-process."""
+    good = build(store, layout, ["S0001"])
+    [path] = segments(store)
+    data = bytearray(path.read_bytes())
+    at = len(data) // 3
+    data[at : at + 16] = bytes(b ^ 0xFF for b in data[at : at + 16])
+    path.write_bytes(bytes(data))
+    store.executor = _InProcess()
+    with caplog.at_level(logging.WARNING, logger="signals.features.store"):
+        again = build(store, layout, ["S0001"])
+    assert store.executor.tasks[0].index.has("S0001")  # the chunk saw the entry and named it
+    assert any("S0001" in r.getMessage() and "corrupt" in r.getMessage() for r in caplog.records)
+    assert store.last_stats.invalid == 1 and store.last_stats.built == 1
+    pd.testing.assert_frame_equal(again, good)
+    assert not path.exists() and store.load("S0001") is not None
+
+
+def test_an_entry_removed_by_another_build_meanwhile_is_built_again(store: FeatureStore, layout: Path) -> None:
+    good = build(store, layout, ["S0001", "S0002"])
+    [path] = segments(store)
+
+    class RemovesTheSegment(_InProcess):  # another build's clean-up runs while the chunks do
+        def map(self, fn, tasks):
+            results = super().map(fn, tasks)
+            path.unlink()
+            return results
+
+    store.executor = RemovesTheSegment()
+    pd.testing.assert_frame_equal(build(store, layout, ["S0001", "S0002"]), good)
+    assert store.last_stats.built == 2 and store.last_stats.invalid == 0
+    store.executor = None
+    build(store, layout, ["S0001", "S0002"])
+    assert store.last_stats.cache_hits == 2  # what was built again was cached
+
+
+def test_a_cache_write_failure_in_a_chunk_ships_its_values(
+    tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a full disk the chunks return their values instead of naming entries."""
+    expected = FeatureStore(tmp_path / "a", use_cache=False).get_features(None, None, None, ParquetProvider(layout))
+    store = FeatureStore(tmp_path / "b", n_jobs=2, executor=_InProcess())
+    build(store, layout, ["S0000"])  # one cached symbol: the others are computed
+
+    def full(self, group):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache_mod._OpenSegment, "write", full)
+    with caplog.at_level(logging.WARNING, logger="signals.features.store"):
+        frame = build(store, layout)
+    pd.testing.assert_frame_equal(frame, expected)
+    assert store.last_stats.cache_hits == 1 and store.last_stats.built == N_SYMBOLS - 1
+    assert any("could not write the feature cache" in r.getMessage() and "No space" in r.getMessage() for r in caplog.records)
+    assert len(segments(store)) == 1 and not list(store.cache_dir.glob(".*.tmp"))
+
+
+def test_a_failed_chunk_names_the_symbol_and_leaves_no_cache_file(
+    store: FeatureStore, layout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row groups of the chunk's first symbols reached the temporary file: it is removed."""
+    real = build_mod.symbol_feature_matrix
+
+    def bug_in_s0003(symbol, *args, **kwargs):
+        if symbol == "S0003":
+            raise ZeroDivisionError("bug in a calculator")
+        return real(symbol, *args, **kwargs)
+
+    monkeypatch.setattr(cache_mod, "SYMBOLS_PER_ROW_GROUP", 1)
+    monkeypatch.setattr(build_mod, "symbol_feature_matrix", bug_in_s0003)
+    with pytest.raises(ZeroDivisionError, match="bug in a calculator") as info:
+        build(store, layout)
+    [note] = info.value.__notes__
+    assert "S0003" in note and "S0000, S0001" in note and "none of the chunk was cached" in note
+    assert not store.cache_dir.exists() or not list(store.cache_dir.iterdir())
+
+
+def test_a_bug_in_a_worker_reaches_the_caller_with_its_type_and_chunk(tmp_path: Path, layout: Path) -> None:
+    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
+    with pytest.raises(ZeroDivisionError, match="bug in the provider") as info:
+        pool.get_features(None, None, None, _BuggyProvider(layout))
+    assert any("S0003" in note for note in info.value.__notes__)
+
+
+def test_workers_started_elsewhere_read_and_write_the_callers_paths(
     tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Where memfd_create does not exist (macOS) the values travel through the pipes: same frame."""
-    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
-    monkeypatch.delattr(store_mod.os, "memfd_create", raising=False)
-    from signals.features import workers
+    """Loky workers outlive a build and keep the directory they started in: relative cache
+    and data paths still mean the caller's."""
+    first, second = tmp_path / "one", tmp_path / "two"
+    for where in (first, second):
+        shutil.copytree(layout, where / "data")
+    monkeypatch.chdir(first)
+    build(FeatureStore("cache", n_jobs=2, min_parallel_symbols=2), Path("data"))
+    monkeypatch.chdir(second)
+    store = FeatureStore("cache", n_jobs=2, min_parallel_symbols=2)
+    frame = build(store, Path("data"))
+    assert store.last_stats.built == N_SYMBOLS and store.last_stats.invalid == 0
+    assert len(list((second / "cache").glob("features-*.parquet"))) == N_SYMBOLS  # one per chunk, here
+    assert len(list((first / "cache").glob("features-*.parquet"))) == N_SYMBOLS  # the first build's only
+    pd.testing.assert_frame_equal(build(store, Path("data")), frame)
+    assert store.last_stats.cache_hits == N_SYMBOLS
 
-    monkeypatch.delattr(workers.os, "memfd_create", raising=False)
+
+def test_a_worker_that_dies_is_reported_not_hung(tmp_path: Path, layout: Path) -> None:
     pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
-    pd.testing.assert_frame_equal(build(pool, layout), serial)
-
-
-def test_process_pool_when_a_sandbox_forbids_memfd(tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """memfd_create failing (EPERM under a seccomp profile) falls back to pipes, not to an error."""
-    from signals.features import workers
-
-    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
-
-    def forbidden(*args, **kwargs):
-        raise PermissionError(1, "Operation not permitted")
-
-    monkeypatch.setattr(workers.os, "memfd_create", forbidden)
-    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
-    pd.testing.assert_frame_equal(build(pool, layout), serial)
-
-
-def test_process_pool_uses_forkserver_when_the_caller_runs_threads(tmp_path: Path, layout: Path) -> None:
-    """With another thread alive, fork is unsafe: the pool starts workers by forkserver
-    (the job is pickled) and still produces the serial frame."""
-    import threading
-
-    from signals.features import workers
-
-    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
-    stop = threading.Event()
-    thread = threading.Thread(target=stop.wait, daemon=True)
-    thread.start()
-    try:
-        assert workers.start_method() in ("forkserver", "spawn")
-        pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
-        pd.testing.assert_frame_equal(build(pool, layout), serial)
-    finally:
-        stop.set()
-        thread.join()
-
-
-def test_a_crashing_worker_is_reported_not_hung(tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bug in a worker (not a user-facing error) surfaces with the worker's traceback."""
-    from signals.features import workers
-
-    def boom(self, symbol, out):  # inherited by the forked workers
-        raise ZeroDivisionError("bug in fill")
-
-    monkeypatch.setattr(store_mod._BuildJob, "fill", boom)
-    monkeypatch.setattr(workers, "start_method", lambda: "fork")  # the patch must reach the workers
-    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
-    with pytest.raises(workers.WorkerFailure, match="ZeroDivisionError: bug in fill"):
-        build(pool, layout)
-
-
-def _cannot_rebuild() -> None:
-    raise ValueError("cannot rebuild this object")
-
-
-class _Unreadable:
-    def __reduce__(self):
-        return (_cannot_rebuild, ())
-
-
-def test_a_message_a_worker_cannot_read_is_reported_not_hung(
-    tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Messages are read by a thread of the worker; if one cannot be unpickled the worker
-    reports it (instead of its main loop waiting forever)."""
-    from signals.features import workers
-
-    monkeypatch.setattr(store_mod._BuildJob, "context", lambda self: _Unreadable())
-    monkeypatch.setattr(workers, "start_method", lambda: "fork")
-    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
-    with pytest.raises(workers.WorkerFailure, match="could not read a message(.|\n)*cannot rebuild this object"):
-        build(pool, layout)
-
-
-def test_a_worker_that_dies_is_reported_not_hung(tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    from signals.features import workers
-
-    def die(self, symbol, out):
-        os._exit(3)  # as if killed by the OOM killer
-
-    monkeypatch.setattr(store_mod._BuildJob, "fill", die)
-    monkeypatch.setattr(workers, "start_method", lambda: "fork")
-    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
-    with pytest.raises(workers.WorkerFailure, match="died"):
-        build(pool, layout)
-
-
-def test_balance_moves_even_out_rows_without_flipping_the_gap() -> None:
-    from signals.features.workers import balance_moves
-
-    rows = {f"S{i}": 100 for i in range(10)} | {"BIG": 450, "EMPTY": 0}
-    owner = {f"S{i}": 0 for i in range(8)} | {"S8": 1, "S9": 1, "BIG": 0, "EMPTY": 0}  # 1250 vs 200
-    moves = balance_moves(rows, owner, 2)
-    load = [0, 0]
-    for s, w in owner.items():
-        load[w] += rows[s]
-    for symbol, src, dst in moves:
-        assert owner[symbol] == src and symbol != "EMPTY"
-        load[src] -= rows[symbol]
-        load[dst] += rows[symbol]
-    assert abs(load[0] - load[1]) <= 2 * 100
-    assert [m[0] for m in moves][:1] == ["BIG"]  # the largest symbol that fits half the gap goes first
-    assert balance_moves({"A": 5, "B": 5}, {"A": 0, "B": 1}, 2) == []
-    three = balance_moves({f"S{i}": 10 for i in range(9)}, {f"S{i}": 0 for i in range(9)}, 3)
-    assert sorted(dst for _, _, dst in three) == [1, 1, 1, 2, 2, 2]
-
-
-def test_symbols_moved_between_workers_give_the_serial_frame(
-    tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Whatever the scan's split, the fill is evened out by moving symbols (the receiver
-    re-reads them); a symbol whose bars changed between the two reads stays where it was."""
-    from signals.features import workers
-
-    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
-    seen: list[tuple[str, int, int]] = []
-
-    def everything_moves(rows, owner, n_workers):
-        moves = [(s, w, 1 - w) for s, w in sorted(owner.items())]
-        seen.extend(moves)
-        return moves
-
-    marks = tmp_path / "scans"
-    marks.mkdir()
-    original_scan = store_mod._BuildJob.scan
-
-    def scan_changing_s0001(self, symbol):  # runs in the forked workers
-        reads = len(list(marks.glob(f"{symbol}-*")))
-        (marks / f"{symbol}-{reads}").touch()
-        result = original_scan(self, symbol)
-        if symbol == "S0001" and reads:  # as if its file lost a bar between the two reads
-            p = self.pending[symbol]
-            self.pending[symbol] = dataclasses.replace(p, bars=p.bars.iloc[1:], dates=p.dates[1:], span=(0, len(p.dates) - 1))
-            result.dates = result.dates[1:]
-        return result
-
-    monkeypatch.setattr(workers, "balance_moves", everything_moves)
-    monkeypatch.setattr(store_mod._BuildJob, "scan", scan_changing_s0001)
-    monkeypatch.setattr(workers, "start_method", lambda: "fork")
-    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
-    pd.testing.assert_frame_equal(build(pool, layout), serial)
-    assert len(seen) == N_SYMBOLS and pool.last_stats.built == N_SYMBOLS
-    assert len(list(marks.iterdir())) >= 2 * N_SYMBOLS  # every symbol was read by both workers
-
-
-def test_a_slow_worker_has_symbols_stolen_and_the_frame_is_unchanged(
-    tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A worker that runs out fills the slow worker's remaining symbols (reading them
-    again); a symbol whose inputs changed between the reads goes back to its owner."""
-    import os
-    import time
-
-    from signals.features import workers
-
-    serial = build(FeatureStore(tmp_path / "a", n_jobs=1), layout)
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    original_scan, original_fill = store_mod._BuildJob.scan, store_mod._BuildJob.fill
-
-    original_slots = workers._Slots.__init__
-
-    def slots(self, *args):  # the block arrives before any fill or steal
-        (marks / f"block-{os.getpid()}").touch()
-        original_slots(self, *args)
-
-    def scan(self, symbol):
-        result = original_scan(self, symbol)
-        if (marks / f"block-{os.getpid()}").exists():  # a steal
-            steals = len(list(marks.glob(f"steal-{symbol}-*")))
-            (marks / f"steal-{symbol}-{steals}").touch()
-            (marks / f"thief-{os.getpid()}").touch()
-            if not (marks / "changed").exists():  # the first steal finds one bar fewer
-                (marks / "changed").touch()
-                p = self.pending[symbol]
-                self.pending[symbol] = dataclasses.replace(p, bars=p.bars.iloc[1:], dates=p.dates[1:], span=(0, len(p.dates) - 1))
-                result.dates = result.dates[1:]
-        return result
-
-    def fill(self, symbol, out):
-        if not (marks / f"thief-{os.getpid()}").exists():
-            time.sleep(0.25)  # the owner is slow
-        return original_fill(self, symbol, out)
-
-    # worker 0 owns every symbol, so worker 1 can only steal
-    monkeypatch.setattr(workers, "balance_moves", lambda rows, owner, n: [(s, 1, 0) for s, w in owner.items() if w == 1])
-    monkeypatch.setattr(store_mod._BuildJob, "scan", scan)
-    monkeypatch.setattr(store_mod._BuildJob, "fill", fill)
-    monkeypatch.setattr(workers._Slots, "__init__", slots)
-    monkeypatch.setattr(workers, "start_method", lambda: "fork")
-    pool = FeatureStore(tmp_path / "b", n_jobs=2, min_parallel_symbols=2)
-    pd.testing.assert_frame_equal(build(pool, layout), serial)
-    steals: dict[str, int] = {}
-    for m in marks.glob("steal-*"):
-        steals[m.name.split("-")[1]] = steals.get(m.name.split("-")[1], 0) + 1
-    # 2 symbols were in flight at the owner; the thief took the rest, one of them twice:
-    # its first re-read saw a changed file, so it went back to the owner's queue
-    assert sorted(steals.values()) == [1] * (N_SYMBOLS - 3) + [2], steals
+    with pytest.raises(Exception, match="terminated|died|exit") as info:
+        pool.get_features(None, None, None, _DyingProvider(layout))
+    [note] = info.value.__notes__
+    assert "chunks still running or queued" in note and "S0003" in note
+    # the executor recovers: the next build works
+    pd.testing.assert_frame_equal(build(pool, layout), build(FeatureStore(tmp_path / "c", n_jobs=1), layout))
 
 
 def test_date_codes_match_a_global_unique() -> None:

@@ -73,7 +73,7 @@ def test_group_digests_equal_frame_digest_of_each_group(universe: dict) -> None:
     """The feature cache keys hash each symbol's event rows in one pass over the table; that
     must be byte for byte frame_digest of the symbol's group, or cache entries would churn."""
     from signals.core.digest import frame_digest
-    from signals.features.store import _group_digests
+    from signals.features.inputs import group_digests as _group_digests
 
     for table in ("fundamentals", "insider_transactions", "short_interest"):
         frame = universe[table].sample(frac=1.0, random_state=5)  # symbols interleaved
@@ -81,3 +81,26 @@ def test_group_digests_equal_frame_digest_of_each_group(universe: dict) -> None:
         assert sorted(digests) == sorted(frame["symbol"].unique())
         for sym, group in frame.groupby("symbol", sort=False):
             assert digests[sym] == frame_digest(group, index=False), (table, sym)
+
+
+def test_a_chunks_part_of_the_shared_inputs_keys_and_serves_its_symbols_alike(tmp_path) -> None:
+    """A build task carries only its symbols' part of the shared inputs: same fingerprints,
+    same event rows, nothing of the other symbols' rows or sectors."""
+    from signals.data.parquet import ParquetProvider, write_layout
+    from signals.features.inputs import EVENT_TABLES, prepare_shared
+
+    provider = ParquetProvider(write_layout(tmp_path / "d", synthetic_universe(6, 300, n_sectors=3)))
+    shared = prepare_shared(provider, provider.symbols())
+    part = shared.for_symbols(["S0005", "S0001"])  # sectors 2 and 1 of 3
+    assert sorted(part.labels) == ["S0001", "S0005"] and len(part.sector_medians) == 2
+    assert shared.for_symbols(provider.symbols()) is shared
+    grouped = shared.events["fundamentals"]
+    assert grouped is not None and grouped.subset(["S0001", "NOPE"]).keys() == ["S0001"]
+    for symbol in ("S0001", "S0005"):
+        assert part.fingerprint(symbol, "bars") == shared.fingerprint(symbol, "bars")
+        for table in EVENT_TABLES:
+            mine, whole = part.events_of(table, symbol), shared.events_of(table, symbol)
+            assert mine is not None and whole is not None and mine.columns == whole.columns
+            for c in whole.columns:
+                np.testing.assert_array_equal(mine[c], whole[c])
+    assert part.events_of("fundamentals", "S0002").empty  # another chunk's symbol: not carried

@@ -297,3 +297,19 @@ def test_anything_unusual_leaves_the_fast_path(spoil) -> None:
 
     frame = spoil(_variants()[0][1])
     assert _clean_bars_fast(frame, "X", require_volume=True, adjust=True) is None
+
+
+def test_user_errors_survive_pickling_with_type_attributes_and_notes() -> None:
+    """Raised in a worker process, they reach the caller as they were (their __init__
+    signatures differ from their args, so plain exception pickling would fail)."""
+    import pickle
+
+    from signals.data.errors import UnknownSymbolError
+
+    err = DataValidationError("ABC", "close must be > 0", "close", 3)
+    err.add_note("in the chunk ABC, DEF")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is DataValidationError and str(back) == str(err)
+    assert (back.symbol, back.column, back.row, back.__notes__) == ("ABC", "close", 3, ["in the chunk ABC, DEF"])
+    unknown = pickle.loads(pickle.dumps(UnknownSymbolError("NOPE", ["A", "B"])))
+    assert isinstance(unknown, KeyError) and unknown.symbol == "NOPE" and str(unknown).startswith("unknown symbol 'NOPE'")
