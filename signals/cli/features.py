@@ -35,7 +35,7 @@ def build(
     from signals.data import get_provider
     from signals.features import FEATURE_VERSION, FeatureStore
     from signals.features.availability import absent_field_summary
-    from signals.features.registry import category_summary
+    from signals.features.spec import category_summary
 
     settings = ctx.settings
     provider = get_provider(settings)
@@ -90,7 +90,7 @@ def build(
 @click.option("--markdown", is_flag=True, help="Print the registry as Markdown (the content of docs/features.md).")
 def list_features(category: str | None, markdown: bool) -> None:
     """Print the feature registry: name, category, description."""
-    from signals.features.registry import FEATURES, registry_markdown
+    from signals.features.spec import FEATURES, registry_markdown
 
     if markdown:
         click.echo(registry_markdown(), nl=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from signals.features.registry import features_needing
+from signals.features.spec import features_needing
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings

@@ -39,7 +39,7 @@ from signals.features.cache import CacheIndex, Entry, InvalidEntry, SegmentReade
 from signals.features.compute import CalendarMemo, symbol_feature_matrix
 from signals.features.errors import FeatureError
 from signals.features.inputs import SharedInputs
-from signals.features.registry import BAR_FIELDS, feature_names
+from signals.features.spec import BAR_FIELDS, feature_names
 from signals.features.technical import frame_absent_bar_fields
 
 if TYPE_CHECKING:

@@ -48,11 +48,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from signals.features.registry import FEATURE_VERSION, feature_names
+from signals.features.spec import FEATURE_VERSION, feature_names
 from signals.core.io import atomic_path
 
 log = logging.getLogger(__name__)
 
+#: the segment layout's version: declared only (signals.core.versions; the layout is a decision, not
+#: content to hash). Entries are also keyed on FEATURE_VERSION, so changed feature code never reads stale.
 CACHE_FORMAT = 3
 META_KEY = b"signals.features"
 SYMBOLS_PER_SEGMENT = 32

@@ -16,7 +16,7 @@ from signals.features.errors import FeatureError
 from signals.features.events import EventArrays, Events, column
 from signals.features.fundamental import fundamental_columns, sector_median_timeline
 from signals.features.pit import to_ns
-from signals.features.registry import CATEGORIES, feature_names, names_for, unavailable_rows
+from signals.features.spec import CATEGORIES, feature_names, names_for, unavailable_rows
 from signals.features.technical import absent_bar_fields, ohlcv_arrays, technical_columns
 from signals.features.temporal import temporal_columns
 

@@ -51,7 +51,7 @@ from signals.features.cache import CacheIndex, CacheItem, InvalidEntry, SegmentR
 from signals.features.compute import compute_symbol_features
 from signals.features.errors import FeatureError
 from signals.features.inputs import SharedInputs, prepare_shared
-from signals.features.registry import feature_names, features_needing
+from signals.features.spec import feature_names, features_needing
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings

@@ -50,7 +50,7 @@ def run_features(
     from signals.data.base import data_source_description
     from signals.features import FEATURE_VERSION, FEATURES, FeatureStore
     from signals.features.availability import absent_field_summary
-    from signals.features.registry import category_summary
+    from signals.features.spec import category_summary
 
     t0 = time.perf_counter()
     experiment_id = T.configure_mlflow(settings)

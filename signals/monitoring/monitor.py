@@ -390,7 +390,7 @@ def calendar_features() -> tuple[str, ...]:
     construction, not because the world changed. They are reported, never counted.
     """
     try:
-        from signals.features.registry import names_for
+        from signals.features.spec import names_for
 
         return tuple(names_for("temporal"))
     except Exception:  # noqa: BLE001 - no registry: nothing excluded

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from signals.data.sample import SampleProvider
 from signals.features import FEATURES, FeatureStore, feature_names
-from signals.features.registry import names_for
+from signals.features.spec import names_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VIX_FEATURES = {"vix_level", "vix_change_5"}

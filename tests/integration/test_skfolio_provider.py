@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from signals.data.parquet import ParquetProvider, export_provider
 from signals.data.skfolio_sp500 import SKFOLIO_SECTORS, SkfolioProvider
-from signals.features.registry import canonical_sector, features_needing, names_for
+from signals.features.spec import canonical_sector, features_needing, names_for
 
 pytestmark = pytest.mark.integration
 

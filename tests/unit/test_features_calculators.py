@@ -8,7 +8,7 @@ import pytest
 
 from signals.data.synthetic import synthetic_bars
 from signals.features.cross_asset import compute_cross_asset, rolling_corr_beta
-from signals.features.registry import names_for
+from signals.features.spec import names_for
 from signals.features.technical import compute_technical
 from signals.features.temporal import compute_temporal
 

@@ -149,7 +149,7 @@ def close_only_full(close_only_inputs: dict) -> pd.DataFrame:
 
 
 def test_close_only_fixture_exercises_every_close_only_feature(close_only_full: pd.DataFrame) -> None:
-    from signals.features.registry import features_needing
+    from signals.features.spec import features_needing
 
     lost = {f.name for f in features_needing(("open", "high", "low", "volume"))}
     assert [c for c in close_only_full.columns if close_only_full[c].isna().all()] == [

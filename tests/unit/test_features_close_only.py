@@ -11,7 +11,7 @@ from signals.data.synthetic import synthetic_bars, synthetic_fundamentals, synth
 from signals.data.validation import validate_bars, validate_events
 from signals.features import FEATURES, FeatureError, feature_names
 from signals.features.compute import compute_symbol_features
-from signals.features.registry import BAR_FIELDS, INPUTS, features_needing
+from signals.features.spec import BAR_FIELDS, INPUTS, features_needing
 
 DATES = pd.bdate_range("2015-01-02", periods=600, name="date")
 NON_CLOSE = ("open", "high", "low", "volume")

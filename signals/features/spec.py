@@ -1,4 +1,4 @@
-"""The feature registry: the one ordered list of features that the calculators, the cache,
+"""The feature spec: the one ordered list of features that the calculators, the cache,
 the docs (``signals features list --markdown``) and the model signature all read.
 
 Every calculator returns exactly the columns registered for its category, in registry
@@ -12,15 +12,16 @@ different code are never mixed or served stale.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
+
+from signals.core.versions import source_parts, stamp
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -293,8 +294,8 @@ def category_summary(frame: "pd.DataFrame") -> list[dict[str, Any]]:
 
 _MARKDOWN_INTRO = """# Features
 
-Generated from the feature registry (`signals/features/registry.py`) by
-`signals features list --markdown`; a test fails when this file and the registry disagree.
+Generated from the feature spec (`signals/features/spec.py`) by
+`signals features list --markdown`; a test fails when this file and the spec disagree.
 
 Conventions:
 
@@ -310,9 +311,9 @@ Conventions:
   close-only bars (no open, high, low or volume) lose every feature needing one of those, and
   the features needing only closes are computed exactly as for full bars; a source without an
   event table, VIX or a sector ETF loses the features needing it.
-- Cache: one Parquet file per symbol under `features.cache_dir` (default `data/features/`) holding
-  its full history, served only when both `FEATURE_VERSION` (registry + calculator source + TA-Lib
-  version) and a fingerprint of every input match; `signals features build` fills it.
+- Cache: Parquet segments of up to 32 symbols under `features.cache_dir` (default `data/features/`),
+  each symbol's full history, served only when both `FEATURE_VERSION` (spec + calculator source +
+  TA-Lib version) and a fingerprint of every input match; `signals features build` fills it.
 """
 
 
@@ -343,21 +344,17 @@ def _check_registry() -> None:
 
 
 # The calculators whose source defines what the features mean.
-_SOURCE_FILES = ("registry.py", "compute.py", "pit.py", "technical.py", "fundamental.py", "cross_asset.py", "alternative.py", "temporal.py")
+_SOURCE_FILES = ("spec.py", "compute.py", "pit.py", "arrays.py", "events.py", "technical.py", "fundamental.py",
+                 "cross_asset.py", "alternative.py", "temporal.py")
 
 
 def _compute_version() -> str:
+    """:func:`signals.core.versions.stamp` over the spec, the TA-Lib version and the calculators' source."""
     import talib
 
-    h = hashlib.sha256()
-    h.update(FEATURE_CODE_VERSION.encode())
-    h.update(json.dumps([asdict(f) for f in FEATURES]).encode())
-    h.update(str(talib.__version__).encode())
     here = Path(__file__).resolve().parent
-    for name in _SOURCE_FILES:
-        h.update(name.encode())
-        h.update((here / name).read_bytes())
-    return f"{FEATURE_CODE_VERSION}.{h.hexdigest()[:12]}"
+    return stamp(FEATURE_CODE_VERSION, json.dumps([asdict(f) for f in FEATURES]), str(talib.__version__),
+                 *source_parts(here / name for name in _SOURCE_FILES))
 
 
 _check_registry()

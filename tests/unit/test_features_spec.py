@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from signals.features import FEATURE_VERSION, FEATURES, FeatureSpec, feature_names
-from signals.features import registry
+from signals.features import spec as registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
