@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from signals.core.digest import frame_digest
+from signals.data import get_provider
+from signals.data.base import data_source_description
+from signals.features import FEATURE_VERSION, FeatureStore
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings
@@ -155,7 +159,6 @@ class TrainingData:
     @property
     def digest(self) -> str:
         if self._digest is None:
-            from signals.core.digest import frame_digest
 
             self._digest = frame_digest(self.features, self.y, self.forward_return)
         return self._digest
@@ -208,9 +211,6 @@ def load_training_data(
     settings: "Settings", symbols: Iterable[str] | None = None, start: Any = None, end: Any = None
 ) -> TrainingData:
     """Features from the feature store + labels from the provider's adjusted closes."""
-    from signals.data import get_provider
-    from signals.features import FEATURE_VERSION, FeatureStore
-    from signals.data.base import data_source_description
 
     provider = get_provider(settings)
     syms = provider.resolve_symbols(list(symbols or []) or settings.data.symbols or None)

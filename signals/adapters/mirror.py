@@ -63,6 +63,9 @@ from signals.core.vocabulary import utc_now_iso
 from signals.registry.types import RegistrySnapshot, VersionRecord
 from signals.core.errors import SignalsError
 from signals.core.redaction import redact_text
+from signals.adapters.redis import connect
+from signals.core.io import atomic_write_text
+from signals.registry.client import ModelRegistry
 
 log = logging.getLogger("signals.adapters.mirror")
 
@@ -199,12 +202,10 @@ class Mirror:
     @classmethod
     def from_settings(cls, settings: Any, *, snapshot_provider: SnapshotProvider | None = None) -> "Mirror":
         """The mirror for ``settings``; by default it can rebuild itself from the MLflow registry."""
-        from signals.adapters.redis import connect
 
         if snapshot_provider is None:
 
             def snapshot_provider() -> RegistrySnapshot:
-                from signals.registry.client import ModelRegistry
 
                 return ModelRegistry.from_settings(settings, mirror=False).snapshot()
 
@@ -249,7 +250,6 @@ class Mirror:
         """Record that the mirror may be behind MLflow: local marker, and the Redis flag if reachable."""
         payload = json.dumps({"reason": reason, "since": utc_now_iso(), "prefix": self.prefix})
         try:
-            from signals.core.io import atomic_write_text
 
             if not self.marker_path.exists():
                 atomic_write_text(payload + "\n", self.marker_path)

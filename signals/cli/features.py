@@ -6,11 +6,11 @@ import sys
 
 import click
 
-from signals.cli.common import Context, echo_json, pass_ctx, print_table
-
-
-def _split_symbols(values: tuple[str, ...]) -> list[str]:
-    return [s.strip() for v in values for s in v.split(",") if s.strip()]
+from signals.cli.common import Context, echo_json, end_option, pass_ctx, print_table, start_option, symbols_option
+from signals.data import get_provider
+from signals.features import FEATURE_VERSION, FeatureStore
+from signals.features.availability import absent_field_summary
+from signals.features.spec import category_summary, FEATURES, registry_markdown
 
 
 @click.group()
@@ -19,27 +19,23 @@ def features() -> None:
 
 
 @features.command("build")
-@click.option("--symbols", "-s", multiple=True, help="Symbols (repeatable or comma-separated; default: data.symbols, else the whole universe).")
-@click.option("--start", default=None, help="First date to report (ISO; default: data.start). Warm-up always uses earlier data.")
-@click.option("--end", default=None, help="Last date to report (ISO; default: data.end).")
+@symbols_option
+@start_option
+@end_option
 @click.option("--n-jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: features.n_jobs).")
 @click.option("--no-cache", is_flag=True, help="Recompute everything and do not write the cache.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @pass_ctx
 def build(
-    ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | None, n_jobs: int | None, no_cache: bool, as_json: bool
+    ctx: Context, symbols: list[str] | None, start: str | None, end: str | None, n_jobs: int | None, no_cache: bool, as_json: bool
 ) -> None:
     """Compute features for the symbols, cache them, and print counts and NaN shares per category."""
     from tqdm import tqdm
 
-    from signals.data import get_provider
-    from signals.features import FEATURE_VERSION, FeatureStore
-    from signals.features.availability import absent_field_summary
-    from signals.features.spec import category_summary
 
     settings = ctx.settings
     provider = get_provider(settings)
-    requested = provider.resolve_symbols(_split_symbols(symbols) or settings.data.symbols or None)
+    requested = provider.resolve_symbols(symbols or settings.data.symbols or None)
     overrides: dict[str, object] = {"use_cache": not no_cache}
     if n_jobs is not None:
         overrides["n_jobs"] = n_jobs
@@ -90,7 +86,6 @@ def build(
 @click.option("--markdown", is_flag=True, help="Print the registry as Markdown (the content of docs/features.md).")
 def list_features(category: str | None, markdown: bool) -> None:
     """Print the feature registry: name, category, description."""
-    from signals.features.spec import FEATURES, registry_markdown
 
     if markdown:
         click.echo(registry_markdown(), nl=False)

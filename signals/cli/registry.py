@@ -14,6 +14,12 @@ import click
 
 from signals.cli.common import Context, echo_json, pass_ctx, print_table
 from signals.core.errors import SignalsError
+from signals.adapters.redis import describe
+from signals.lifecycle.promote import run_promote
+from signals.lifecycle.register import run_register
+from signals.lifecycle.rollback import run_rollback
+from signals.lifecycle.wiring import open_registry
+from signals.registry.client import ModelRegistry
 
 KEY_METRICS = ("holdout_log_loss", "holdout_accuracy", "log_loss", "accuracy")
 
@@ -24,7 +30,6 @@ class NoChampionError(SignalsError):
 
 def _warn_mirror(ok: bool | None, ctx: Context) -> None:
     if ok is False:
-        from signals.adapters.redis import describe
 
         click.echo(
             f"Warning: MLflow was updated but the Redis mirror ({describe(ctx.settings.redis)}) was not; "
@@ -48,7 +53,6 @@ def registry() -> None:
 @pass_ctx
 def list_versions(ctx: Context, as_json: bool) -> None:
     """Registered versions, newest first, with aliases and key metrics."""
-    from signals.registry.client import ModelRegistry
 
     reg = ModelRegistry.from_settings(ctx.settings, mirror=False)
     versions = reg.list_versions()
@@ -98,8 +102,6 @@ def list_versions(ctx: Context, as_json: bool) -> None:
 @pass_ctx
 def sync(ctx: Context) -> None:
     """Rebuild the Redis mirror from MLflow (after an outage, or a Redis that lost its data)."""
-    from signals.adapters.redis import describe
-    from signals.lifecycle.wiring import open_registry
 
     reg = open_registry(ctx.settings)
     ok = reg.sync_mirror()
@@ -121,7 +123,6 @@ def sync(ctx: Context) -> None:
 @pass_ctx
 def register(ctx: Context, run_id: str) -> None:
     """Register the model logged by training run RUN_ID as the new challenger."""
-    from signals.lifecycle.register import run_register
 
     version = run_register(ctx.settings, run_id)
     click.echo(f"run {run_id} -> version {version.version_id} (aliases: {', '.join(version.aliases) or '-'})")
@@ -138,7 +139,6 @@ def register(ctx: Context, run_id: str) -> None:
 @pass_ctx
 def promote(ctx: Context, version: str | None, auto: bool, force: bool, reason: str | None, as_json: bool) -> None:
     """Make VERSION the champion, or (--auto) let the promotion gate decide about the challenger."""
-    from signals.lifecycle.promote import run_promote
 
     result = run_promote(ctx.settings, version=version, auto=auto, reason=reason, force=force)
     if as_json:
@@ -160,7 +160,6 @@ def promote(ctx: Context, version: str | None, auto: bool, force: bool, reason: 
 @pass_ctx
 def rollback(ctx: Context, version: str | None, reason: str | None) -> None:
     """Move the champion back to VERSION, or to the previous champion."""
-    from signals.lifecycle.rollback import run_rollback
 
     result = run_rollback(ctx.settings, version=version, reason=reason)
     click.echo(result.message)
@@ -169,7 +168,6 @@ def rollback(ctx: Context, version: str | None, reason: str | None) -> None:
 
 def serve_command(settings, host: str | None = None, port: int | None = None) -> tuple[list[str], dict[str, str], str]:
     """The ``mlflow models serve`` command line and environment for the champion (and its version)."""
-    from signals.registry.client import ModelRegistry
 
     reg = ModelRegistry.from_settings(settings, mirror=False)
     champion = reg.get_active()

@@ -9,6 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from signals.data.base import DataProvider
+from signals.data.parquet import ParquetProvider
+from signals.data.sample import SampleProvider
+from signals.data.skfolio_sp500 import SkfolioProvider
+from signals.data.sql import SqlProvider
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings
@@ -21,19 +25,15 @@ def get_provider(settings: "Settings") -> DataProvider:
     """Build the provider selected by ``settings.data.provider`` (each imports its own readers)."""
     kind = settings.data.provider
     if kind == "sample":
-        from signals.data.sample import SampleProvider
 
         return SampleProvider()
     if kind == "skfolio":
-        from signals.data.skfolio_sp500 import SkfolioProvider
 
         return SkfolioProvider()
     if kind == "parquet":
-        from signals.data.parquet import ParquetProvider
 
         return ParquetProvider(settings.data.path)  # type: ignore[arg-type]
     if kind == "sql":
-        from signals.data.sql import SqlProvider
 
         return SqlProvider(settings.data.sql_url, schema=settings.data.sql_schema)  # type: ignore[arg-type]
     raise ValueError(f"data.provider: unknown provider {kind!r}")

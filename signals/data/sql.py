@@ -43,6 +43,7 @@ from signals.data.schemas import (
 )
 
 from signals.data.validation import has_close_only
+from signals.data.parquet import ParquetProvider
 
 # close is always there; the other four are NULL for close-only symbols
 _BAR_DDL = ", ".join(f"{c} DOUBLE PRECISION{'' if c in NON_CLOSE_COLUMNS else ' NOT NULL'}" for c in BAR_COLUMNS)
@@ -161,7 +162,6 @@ def load_layout_to_sql(root: str | os.PathLike[str], url: str, schema: str | Non
     from sqlalchemy import bindparam, text
     from sqlalchemy.exc import IntegrityError
 
-    from signals.data.parquet import ParquetProvider
 
     src = ParquetProvider(root)
     universe = src.universe()

@@ -8,6 +8,8 @@ from typing import Any
 import pandas as pd
 
 from signals.trading.backtest import SHARPE_DEFINITION, BacktestError, BacktestResult, plot_equity, run_backtest
+from signals.adapters.tracking import configure_mlflow, log_metrics_batch, set_tags_batch
+from signals.data import get_provider
 
 OOS_FILE = "oos_predictions.parquet"
 
@@ -47,8 +49,6 @@ def backtest_tune_run(settings: Any, *, tune_run_id: str | None = None, log_to_m
 
     import mlflow
 
-    from signals.data import get_provider
-    from signals.adapters.tracking import configure_mlflow
 
     exp_id = configure_mlflow(settings)
     client = mlflow.MlflowClient()
@@ -70,7 +70,6 @@ def backtest_tune_run(settings: Any, *, tune_run_id: str | None = None, log_to_m
         return result, rid, None
     from mlflow.entities import Param
 
-    from signals.adapters.tracking import log_metrics_batch, set_tags_batch
 
     bt = client.create_run(
         exp_id, run_name=f"backtest-{rid[:8]}",

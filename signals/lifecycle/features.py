@@ -12,6 +12,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from signals.adapters import tracking as T
+from signals.data import get_provider
+from signals.data.base import data_source_description
+from signals.features import FEATURE_VERSION, FEATURES, FeatureStore
+from signals.features.availability import absent_field_summary
+from signals.features.spec import category_summary
+from signals.lifecycle.params import check_date_order, common_parser, jsonable, run_main
+from signals.settings.model import load_settings
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings
@@ -45,12 +53,6 @@ def run_features(
 ) -> FeaturesResult:
     import mlflow
 
-    from signals.adapters import tracking as T
-    from signals.data import get_provider
-    from signals.data.base import data_source_description
-    from signals.features import FEATURE_VERSION, FEATURES, FeatureStore
-    from signals.features.availability import absent_field_summary
-    from signals.features.spec import category_summary
 
     t0 = time.perf_counter()
     experiment_id = T.configure_mlflow(settings)
@@ -107,14 +109,12 @@ def run_features(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from signals.lifecycle.params import check_date_order, common_parser, jsonable, run_main
 
     parser = common_parser("python -m entrypoints.features", "Build, cache and log the point-in-time features.")
     args = parser.parse_args(argv)
     check_date_order(parser, args.start, args.end)
 
     def body() -> int:
-        from signals.settings.model import load_settings
 
         res = run_features(load_settings(args.config), symbols=args.symbols, start=args.start, end=args.end)
         out = {k: getattr(res, k) for k in ("run_id", "digest", "rows", "n_features", "symbols", "first", "last",

@@ -26,6 +26,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 import pandas as pd
 
 from signals.core.errors import SignalsError
+from signals.adapters.mirror import Mirror
+from signals.data import get_provider
+from signals.lifecycle.params import opt_date, opt_int, opt_str, opt_symbols, run_main
+from signals.monitoring.predictions_log import DEFAULT_PATH, PredictionsLog
+from signals.settings.model import load_settings
+from signals.trading.strategy import MLSignalStrategy
 
 if TYPE_CHECKING:  # pragma: no cover
     from signals.settings.model import Settings
@@ -113,10 +119,7 @@ def run_generate(
     ``outcome``: pass a list to receive the full :class:`GenerateOutcome` (predictions,
     replayed dates, publish count) besides the returned signals.
     """
-    from signals.data import get_provider
-    from signals.monitoring.predictions_log import DEFAULT_PATH, PredictionsLog
     from signals.serving.pyfunc import get_champion
-    from signals.trading.strategy import MLSignalStrategy
 
     if replay_days < 0:
         raise GenerateError(f"replay_days must be >= 0, got {replay_days}")
@@ -154,7 +157,6 @@ def run_generate(
     signals = strategy.signals_from_predictions(today)
     published = None
     if publish and not today.empty:
-        from signals.adapters.mirror import Mirror
 
         rows = []
         for r in today.itertuples(index=False):
@@ -192,7 +194,6 @@ def run_generate(
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from signals.lifecycle.params import opt_date, opt_int, opt_str, opt_symbols, run_main
 
     parser = argparse.ArgumentParser(prog="python -m entrypoints.generate", description="Today's signals from the champion model.")
     parser.add_argument("--config", type=opt_str, default=None, help="settings file (default config/settings.yaml)")
@@ -204,7 +205,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        from signals.settings.model import load_settings
 
         settings = load_settings(args.config)
         sink: list[GenerateOutcome] = []

@@ -40,7 +40,20 @@ import numpy as np
 import pandas as pd
 
 from signals.core.errors import SignalsError
+from signals.lifecycle import promote as promote_step
+from signals.lifecycle import register as register_step
+from signals.lifecycle import train as train_step
+from signals.lifecycle import tune as tune_step
 from signals.lifecycle.params import parse_bool
+from signals.adapters.mirror import Mirror
+from signals.adapters.tracking import configure_mlflow, git_info, quiet_mlflow
+from signals.data import get_provider
+from signals.features import FeatureStore
+from signals.lifecycle.params import jsonable, opt_date, opt_str, opt_symbols, run_main
+from signals.monitoring.alerts import AlertManager
+from signals.monitoring.monitor import build_alerts, ModelMonitor, psi_heatmap, utc_now
+from signals.monitoring.predictions_log import DEFAULT_PATH, PredictionsLog, resolve_outcomes
+from signals.settings.model import load_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from signals.monitoring.alerts import AlertManager
@@ -108,7 +121,6 @@ def feature_history(
 ) -> pd.DataFrame:
     """Every feature row up to ``as_of`` (the FeatureStore computes point in time and caches)."""
     if feature_store is None:
-        from signals.features import FeatureStore
 
         feature_store = FeatureStore.from_settings(settings)
     feats = feature_store.get_features(list(symbols), None, as_of, provider)
@@ -145,7 +157,6 @@ def resolved_predictions(
     predictions_path: str | Path | None = None,
 ) -> pd.DataFrame:
     """The champion's logged predictions whose outcome is known at ``as_of``."""
-    from signals.monitoring.predictions_log import DEFAULT_PATH, PredictionsLog, resolve_outcomes
 
     preds = PredictionsLog(predictions_path or DEFAULT_PATH).read(model_version=model_version, end=as_of)
     preds = preds[preds["symbol"].isin(list(symbols))]
@@ -209,8 +220,6 @@ def log_check(
     import mlflow
     from mlflow.entities import Metric, Param, RunTag
 
-    from signals.monitoring.monitor import psi_heatmap
-    from signals.adapters.tracking import configure_mlflow, git_info
 
     exp_id = configure_mlflow(settings, settings.mlflow.monitoring_experiment)
     client = mlflow.MlflowClient()
@@ -302,10 +311,6 @@ def run_retrain(settings: "Settings", reasons: Sequence[str] = ()) -> dict[str, 
     Returns what each step did; a failing step raises :class:`RetrainError` naming it (the
     earlier steps' MLflow runs stay, nothing is promoted).
     """
-    from signals.lifecycle.promote import run_promote
-    from signals.lifecycle.register import register_training_run
-    from signals.lifecycle.train import run_train
-    from signals.lifecycle.tune import run_tune
 
     log.warning("retraining: %s", "; ".join(reasons) or "requested")
     out: dict[str, Any] = {"reasons": list(reasons)}
@@ -316,13 +321,13 @@ def run_retrain(settings: "Settings", reasons: Sequence[str] = ()) -> dict[str, 
         except SignalsError as exc:
             raise RetrainError(f"retrain failed in {name}: {exc}") from exc
 
-    tune = step("tune", lambda: run_tune(settings))
+    tune = step("tune", lambda: tune_step.run_tune(settings))
     out["tune_run_id"] = tune.run_id
-    train = step("train", lambda: run_train(settings, tune_run_id=tune.run_id))
+    train = step("train", lambda: train_step.run_train(settings, tune_run_id=tune.run_id))
     out["train_run_id"] = train.run_id
-    version = step("register", lambda: register_training_run(settings, train))
+    version = step("register", lambda: register_step.register_training_run(settings, train))
     out["registered_version"] = version.version_id
-    promote = step("promote", lambda: run_promote(settings, auto=True))
+    promote = step("promote", lambda: promote_step.run_promote(settings, auto=True))
     out["promoted"] = bool(promote.promoted)
     out["decision"] = promote.decision
     out["promotion"] = promote.message
@@ -345,11 +350,8 @@ def run_monitor(
     retrain: Callable[..., dict[str, Any]] | None = None,
 ) -> MonitorResult:
     """One monitoring check of the champion (see the module docstring)."""
-    from signals.data import get_provider
-    from signals.monitoring.monitor import ModelMonitor, build_alerts, utc_now
     from signals.serving.pyfunc import load_reference
     from signals.serving.pyfunc import get_champion
-    from signals.adapters.tracking import configure_mlflow, quiet_mlflow
 
     quiet_mlflow()
     configure_mlflow(settings, settings.mlflow.monitoring_experiment)
@@ -395,7 +397,6 @@ def run_monitor(
     result.run_id = log_check(settings, result, resolved, syms, engine)
 
     # Redis stream event (no-op with a warning when Redis is down or disabled)
-    from signals.adapters.mirror import Mirror
 
     mirror = Mirror.from_settings(settings)
     s = report.summary()
@@ -420,7 +421,6 @@ def run_monitor(
 
     # Alerts
     if alert_manager is None:
-        from signals.monitoring.alerts import AlertManager
 
         client = None
         try:
@@ -450,7 +450,6 @@ def run_monitor(
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from signals.lifecycle.params import jsonable, opt_date, opt_str, opt_symbols, run_main
 
     parser = argparse.ArgumentParser(prog="python -m entrypoints.monitor", description="One monitoring check of the champion.")
     parser.add_argument("--config", type=opt_str, default=None, help="settings file (default config/settings.yaml)")
@@ -462,7 +461,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        from signals.settings.model import load_settings
 
         retrain = parse_bool(args.retrain_on_drift, "retrain-on-drift")
         settings = load_settings(args.config)

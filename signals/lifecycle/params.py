@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from signals.core.errors import SignalsError
+from signals.core.redaction import install_log_redaction, redact_text
 
 
 class ParameterError(SignalsError):
@@ -132,8 +133,6 @@ def run_main(fn: Callable[[], int | None]) -> None:
 
     Log lines and the error message pass through :mod:`signals.core.redaction` (no credential leaves).
     """
-    from signals.core.errors import SignalsError
-    from signals.core.redaction import install_log_redaction, redact_text
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     install_log_redaction()

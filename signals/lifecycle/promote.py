@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from signals.core.errors import SignalsError
 from signals.lifecycle.params import ParameterError, parse_bool, parse_version
 from signals.lifecycle.wiring import open_registry
+from signals.adapters.tracking import open_client_run
+from signals.core.redaction import install_log_redaction, redact_text
+from signals.settings.model import load_settings
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings
@@ -76,7 +79,6 @@ def record_decision(
         from mlflow import MlflowClient
         from mlflow.entities import Metric, Param, RunTag
 
-        from signals.adapters.tracking import open_client_run
 
         client = MlflowClient(tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri)
         exp = client.get_experiment_by_name(settings.mlflow.experiment)
@@ -214,12 +216,10 @@ def run_registry_step(step: Any, config: str | None) -> int:
 
     Returns the exit code: 1 (with ``Error: ...``) for a user error, else 0.
     """
-    from signals.core.redaction import install_log_redaction, redact_text
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     install_log_redaction()
     try:
-        from signals.settings.model import load_settings
 
         result = step(load_settings(config))
     except SignalsError as exc:

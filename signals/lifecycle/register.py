@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from signals.lifecycle.params import ParameterError
 from signals.lifecycle.wiring import open_registry
 from signals.core.errors import SignalsError
+from signals.core.redaction import install_log_redaction, redact_text
+from signals.settings.model import load_settings
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings
@@ -107,13 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-id", required=True, help="the training run whose model to register")
     parser.add_argument("--config", default=None, help="settings file (default config/settings.yaml)")
     args = parser.parse_args(argv)
-    from signals.core.redaction import install_log_redaction, redact_text
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     install_log_redaction()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        from signals.settings.model import load_settings
 
         version = run_register(load_settings(args.config), args.run_id)
     except SignalsError as exc:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from signals.core.tables import format_table
+from signals.core.redaction import redact_url
+from signals.lifecycle.tune import oos_summary_rows
 
 if TYPE_CHECKING:
     from signals.lifecycle.run import PipelineResult
@@ -48,7 +50,6 @@ def summary_lines(res: "PipelineResult", settings: "Settings") -> list[str]:
     if d["synthetic_tables"]:
         out.append(f"      synthetic inputs: {', '.join(d['synthetic_tables'])} (no offline public source)")
     out.append("")
-    from signals.lifecycle.tune import oos_summary_rows
 
     tm = res.tune_metrics
     out.append(f"walk-forward out-of-sample ({res.step('tune').summary.get('windows', '?')} windows, purged; "
@@ -89,7 +90,6 @@ def summary_lines(res: "PipelineResult", settings: "Settings") -> list[str]:
             f"signals: none today (no calibrated confidence above {settings.ml.confidence_threshold})"
         )
     out.append("")
-    from signals.core.redaction import redact_url
 
     uri = redact_url(settings.mlflow.tracking_uri)
     out.append("where to look:")

@@ -22,6 +22,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from signals.core.versions import code_version
+from signals.adapters import tracking as T
+from signals.adapters.tracking import log_params_batch, set_tags_batch, TAG_STEP
+from signals.data import get_provider
+from signals.features import FEATURE_VERSION, FeatureStore
+from signals.lifecycle.features import run_features
+from signals.lifecycle.generate import run_generate
+from signals.lifecycle.monitor import run_monitor
+from signals.lifecycle.params import (
+    check_date_order,
+    common_parser,
+    opt_int,
+    opt_str,
+    prefer_passive_openmp,
+    run_main,
+)
+from signals.lifecycle.promote import run_promote
+from signals.lifecycle.register import run_register
+from signals.lifecycle.report import summary_lines
+from signals.lifecycle.train import run_train
+from signals.lifecycle.tune import run_tune
+from signals.registry.client import ModelRegistry
+from signals.settings.model import load_settings
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings
@@ -46,7 +68,6 @@ def config_digest(settings: "Settings") -> str:
 def find_reusable(client: Any, experiment_id: str, step: str, params: dict[str, str], data_digest: str,
                   version: str) -> Any | None:
     """The latest FINISHED run of ``step`` with identical string params, data digest and code version."""
-    from signals.adapters.tracking import TAG_STEP
 
     runs = client.search_runs(
         [experiment_id],
@@ -64,7 +85,6 @@ def find_reusable(client: Any, experiment_id: str, step: str, params: dict[str, 
 
 
 def mark_reusable(client: Any, run_id: str, params: dict[str, str], data_digest: str, version: str) -> None:
-    from signals.adapters.tracking import log_params_batch, set_tags_batch
 
     log_params_batch(client, run_id, params, prefix="pipeline.")
     set_tags_batch(client, run_id, {TAG_CODE_VERSION: version, TAG_PIPELINE_DIGEST: data_digest})
@@ -119,15 +139,6 @@ def run_pipeline(
 ) -> PipelineResult:
     import mlflow
 
-    from signals.lifecycle.features import run_features
-    from signals.lifecycle.monitor import run_monitor
-    from signals.lifecycle.promote import run_promote
-    from signals.lifecycle.register import run_register
-    from signals.lifecycle.train import run_train
-    from signals.lifecycle.tune import run_tune
-    from signals.adapters import tracking as T
-    from signals.data import get_provider
-    from signals.features import FEATURE_VERSION, FeatureStore
 
     say = progress or (lambda msg: log.info("%s", msg))
     t_start = time.perf_counter()
@@ -236,7 +247,6 @@ def run_pipeline(
 
         # 5. gated promote
         t0 = time.perf_counter()
-        from signals.registry.client import ModelRegistry
 
         active = ModelRegistry.from_settings(settings).get_active()
         if active is not None and str(active.version_id) == str(mv.version_id):
@@ -313,7 +323,6 @@ def _run_logged_step(client: Any, experiment_id: str, step: str, fn: Callable[[]
     """Run ``fn`` inside a child run of the pipeline named after the step; log its flat summary."""
     import mlflow
 
-    from signals.adapters import tracking as T
 
     with mlflow.start_run(run_name=step, nested=True, tags={T.TAG_STEP: step}, experiment_id=experiment_id) as run:
         summary = fn()
@@ -353,8 +362,6 @@ def _generate_summary(client: Any, settings: "Settings", symbols: list[str], rep
                       sink: list[Any]) -> dict[str, Any]:
     import mlflow
 
-    from signals.lifecycle.generate import run_generate
-    from signals.adapters import tracking as T
 
     outcome: list[Any] = []
     sig_list = run_generate(settings, symbols=symbols, replay_days=replay_days, outcome=outcome)
@@ -372,7 +379,6 @@ def _generate_summary(client: Any, settings: "Settings", symbols: list[str], rep
 
 
 def main(argv: list[str] | None = None) -> None:
-    from signals.lifecycle.params import check_date_order, common_parser, opt_int, opt_str, prefer_passive_openmp, run_main
 
     prefer_passive_openmp()
     parser = common_parser("python -m entrypoints.main", "Run the whole lifecycle as one MLflow run.")
@@ -386,8 +392,6 @@ def main(argv: list[str] | None = None) -> None:
     reuse = (args.reuse or "true").lower() in ("true", "1", "yes", "y", "on")
 
     def body() -> int:
-        from signals.settings.model import load_settings
-        from signals.lifecycle.report import summary_lines
 
         settings = load_settings(args.config)
         res = run_pipeline(settings, symbols=args.symbols, start=args.start, end=args.end, n_trials=args.n_trials,

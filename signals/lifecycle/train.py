@@ -33,6 +33,38 @@ from typing import TYPE_CHECKING, Any
 
 from signals.dataset import TrainingData, load_training_data
 from signals.core.errors import SignalsError
+from signals.adapters import tracking as T
+from signals.lifecycle.params import (
+    check_date_order,
+    common_parser,
+    jsonable,
+    opt_str,
+    prefer_passive_openmp,
+    run_main,
+)
+from signals.lifecycle.tune import (
+    FINAL_PARAMS_FILE,
+    OOS_PREDICTIONS_FILE,
+    oos_summary_rows,
+    strategy_figure,
+    strategy_settings,
+    tune_config,
+)
+from signals.modeling import metrics as M, plots
+from signals.modeling.final_fit import (
+    CalibratedModel,
+    date_range_of,
+    fit_booster,
+    holdout_start,
+    predictions_frame,
+)
+from signals.modeling.forward_calibration import ForwardChainedCalibration
+from signals.modeling.model import InsufficientDataError, xgb_params_from
+from signals.modeling.splits import frame_holdout_split
+from signals.modeling.tuning.walk_forward import OOS_COLUMNS, run_walk_forward
+from signals.serving.predictor import SignalPredictor
+from signals.settings.model import load_settings
+from signals.trading.backtest import strategy_metrics
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings
@@ -65,7 +97,6 @@ class TrainResult:
     calibration: dict[str, Any] = field(default_factory=dict)
 
     def summary_rows(self) -> list[dict[str, Any]]:
-        from signals.lifecycle.tune import oos_summary_rows
 
         return oos_summary_rows(self.metrics, prefix="holdout_", baseline_prefix="holdout_")
 
@@ -75,8 +106,6 @@ def params_from_tune_run(client: Any, run_id: str, settings: "Settings") -> dict
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from signals.adapters import tracking as T
-    from signals.lifecycle.tune import FINAL_PARAMS_FILE
 
     try:
         run = client.get_run(run_id)
@@ -103,8 +132,6 @@ def resolve_params(
     tune_run_id: str | None = None,
 ) -> tuple[dict[str, Any], str, str | None]:
     """(params, source, tune_run_id) by precedence explicit > tune run > latest tune run > config."""
-    from signals.adapters import tracking as T
-    from signals.modeling.model import xgb_params_from
 
     if params:
         return xgb_params_from({**xgb_params_from(settings.ml.xgb_params), **params}), "explicit", None
@@ -126,9 +153,6 @@ def oos_calibration_source(settings: "Settings", client: Any, data: TrainingData
     import mlflow
     import pandas as pd
 
-    from signals.lifecycle.tune import OOS_PREDICTIONS_FILE, tune_config
-    from signals.modeling.forward_calibration import ForwardChainedCalibration
-    from signals.modeling.tuning.walk_forward import run_walk_forward
 
     config = tune_config(settings)
     if tune_run_id:
@@ -148,7 +172,6 @@ def oos_calibration_source(settings: "Settings", client: Any, data: TrainingData
                             data.digest[:12])
             return fcc, f"tune run {tune_run_id} ({len(oos)} out-of-sample rows)", None
     res = run_walk_forward(data.features, data.y, data.forward_return, config=config, fixed_params=params)
-    from signals.modeling.tuning.walk_forward import OOS_COLUMNS
 
     return res.calibration, f"walk-forward with fixed params ({len(res.predictions)} out-of-sample rows)", \
         res.predictions[list(OOS_COLUMNS)]
@@ -159,16 +182,7 @@ def train_with_tracking(
 ) -> TrainResult:
     import mlflow
 
-    from signals.lifecycle.tune import strategy_figure, strategy_settings
-    from signals.adapters import tracking as T
-    from signals.trading.backtest import strategy_metrics
-    from signals.modeling import metrics as M
-    from signals.modeling import plots
-    from signals.modeling.model import InsufficientDataError
-    from signals.serving.predictor import SignalPredictor
     from signals.serving.pyfunc import log_signal_model, reference_sample
-    from signals.modeling.splits import frame_holdout_split
-    from signals.modeling.final_fit import CalibratedModel, date_range_of, fit_booster, holdout_start, predictions_frame
 
     t0 = time.perf_counter()
     experiment_id = T.configure_mlflow(settings)
@@ -332,10 +346,8 @@ def run_train(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from signals.lifecycle.params import prefer_passive_openmp
 
     prefer_passive_openmp()
-    from signals.lifecycle.params import check_date_order, common_parser, jsonable, opt_str, run_main
 
     parser = common_parser("python -m entrypoints.train", "Fit, evaluate and log the calibrated signal model.")
     parser.add_argument("--tune-run-id", dest="tune_run_id", type=opt_str, default=None,
@@ -353,14 +365,12 @@ def main(argv: list[str] | None = None) -> None:
         if not isinstance(explicit, dict):
             parser.error("--params must be a JSON object")
         try:
-            from signals.modeling.model import xgb_params_from
 
             xgb_params_from(explicit)
         except ValueError as exc:
             parser.error(f"--params: {exc}")
 
     def body() -> int:
-        from signals.settings.model import load_settings
 
         settings = load_settings(args.config)
         res = run_train(settings, symbols=args.symbols, start=args.start, end=args.end,

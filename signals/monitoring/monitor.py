@@ -42,6 +42,8 @@ import pandas as pd
 from signals.core.vocabulary import utc_now
 from signals.core.errors import SignalsError
 from signals.monitoring.psi import LEVEL_MAJOR, LEVEL_MINOR, QuantileBinner, evidently_psi, psi_codes, psi_level
+from signals.features.spec import names_for
+from signals.monitoring.alerts import Alert
 
 if TYPE_CHECKING:  # pragma: no cover
     from signals.monitoring.alerts import Alert
@@ -390,7 +392,6 @@ def calendar_features() -> tuple[str, ...]:
     construction, not because the world changed. They are reported, never counted.
     """
     try:
-        from signals.features.spec import names_for
 
         return tuple(names_for("temporal"))
     except Exception:  # noqa: BLE001 - no registry: nothing excluded
@@ -412,7 +413,6 @@ def _dates_of(frame: pd.DataFrame) -> pd.DatetimeIndex:
 # --------------------------------------------------------------------------- alerts
 def build_alerts(report: MonitorReport, subject: str, check_date: object) -> list["Alert"]:
     """One alert per problem (drift / accuracy / staleness); dedup key = kind + ``subject``."""
-    from signals.monitoring.alerts import Alert
 
     day = pd.Timestamp(check_date).date().isoformat() if check_date is not None else ""
     out = []

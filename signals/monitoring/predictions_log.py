@@ -39,6 +39,7 @@ import pandas as pd
 
 from signals.core.errors import SignalsError
 from signals.core.io import atomic_write_parquet
+from signals.dataset import label_returns
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,6 @@ def resolve_outcomes(
     ``forward_return``, ``actual_class``, ``correct``. The label rule is the training
     target's (:func:`signals.dataset.label_returns`).
     """
-    from signals.dataset import label_returns
 
     cutoff = pd.Timestamp(as_of)
     cols = [*predictions.columns, "outcome_date", "forward_return", "actual_class", "correct"]

@@ -82,6 +82,7 @@ from signals.registry.types import (
     _vid,
     current_actor,
 )
+from signals.registry.gate import evaluate_gate, GateError, GateResult
 
 if TYPE_CHECKING:  # imported lazily at run time: MLflow is slow to import
     import pandas as pd
@@ -591,7 +592,6 @@ class ModelRegistry:
         import pandas as pd
         from mlflow.exceptions import MlflowException
 
-        from signals.registry.gate import GateError
 
         if not version.run_id:
             raise GateError(f"version {version.version_id} has no training run, so no holdout predictions to compare")
@@ -625,7 +625,6 @@ class ModelRegistry:
         promotes even against the gate's verdict; the override, who did it and why are recorded
         on the version (``gate.forced``, ``promoted_by``, ``promotion_reason``).
         """
-        from signals.registry.gate import GateResult, evaluate_gate
 
         with self.lock:
             rm = self._require_model()

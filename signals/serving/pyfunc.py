@@ -26,6 +26,8 @@ from signals.serving.predictor import (
     REFERENCE_FILE,
     SignalPredictor,
 )
+from signals.registry.client import ModelRegistry
+from signals.registry.types import NoChampionError
 
 SIGNALS_PACKAGE_DIR = Path(__file__).resolve().parent.parent
 SERVED_MODEL_CODE = Path(__file__).resolve().parent / "served_model.py"
@@ -147,8 +149,6 @@ def get_champion(settings: "Settings") -> Any:
 
     import mlflow
 
-    from signals.registry.client import ModelRegistry
-    from signals.registry.types import NoChampionError
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # loading a models:/ URI resolves through MLflow's global URIs: point them at the configured store

@@ -27,6 +27,9 @@ import pandas as pd
 from signals.core.vocabulary import CLASS_LABELS, DOWN, FLAT, UP  # noqa: F401 - class values used by callers
 from signals.registry.types import NoChampionError  # noqa: F401 - raised by load_champion, caught by callers
 from signals.core.errors import SignalsError
+from signals.data.schemas import AVAILABILITY_COLUMN
+from signals.features import FeatureStore
+from signals.settings.model import load_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from signals.settings.model import Settings
@@ -127,7 +130,6 @@ def frame_to_bars(frame: pd.DataFrame) -> list[OHLCV]:
 
 def cut_events(events: pd.DataFrame, table: str, as_of: pd.Timestamp) -> pd.DataFrame:
     """Rows of an event table that were *available* (published/filed) on or before ``as_of``."""
-    from signals.data.schemas import AVAILABILITY_COLUMN
 
     col = AVAILABILITY_COLUMN[table]
     if events is None or events.empty or col not in events.columns:
@@ -152,7 +154,6 @@ class MLSignalStrategy(BaseStrategy):
         confidence_threshold: float | None = None,
     ) -> None:
         if settings is None:
-            from signals.settings.model import load_settings
 
             settings = load_settings()
         self.settings = settings
@@ -168,7 +169,6 @@ class MLSignalStrategy(BaseStrategy):
         self.predictor = predictor
         self.model_version = str(model_version) if model_version is not None else "unknown"
         if feature_store is None:
-            from signals.features import FeatureStore
 
             feature_store = FeatureStore.from_settings(settings)
         self.feature_store = feature_store

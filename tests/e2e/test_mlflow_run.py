@@ -62,7 +62,7 @@ def test_mlflow_run_main_end_to_end_and_reuse(workdir: Path, redis_server_url: s
     first = _mlflow_run(workdir, env, config)
     assert first.returncode == 0, first.stderr[-4000:]
 
-    client = mlflow.MlflowClient(tracking_uri=uri)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)  # not a registry URI an earlier test left set
     exp = client.get_experiment_by_name("signals")
     mains = client.search_runs([exp.experiment_id], "tags.`signals.step` = 'main'")
     assert len(mains) == 1 and mains[0].info.status == "FINISHED"
