@@ -42,10 +42,10 @@ def run_variant(variant: str, args: argparse.Namespace, root: Path) -> dict:
 
     from signals.dataset import load_training_data
     from signals.lifecycle.tune import tune_with_tracking
-    from signals.settings.model import load_settings
     from signals.modeling import metrics as M
     from signals.modeling.known_signal import KnownSignalSpec, generate_market
     from signals.modeling.tuning.walk_forward import stitch_predictions
+    from signals.settings.model import load_settings
 
     spec = KnownSignalSpec(variant=variant, n_symbols=args.symbols, n_days=args.days, seed=args.seed)
     market = generate_market(spec)

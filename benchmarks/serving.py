@@ -81,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     from signals.cli.registry import serve_command
-    from signals.settings.model import load_settings
-    from signals.serving.pyfunc import log_signal_model
-    from signals.registry.client import ModelRegistry
     from signals.core.netutil import free_port, wait_healthy
+    from signals.registry.client import ModelRegistry
+    from signals.serving.pyfunc import log_signal_model
+    from signals.settings.model import load_settings
 
     tmp = Path(tempfile.mkdtemp(prefix="signals-bench-"))
     proc: subprocess.Popen | None = None

@@ -116,8 +116,8 @@ def main() -> None:
 
     from signals.dataset import load_training_data
     from signals.lifecycle.tune import tune_config, tune_with_tracking
-    from signals.settings.model import load_settings
     from signals.modeling.tuning.walk_forward import run_walk_forward
+    from signals.settings.model import load_settings
 
     with tempfile.TemporaryDirectory(prefix="signals-bench-") as tmp:
         root = Path(tmp)

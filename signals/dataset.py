@@ -12,14 +12,14 @@ Pure functions on pandas objects; nothing here reads data or logs.
 
 from __future__ import annotations
 
-from signals.core.vocabulary import CLASS_LABELS, DOWN, FLAT, UP  # noqa: F401 - the label values, re-exported
-
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
 from signals.core.digest import frame_digest
+from signals.core.vocabulary import CLASS_LABELS, DOWN, FLAT, UP  # noqa: F401 - the label values, re-exported
 from signals.data import get_provider
 from signals.data.base import data_source_description
 from signals.features import FEATURE_VERSION, FeatureStore

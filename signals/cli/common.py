@@ -12,9 +12,9 @@ from typing import Any, Iterable
 import click
 
 from signals.core.errors import SignalsError
+from signals.core.redaction import install_log_redaction, redact_text
 from signals.core.tables import format_table
 from signals.lifecycle.params import ParameterError, opt_date, opt_symbols
-from signals.core.redaction import install_log_redaction, redact_text
 from signals.settings.model import load_settings
 
 log = logging.getLogger("signals")

@@ -1,16 +1,17 @@
-"""``signals features ...``: build the feature cache and show the feature registry."""
+"""``signals features ...``: build the feature cache and show the feature spec."""
 
 from __future__ import annotations
 
 import sys
 
 import click
+from tqdm import tqdm
 
 from signals.cli.common import Context, echo_json, end_option, pass_ctx, print_table, start_option, symbols_option
 from signals.data import get_provider
 from signals.features import FEATURE_VERSION, FeatureStore
 from signals.features.availability import absent_field_summary
-from signals.features.spec import category_summary, FEATURES, registry_markdown
+from signals.features.spec import FEATURES, category_summary, registry_markdown
 
 
 @click.group()
@@ -30,7 +31,6 @@ def build(
     ctx: Context, symbols: list[str] | None, start: str | None, end: str | None, n_jobs: int | None, no_cache: bool, as_json: bool
 ) -> None:
     """Compute features for the symbols, cache them, and print counts and NaN shares per category."""
-    from tqdm import tqdm
 
 
     settings = ctx.settings
@@ -83,9 +83,9 @@ def build(
 @features.command("list")
 @click.option("--category", type=click.Choice(["technical", "fundamental", "cross_asset", "alternative", "temporal"]), default=None,
               help="Only this category.")
-@click.option("--markdown", is_flag=True, help="Print the registry as Markdown (the content of docs/features.md).")
+@click.option("--markdown", is_flag=True, help="Print the feature spec as Markdown (the content of docs/features.md).")
 def list_features(category: str | None, markdown: bool) -> None:
-    """Print the feature registry: name, category, description."""
+    """Print the feature spec: name, category, description."""
 
     if markdown:
         click.echo(registry_markdown(), nl=False)

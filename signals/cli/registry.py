@@ -12,9 +12,9 @@ import sys
 
 import click
 
+from signals.adapters.redis import describe
 from signals.cli.common import Context, echo_json, pass_ctx, print_table
 from signals.core.errors import SignalsError
-from signals.adapters.redis import describe
 from signals.lifecycle.promote import run_promote
 from signals.lifecycle.register import run_register
 from signals.lifecycle.rollback import run_rollback

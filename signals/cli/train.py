@@ -18,7 +18,6 @@ from signals.lifecycle.register import register_training_run
 from signals.lifecycle.train import run_train
 from signals.lifecycle.tune import run_tune
 
-
 _symbols_opt, _start_opt, _end_opt = symbols_option, start_option, end_option
 
 

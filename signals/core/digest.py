@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-
 _DTYPE_NAMES: dict[np.dtype, bytes] = {}  # str(dtype) costs microseconds; digests call it per column
 
 

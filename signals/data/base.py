@@ -12,7 +12,7 @@ from signals.data.schemas import UNIVERSE_COLUMNS
 from signals.data.validation import BarReport, slice_dates, validate_bars, validate_events
 
 if TYPE_CHECKING:
-    from signals.settings.model import Settings
+    pass
 
 SPY = "SPY"
 VIX = "VIX"

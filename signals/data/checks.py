@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from signals.data.base import SPY, VIX
-from signals.data.sources import get_provider
 from signals.data.schemas import AVAILABILITY_COLUMN, NON_CLOSE_COLUMNS
+from signals.data.sources import get_provider
 from signals.data.validation import BarReport
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def missing_inputs(
 ) -> list[dict[str, Any]]:
     """What the source lacks for these symbols, and why.
 
-    ``inputs`` are the names the feature registry's ``needs`` use (bar fields, "spy", "vix",
+    ``inputs`` are the names the feature spec's ``needs`` use (bar fields, "spy", "vix",
     "sector_etf", event table names), so :mod:`signals.features.availability` can name the
     features each costs. ``scope``: "all" rows of the affected symbols, or "partly"
     (outside a benchmark's coverage).

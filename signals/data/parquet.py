@@ -26,11 +26,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from signals.data.errors import DataError
+from signals.core.io import atomic_write_parquet
 from signals.data.base import DataProvider
+from signals.data.errors import DataError
 from signals.data.schemas import BAR_COLUMNS
 from signals.data.validation import BarReport, clean_bar_arrays, validate_bars
-from signals.core.io import atomic_write_parquet
 
 
 def _read_table(path: str | Path) -> pa.Table:

@@ -31,19 +31,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from signals.data.errors import DataError
 from signals.data.base import DataProvider
+from signals.data.errors import DataError
+from signals.data.parquet import ParquetProvider
 from signals.data.schemas import (
     BAR_COLUMNS,
-    NON_CLOSE_COLUMNS,
     EVENT_COLUMNS,
     EVENT_DATE_COLUMNS,
     FUNDAMENTAL_METRICS,
+    NON_CLOSE_COLUMNS,
     UNIVERSE_COLUMNS,
 )
-
 from signals.data.validation import has_close_only
-from signals.data.parquet import ParquetProvider
 
 # close is always there; the other four are NULL for close-only symbols
 _BAR_DDL = ", ".join(f"{c} DOUBLE PRECISION{'' if c in NON_CLOSE_COLUMNS else ' NOT NULL'}" for c in BAR_COLUMNS)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from signals.features.spec import features_needing
 from signals.data.checks import check_source
+from signals.features.spec import features_needing
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings

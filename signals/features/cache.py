@@ -48,8 +48,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from signals.features.spec import FEATURE_VERSION, feature_names
 from signals.core.io import atomic_path
+from signals.features.spec import FEATURE_VERSION, feature_names
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ class SegmentReader:
             pfile = pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True)
             if pfile.schema_arrow.names != ["symbol", "date", *feature_names()]:
                 pfile.close()
-                raise ValueError("columns differ from the feature registry")
+                raise ValueError("columns differ from the feature spec")
             self._files[path] = pfile
         return pfile
 

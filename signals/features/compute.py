@@ -176,7 +176,7 @@ def symbol_feature_matrix(
         for category, cols in columns.items():
             expected = _CATEGORY_SLICES[category]
             if set(cols) != set(expected):
-                raise RuntimeError(f"{category} calculator output does not match the feature registry")
+                raise RuntimeError(f"{category} calculator output does not match the feature spec")
             for name, pos in expected.items():
                 values[pos] = cols[name]
         if absent:  # what the calculators made of the NaN fields is not a value (e.g. close_location's 0.5)

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
+import pandas as pd
+import talib
 
 from signals.core.versions import source_parts, stamp
 
@@ -270,7 +272,6 @@ def category_frame(category: str, columns: dict[str, Any], index: "pd.Index") ->
     Raises if the calculator produced a column the registry does not know or missed one,
     so code and registry cannot drift apart.
     """
-    import pandas as pd
 
     expected = names_for(category)
     if set(columns) != set(expected):
@@ -350,7 +351,6 @@ _SOURCE_FILES = ("spec.py", "compute.py", "pit.py", "arrays.py", "events.py", "t
 
 def _compute_version() -> str:
     """:func:`signals.core.versions.stamp` over the spec, the TA-Lib version and the calculators' source."""
-    import talib
 
     here = Path(__file__).resolve().parent
     return stamp(FEATURE_CODE_VERSION, json.dumps([asdict(f) for f in FEATURES]), str(talib.__version__),

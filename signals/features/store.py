@@ -54,8 +54,8 @@ from signals.features.inputs import SharedInputs, prepare_shared
 from signals.features.spec import feature_names, features_needing
 
 if TYPE_CHECKING:
-    from signals.settings.model import Settings
     from signals.data.base import DataProvider
+    from signals.settings.model import Settings
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ class FeatureStore:
     def save(self, symbol: str, features: pd.DataFrame, *, fingerprint: str | None = None) -> Path:
         """Atomically write ``symbol``'s full-history features (registry columns, date index) as a new segment."""
         if list(features.columns) != feature_names():
-            raise FeatureError(f"cannot cache features for {symbol}: columns differ from the feature registry")
+            raise FeatureError(f"cannot cache features for {symbol}: columns differ from the feature spec")
         if not isinstance(features.index, pd.DatetimeIndex) or not features.index.is_monotonic_increasing or features.index.has_duplicates:
             raise FeatureError(f"cannot cache features for {symbol}: index must be sorted unique dates")
         item = CacheItem(

@@ -3,13 +3,14 @@ result as its own MLflow run (the engine, pure, is :mod:`signals.trading.backtes
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import pandas as pd
 
-from signals.trading.backtest import SHARPE_DEFINITION, BacktestError, BacktestResult, plot_equity, run_backtest
 from signals.adapters.tracking import configure_mlflow, log_metrics_batch, set_tags_batch
 from signals.data import get_provider
+from signals.trading.backtest import SHARPE_DEFINITION, BacktestError, BacktestResult, plot_equity, run_backtest
 
 OOS_FILE = "oos_predictions.parquet"
 
@@ -45,7 +46,6 @@ def find_tune_run(client: Any, experiment_id: str, tune_run_id: str | None = Non
 
 def backtest_tune_run(settings: Any, *, tune_run_id: str | None = None, log_to_mlflow: bool = True) -> tuple[BacktestResult, str, str | None]:
     """Backtest a tune run's OOS predictions; returns (result, tune_run_id, backtest_run_id)."""
-    import tempfile
 
     import mlflow
 

@@ -2,7 +2,7 @@
 
 The run records the resolved configuration (``cfg.*`` params and ``config/resolved_settings.yaml``,
 credentials masked), what was built (symbols, date range, rows, per-category feature counts and NaN
-shares, cache hits), the feature registry, a full-data digest of the matrix, and the matrix itself
+shares, cache hits), the feature spec, a full-data digest of the matrix, and the matrix itself
 as ``features/features.parquet`` so later steps and notebooks can read exactly these features.
 """
 
@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
 from signals.adapters import tracking as T
 from signals.data import get_provider
 from signals.data.base import data_source_description
@@ -55,7 +56,7 @@ def run_features(
 
 
     t0 = time.perf_counter()
-    experiment_id = T.configure_mlflow(settings)
+    T.configure_mlflow(settings)
     provider = get_provider(settings)
     syms = provider.resolve_symbols(symbols or settings.data.symbols or None)
     start = start if start is not None else settings.data.start

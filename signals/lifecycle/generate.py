@@ -17,6 +17,7 @@ Honesty note: a replayed date inside the champion's training data window (regist
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from dataclasses import dataclass, field
@@ -25,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
-from signals.core.errors import SignalsError
 from signals.adapters.mirror import Mirror
+from signals.core.errors import SignalsError
 from signals.data import get_provider
 from signals.lifecycle.params import opt_date, opt_int, opt_str, opt_symbols, run_main
 from signals.monitoring.predictions_log import DEFAULT_PATH, PredictionsLog
@@ -34,8 +35,8 @@ from signals.settings.model import load_settings
 from signals.trading.strategy import MLSignalStrategy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from signals.settings.model import Settings
     from signals.data.base import DataProvider
+    from signals.settings.model import Settings
     from signals.trading.strategy import MLSignalStrategy, Signal
 
 log = logging.getLogger("signals.entrypoints.generate")
@@ -192,7 +193,6 @@ def run_generate(
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
 
 
     parser = argparse.ArgumentParser(prog="python -m entrypoints.generate", description="Today's signals from the champion model.")

@@ -27,6 +27,7 @@ predictions are resolved from prices up to the check date only.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import re
@@ -39,27 +40,26 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from signals.adapters.mirror import Mirror
+from signals.adapters.tracking import configure_mlflow, git_info, quiet_mlflow
 from signals.core.errors import SignalsError
+from signals.data import get_provider
+from signals.features import FeatureStore
 from signals.lifecycle import promote as promote_step
 from signals.lifecycle import register as register_step
 from signals.lifecycle import train as train_step
 from signals.lifecycle import tune as tune_step
-from signals.lifecycle.params import parse_bool
-from signals.adapters.mirror import Mirror
-from signals.adapters.tracking import configure_mlflow, git_info, quiet_mlflow
-from signals.data import get_provider
-from signals.features import FeatureStore
-from signals.lifecycle.params import jsonable, opt_date, opt_str, opt_symbols, run_main
+from signals.lifecycle.params import jsonable, opt_date, opt_str, opt_symbols, parse_bool, run_main
 from signals.monitoring.alerts import AlertManager
-from signals.monitoring.monitor import build_alerts, ModelMonitor, psi_heatmap, utc_now
+from signals.monitoring.monitor import ModelMonitor, build_alerts, psi_heatmap, utc_now
 from signals.monitoring.predictions_log import DEFAULT_PATH, PredictionsLog, resolve_outcomes
 from signals.settings.model import load_settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from signals.monitoring.alerts import AlertManager
-    from signals.settings.model import Settings
     from signals.data.base import DataProvider
+    from signals.monitoring.alerts import AlertManager
     from signals.monitoring.monitor import MonitorReport
+    from signals.settings.model import Settings
 
 log = logging.getLogger("signals.entrypoints.monitor")
 
@@ -218,7 +218,7 @@ def log_check(
 ) -> str:
     """Open one run in the monitoring experiment and log metrics + artifacts; returns its id."""
     import mlflow
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
 
     exp_id = configure_mlflow(settings, settings.mlflow.monitoring_experiment)
@@ -350,8 +350,7 @@ def run_monitor(
     retrain: Callable[..., dict[str, Any]] | None = None,
 ) -> MonitorResult:
     """One monitoring check of the champion (see the module docstring)."""
-    from signals.serving.pyfunc import load_reference
-    from signals.serving.pyfunc import get_champion
+    from signals.serving.pyfunc import get_champion, load_reference
 
     quiet_mlflow()
     configure_mlflow(settings, settings.mlflow.monitoring_experiment)
@@ -448,7 +447,6 @@ def run_monitor(
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
 
 
     parser = argparse.ArgumentParser(prog="python -m entrypoints.monitor", description="One monitoring check of the champion.")

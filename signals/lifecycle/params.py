@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any, Callable
 
@@ -33,7 +34,6 @@ def prefer_passive_openmp() -> None:
     effect if called before ``xgboost`` is first imported, so the CLI commands and ``main()``
     functions call it first thing.
     """
-    import os
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from signals.adapters.tracking import open_client_run
 from signals.core.errors import SignalsError
+from signals.core.redaction import install_log_redaction, redact_text
 from signals.lifecycle.params import ParameterError, parse_bool, parse_version
 from signals.lifecycle.wiring import open_registry
-from signals.adapters.tracking import open_client_run
-from signals.core.redaction import install_log_redaction, redact_text
 from signals.settings.model import load_settings
 
 if TYPE_CHECKING:
-    from signals.settings.model import Settings
     from signals.registry.gate import GateResult
-    from signals.registry.client import ModelRegistry
+    from signals.settings.model import Settings
 
 log = logging.getLogger("signals.promote")
 
@@ -74,7 +73,6 @@ def record_decision(
 ) -> str | None:
     """Log a decision run (or into the ``mlflow run`` run); never fails the registry change."""
     try:
-        import time
 
         from mlflow import MlflowClient
         from mlflow.entities import Metric, Param, RunTag

@@ -19,15 +19,15 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from signals.lifecycle.params import ParameterError
-from signals.lifecycle.wiring import open_registry
 from signals.core.errors import SignalsError
 from signals.core.redaction import install_log_redaction, redact_text
+from signals.lifecycle.params import ParameterError
+from signals.lifecycle.wiring import open_registry
 from signals.settings.model import load_settings
 
 if TYPE_CHECKING:
-    from signals.settings.model import Settings
     from signals.registry.types import ModelVersion
+    from signals.settings.model import Settings
 
 log = logging.getLogger("signals.register")
 

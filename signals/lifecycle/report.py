@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from signals.core.tables import format_table
 from signals.core.redaction import redact_url
+from signals.core.tables import format_table
 from signals.lifecycle.tune import oos_summary_rows
 
 if TYPE_CHECKING:

@@ -7,7 +7,6 @@ decision is recorded as an MLflow run (``signals.step=rollback``) like a promoti
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 

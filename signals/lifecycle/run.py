@@ -18,12 +18,11 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from signals.core.versions import code_version
 from signals.adapters import tracking as T
-from signals.adapters.tracking import log_params_batch, set_tags_batch, TAG_STEP
+from signals.adapters.tracking import TAG_STEP, log_params_batch, set_tags_batch
+from signals.core.versions import code_version
 from signals.data import get_provider
 from signals.features import FEATURE_VERSION, FeatureStore
 from signals.lifecycle.features import run_features

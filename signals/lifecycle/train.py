@@ -31,9 +31,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from signals.dataset import TrainingData, load_training_data
-from signals.core.errors import SignalsError
+import pandas as pd
+
 from signals.adapters import tracking as T
+from signals.core.errors import SignalsError
+from signals.dataset import TrainingData, load_training_data
 from signals.lifecycle.params import (
     check_date_order,
     common_parser,
@@ -50,7 +52,8 @@ from signals.lifecycle.tune import (
     strategy_settings,
     tune_config,
 )
-from signals.modeling import metrics as M, plots
+from signals.modeling import metrics as M
+from signals.modeling import plots
 from signals.modeling.final_fit import (
     CalibratedModel,
     date_range_of,
@@ -151,7 +154,6 @@ def oos_calibration_source(settings: "Settings", client: Any, data: TrainingData
     The tune run's logged out-of-sample predictions when there is one (and it logged raw
     probabilities); otherwise a walk-forward with ``params`` fixed, run here."""
     import mlflow
-    import pandas as pd
 
 
     config = tune_config(settings)

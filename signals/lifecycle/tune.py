@@ -37,9 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from signals.dataset import TrainingData, load_training_data
-from signals.trading.backtest import SHARPE_DEFINITION
 from signals.adapters import tracking as T
+from signals.dataset import TrainingData, load_training_data
 from signals.lifecycle.params import (
     check_date_order,
     common_parser,
@@ -53,13 +52,13 @@ from signals.modeling import plots
 from signals.modeling.tuning.objective import TuneConfig
 from signals.modeling.tuning.walk_forward import OOS_COLUMNS, run_walk_forward, stitch_predictions
 from signals.settings.model import load_settings
-from signals.trading.backtest import BacktestError, run_backtest, strategy_metrics
+from signals.trading.backtest import SHARPE_DEFINITION, BacktestError, run_backtest, strategy_metrics
 
 if TYPE_CHECKING:
-    from signals.settings.model import Settings
     from signals.modeling.splits import Window
     from signals.modeling.tuning.objective import TrialCallback
     from signals.modeling.tuning.walk_forward import WalkForwardResult, WindowResult
+    from signals.settings.model import Settings
 
 log = logging.getLogger("signals.entrypoints.tune")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING
+
 from signals.adapters.mirror import Mirror
 from signals.registry.client import ModelRegistry
 

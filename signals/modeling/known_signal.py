@@ -82,9 +82,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from signals.dataset import DOWN, FLAT, UP, make_target
 from signals.data.parquet import write_layout
 from signals.data.synthetic import synthetic_events
+from signals.dataset import DOWN, FLAT, UP, make_target
 
 NOISE, SIGNAL, REGIME = "noise", "signal", "regime"
 VARIANTS: tuple[str, ...] = (NOISE, SIGNAL, REGIME)

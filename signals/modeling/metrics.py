@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from signals.core.vocabulary import CLASS_NAMES  # noqa: F401 - re-exported for plots
 from signals.modeling.calibration import normalize_proba
@@ -250,7 +251,6 @@ def information_coefficients(
     (time series and cross-section together, meaningful for small universes); ``ic_days``
     counts the dates used.
     """
-    import pandas as pd
 
     frame = pd.DataFrame({"date": np.asarray(dates, dtype="datetime64[ns]"),
                           "s": np.asarray(score, dtype=np.float64),
@@ -277,7 +277,6 @@ def information_coefficients(
 
 def _daily_corr(frame: "pd.DataFrame") -> "pd.Series":
     """Per-date Pearson correlation of columns s and r (NaN where either has no spread)."""
-    import pandas as pd
 
     g = frame.groupby("date")
     ms, mr = g["s"].transform("mean").to_numpy(), g["r"].transform("mean").to_numpy()

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from signals.core.errors import SignalsError
+from signals.dataset import make_target
 from signals.modeling import metrics as M
 from signals.modeling.calibration import normalize_proba
-from signals.dataset import make_target
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings

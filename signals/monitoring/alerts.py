@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from filelock import FileLock
+
 from signals.core.errors import SignalsError
 from signals.core.io import atomic_write_json
 from signals.core.redaction import redact_url
@@ -122,7 +124,6 @@ class FileDedupStore:
         self.clock = clock
 
     def _lock(self):
-        from filelock import FileLock
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.path) + ".lock", timeout=10)

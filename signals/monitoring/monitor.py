@@ -32,18 +32,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from signals.core.vocabulary import utc_now
 from signals.core.errors import SignalsError
-from signals.monitoring.psi import LEVEL_MAJOR, LEVEL_MINOR, QuantileBinner, evidently_psi, psi_codes, psi_level
+from signals.core.vocabulary import utc_now
 from signals.features.spec import names_for
 from signals.monitoring.alerts import Alert
+from signals.monitoring.psi import LEVEL_MAJOR, LEVEL_MINOR, QuantileBinner, evidently_psi, psi_codes, psi_level
 
 if TYPE_CHECKING:  # pragma: no cover
     from signals.monitoring.alerts import Alert
@@ -385,7 +385,7 @@ class ModelMonitor:
 
 
 def calendar_features() -> tuple[str, ...]:
-    """The feature registry's temporal (calendar) features: day of week, month, quarter, ...
+    """The feature spec's temporal (calendar) features: day of week, month, quarter, ...
 
     They are deterministic functions of the date, so a window of a few weeks can never match
     a multi-year reference (a 60-day window holds 2-3 months): their PSI is large by

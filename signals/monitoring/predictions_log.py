@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 from signals.core.errors import SignalsError
 from signals.core.io import atomic_write_parquet
@@ -97,7 +98,6 @@ class PredictionsLog:
         self.path = Path(path)
 
     def _lock(self):
-        from filelock import FileLock
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.path) + ".lock", timeout=60)

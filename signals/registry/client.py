@@ -53,7 +53,10 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
+import pandas as pd
+
 from signals.core.vocabulary import utc_now_iso
+from signals.registry.gate import GateError, GateResult, evaluate_gate
 from signals.registry.locks import registry_lock
 from signals.registry.types import (
     AUTO_GATE_ACTOR,
@@ -67,7 +70,6 @@ from signals.registry.types import (
     STAGE_PRODUCTION,
     TAG_CHAMPION_HISTORY,
     TAG_PREVIOUS_CHAMPION,
-    WINDOW_KEYS,
     AlreadyChampionError,
     AutoPromoteOutcome,
     EmptyRegistryError,
@@ -82,7 +84,6 @@ from signals.registry.types import (
     _vid,
     current_actor,
 )
-from signals.registry.gate import evaluate_gate, GateError, GateResult
 
 if TYPE_CHECKING:  # imported lazily at run time: MLflow is slow to import
     import pandas as pd
@@ -589,7 +590,6 @@ class ModelRegistry:
     # ------------------------------------------------------------------ the gate
     def holdout_predictions(self, version: ModelVersion) -> "pd.DataFrame":
         """The out-of-sample predictions logged by the training run of ``version``."""
-        import pandas as pd
         from mlflow.exceptions import MlflowException
 
 

@@ -15,6 +15,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from signals.registry.types import RegistryBusyError
 
 log = logging.getLogger("signals.registry")
@@ -24,14 +26,12 @@ class FileRegistryLock(AbstractContextManager):
     """Process lock via a lock file (fcntl): right for a SQLite store on one machine."""
 
     def __init__(self, path: str | Path, timeout: float = 60.0) -> None:
-        from filelock import FileLock
 
         self.path = Path(path)
         self.timeout = timeout
         self._lock = FileLock(str(self.path), timeout=timeout)
 
     def __enter__(self) -> "FileRegistryLock":
-        from filelock import Timeout
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -9,15 +9,18 @@ model, so it loads in a fresh process even where ``signals`` is not installed.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 
+from signals.registry.client import ModelRegistry
+from signals.registry.types import NoChampionError
 from signals.serving.predictor import (
     BOOSTER_FILE,
     CALIBRATOR_FILE,
@@ -26,8 +29,9 @@ from signals.serving.predictor import (
     REFERENCE_FILE,
     SignalPredictor,
 )
-from signals.registry.client import ModelRegistry
-from signals.registry.types import NoChampionError
+
+if TYPE_CHECKING:
+    from signals.settings.model import Settings
 
 SIGNALS_PACKAGE_DIR = Path(__file__).resolve().parent.parent
 SERVED_MODEL_CODE = Path(__file__).resolve().parent / "served_model.py"
@@ -145,7 +149,6 @@ def load_champion(settings: "Settings") -> tuple["SignalPredictor", str]:
 
 def get_champion(settings: "Settings") -> Any:
     """The registry's active ``ModelVersion``; :class:`NoChampionError` if there is none."""
-    import os
 
     import mlflow
 

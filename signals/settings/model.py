@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Mapping
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
@@ -517,7 +518,6 @@ def _config_file(path: str | os.PathLike[str] | None) -> Path:
 
 
 def _read_yaml(yaml_path: Path) -> dict[str, Any]:
-    import yaml
 
     try:
         raw = yaml.safe_load(yaml_path.read_text()) or {}

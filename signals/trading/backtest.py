@@ -52,8 +52,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from signals.core.vocabulary import DOWN, TRADING_DAYS_PER_YEAR, UP
 from signals.core.errors import SignalsError
+from signals.core.vocabulary import DOWN, TRADING_DAYS_PER_YEAR, UP
 from signals.dataset import wide_closes  # noqa: F401 - re-exported: prices for the backtest
 
 TRADING_DAYS = TRADING_DAYS_PER_YEAR

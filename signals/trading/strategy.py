@@ -24,17 +24,17 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from signals.core.vocabulary import CLASS_LABELS, DOWN, FLAT, UP  # noqa: F401 - class values used by callers
-from signals.registry.types import NoChampionError  # noqa: F401 - raised by load_champion, caught by callers
 from signals.core.errors import SignalsError
+from signals.core.vocabulary import CLASS_LABELS, DOWN, FLAT, UP  # noqa: F401 - class values used by callers
 from signals.data.schemas import AVAILABILITY_COLUMN
 from signals.features import FeatureStore
+from signals.registry.types import NoChampionError  # noqa: F401 - raised by load_champion, caught by callers
 from signals.settings.model import load_settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from signals.settings.model import Settings
     from signals.data.base import DataProvider
     from signals.serving.predictor import SignalPredictor
+    from signals.settings.model import Settings
 
 log = logging.getLogger(__name__)
 

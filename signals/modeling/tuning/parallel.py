@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-import time
 from typing import Any, Callable
 
 import numpy as np
@@ -58,7 +58,6 @@ from signals.modeling.tuning.objective import (
     WindowTuning,
     create_study,
     finished_trials,
-    storage_problem,
 )
 
 log = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ final fit sets its rounds by early stopping on its own last slice
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +31,8 @@ from signals.modeling.final_fit import predictions_frame
 from signals.modeling.forward_calibration import CalibrationChoice, ForwardChainedCalibration
 from signals.modeling.model import InsufficientDataError, MLPipeline, xgb_params_from
 from signals.modeling.splits import (
-    Window,
     WalkForwardValidator,
+    Window,
     frame_holdout_split,
     label_end_dates,
     row_dates,
@@ -248,7 +249,6 @@ def choose_final_params(results: list[WindowResult], features: pd.DataFrame, y: 
 
 def _worker_pool(config: TuneConfig):
     """The worker processes of the whole walk-forward (``workers > 1``); else a null context."""
-    import contextlib
 
     if config.workers <= 1:
         return contextlib.nullcontext(None)
