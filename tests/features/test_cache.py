@@ -317,7 +317,7 @@ def test_save_load_roundtrip_and_keys(store: FeatureStore) -> None:
     assert store.load("XYZ", fingerprint="abc") is not None
     assert store.load("XYZ", fingerprint="other") is None
     assert store.load("NOPE") is None and store.cache_file("NOPE") is None
-    with pytest.raises(FeatureError, match="registry"):
+    with pytest.raises(FeatureError, match="feature spec"):  # the feature list (was "feature registry")
         store.save("XYZ", frame.iloc[:, :-1])
     store.save("BRK/B", frame)  # any symbol: names live in the data, not in file names
     pd.testing.assert_frame_equal(store.load("brk/b"), frame, check_freq=False)
