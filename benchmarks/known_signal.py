@@ -1,9 +1,9 @@
 """Does the pipeline find a signal that is there, and only that? Scored against the oracle.
 
-On the known-signal market (:mod:`signals.ml.known_signal`) the Bayes-optimal probabilities
+On the known-signal market (:mod:`signals.modeling.known_signal`) the Bayes-optimal probabilities
 are known exactly, so the walk-forward's out-of-sample log-loss can be put on a scale from the
 class prior (nothing learnt) to the oracle (everything learnt). Each variant runs the real tune
-step, the same code as ``signals tune`` (``entrypoints.tune.tune_with_tracking``: feature
+step, the same code as ``signals tune`` (``signals.lifecycle.tune.tune_with_tracking``: feature
 store on a parquet layout, purged walk-forward, Optuna per window, forward-chained
 calibration, MLflow runs in a throw-away SQLite store), then scores the stitched OOS rows:
 
@@ -40,12 +40,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does (entrypoi
 def run_variant(variant: str, args: argparse.Namespace, root: Path) -> dict:
     import numpy as np
 
-    from entrypoints import load_training_data
-    from entrypoints.tune import tune_with_tracking
-    from signals.config import load_settings
-    from signals.ml import metrics as M
-    from signals.ml.known_signal import KnownSignalSpec, generate_market
-    from signals.ml.tuning import stitch_predictions
+    from signals.dataset import load_training_data
+    from signals.lifecycle.tune import tune_with_tracking
+    from signals.modeling import metrics as M
+    from signals.modeling.known_signal import KnownSignalSpec, generate_market
+    from signals.modeling.tuning.walk_forward import stitch_predictions
+    from signals.settings.model import load_settings
 
     spec = KnownSignalSpec(variant=variant, n_symbols=args.symbols, n_days=args.days, seed=args.seed)
     market = generate_market(spec)
@@ -100,7 +100,7 @@ def res_predictions(res):
     import mlflow
     import pandas as pd
 
-    from entrypoints.tune import OOS_PREDICTIONS_FILE
+    from signals.lifecycle.tune import OOS_PREDICTIONS_FILE
 
     local = mlflow.artifacts.download_artifacts(run_id=res.run_id, artifact_path=OOS_PREDICTIONS_FILE)
     return pd.read_parquet(local)

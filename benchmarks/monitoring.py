@@ -10,7 +10,7 @@ first-call costs are excluded and reported separately):
 * monitor: ``ModelMonitor(reference)`` (reference quantile edges + bin codes) and
   ``check_drift(current)`` with the Evidently engine -- what ``signals monitor`` does per check,
   excluding the HTML report;
-* numpy: :func:`signals.ml.psi.numpy_psi` -- the same quantile binning and the same PSI (same
+* numpy: :func:`signals.monitoring.psi.numpy_psi` -- the same quantile binning and the same PSI (same
   empty-bin rule) in plain numpy, from the raw frames;
 * for context: the Evidently HTML report, and Evidently's own PSI on the raw numbers
   (equal-width Sturges bins), which the monitor deliberately does not use.
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import_s = time.perf_counter() - t0
 
-    from signals.ml.monitoring import ModelMonitor
-    from signals.ml.psi import numpy_psi
+    from signals.monitoring.monitor import ModelMonitor
+    from signals.monitoring.psi import numpy_psi
 
     def monitor_check():
         mon = ModelMonitor(ref, psi_bins=args.bins)

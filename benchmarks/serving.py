@@ -38,8 +38,8 @@ N_FEATURES = 55
 def _train(n_rows: int = 4_000, rounds: int = 300, seed: int = 0):
     import xgboost as xgb
 
-    from signals.ml.calibration import ConfidenceCalibrator
-    from signals.ml.predictor import SignalPredictor
+    from signals.modeling.calibration import ConfidenceCalibrator
+    from signals.serving.predictor import SignalPredictor
 
     rng = np.random.default_rng(seed)
     x = pd.DataFrame(rng.normal(size=(n_rows, N_FEATURES)), columns=[f"feat_{i:02d}" for i in range(N_FEATURES)])
@@ -81,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     from signals.cli.registry import serve_command
-    from signals.config import load_settings
-    from signals.ml.pyfunc import log_signal_model
-    from signals.ml.registry import ModelRegistry
-    from signals.netutil import free_port, wait_healthy
+    from signals.core.netutil import free_port, wait_healthy
+    from signals.registry.client import ModelRegistry
+    from signals.serving.pyfunc import log_signal_model
+    from signals.settings.model import load_settings
 
     tmp = Path(tempfile.mkdtemp(prefix="signals-bench-"))
     proc: subprocess.Popen | None = None

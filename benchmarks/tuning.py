@@ -1,7 +1,7 @@
 """Tuning throughput and the share of wall time spent in MLflow logging.
 
 The same walk-forward tuning (same data, seed, windows and trial count) runs with MLflow logging
-off (``run_walk_forward`` without hooks) and on (``entrypoints.tune.tune_with_tracking``: parent
+off (``run_walk_forward`` without hooks) and on (``signals.lifecycle.tune.tune_with_tracking``: parent
 run with config/dataset/artifacts/plots, a child run per window, a grandchild run per trial),
 alternating off/on ``--repeats`` times in one process; each run gets a fresh Optuna SQLite storage
 so neither resumes the other. Data: the shipped sample (4 symbols, real feature store), the most
@@ -79,8 +79,8 @@ class LoggingTimer:
     def __enter__(self) -> "LoggingTimer":
         import mlflow
 
-        import entrypoints.tune as tune_mod
-        from signals import tracking as T
+        import signals.lifecycle.tune as tune_mod
+        from signals.adapters import tracking as T
 
         for name in ("configure_mlflow", "log_params_batch", "log_metrics_batch", "log_resolved_config",
                      "log_training_dataset", "provenance_tags", "set_tags_batch"):
@@ -114,10 +114,10 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    from entrypoints import load_training_data
-    from entrypoints.tune import tune_config, tune_with_tracking
-    from signals.config import load_settings
-    from signals.ml.tuning import run_walk_forward
+    from signals.dataset import load_training_data
+    from signals.lifecycle.tune import tune_config, tune_with_tracking
+    from signals.modeling.tuning.walk_forward import run_walk_forward
+    from signals.settings.model import load_settings
 
     with tempfile.TemporaryDirectory(prefix="signals-bench-") as tmp:
         root = Path(tmp)
@@ -136,7 +136,7 @@ def main() -> None:
         # warm-up outside the timed region: MLflow store creation/migration, imports, one tiny fit
         import mlflow
 
-        from signals.tracking import configure_mlflow
+        from signals.adapters.tracking import configure_mlflow
 
         configure_mlflow(settings)
         mlflow.MlflowClient().search_runs([mlflow.get_experiment_by_name("bench-tuning").experiment_id])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from signals.netutil import free_port, wait_healthy  # noqa: F401 - tests import them from here
+from signals.core.netutil import free_port, wait_healthy  # noqa: F401 - tests import them from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def settings(workdir: Path):
     """Default settings pointed at a throwaway SQLite MLflow store and feature cache."""
-    from signals.config import load_settings
+    from signals.settings.model import load_settings
 
     return load_settings(
         REPO_ROOT / "config" / "settings.yaml",
@@ -106,3 +106,10 @@ def fresh_pg_database(prefix: str):
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tiers are marks (tests/ mirrors the package, not the tiers): unmarked means unit."""
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in ("integration", "e2e")):
+            item.add_marker(pytest.mark.unit)

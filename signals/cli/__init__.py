@@ -15,7 +15,7 @@ from signals.cli.common import Context, run_cli
 _COMMAND_MODULES: list[tuple[str, str]] = [
     ("signals.cli.data", "data"),
     ("signals.cli.features", "features"),
-    ("signals.cli.pipeline", "run"),
+    ("signals.cli.run", "run"),
     *[("signals.cli.monitor", c) for c in ("monitor", "retrain")],
     *[("signals.cli.signals_cmd", c) for c in ("generate", "backtest")],
     *[("signals.cli.train", c) for c in ("tune", "train")],

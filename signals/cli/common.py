@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -10,7 +11,11 @@ from typing import Any, Iterable
 
 import click
 
-from signals.errors import SignalsError
+from signals.core.errors import SignalsError
+from signals.core.redaction import install_log_redaction, redact_text
+from signals.core.tables import format_table
+from signals.lifecycle.params import ParameterError, opt_date, opt_symbols
+from signals.settings.model import load_settings
 
 log = logging.getLogger("signals")
 
@@ -24,13 +29,11 @@ class Context:
     @property
     def settings(self):  # noqa: ANN201 - Settings, imported lazily
         if self._settings is None:
-            from signals.config import load_settings
 
             self._settings = load_settings(self.config_path)
         return self._settings
 
     def setup_logging(self) -> None:
-        from signals.redaction import install_log_redaction
 
         level = logging.WARNING - 10 * min(self.verbose, 2)
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -54,7 +57,6 @@ def run_cli(group: click.Group) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except SignalsError as exc:
-        from signals.redaction import redact_text
 
         click.echo(f"Error: {redact_text(str(exc))}", err=True)
         sys.exit(1)
@@ -64,25 +66,42 @@ def run_cli(group: click.Group) -> None:
 
 
 def print_table(rows: Iterable[dict[str, Any]], columns: list[str] | None = None) -> None:
-    """A plain fixed-width table (no extra dependency; output stays greppable)."""
-    rows = list(rows)
-    if not rows:
-        click.echo("(no rows)")
-        return
-    cols = columns or list(rows[0].keys())
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return "" if v is None else str(v)
-
-    cells = [[fmt(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
-    click.echo("  ".join("-" * w for w in widths))
-    for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    """A plain fixed-width table (:func:`signals.core.tables.format_table`)."""
+    for line in format_table(rows, columns):
+        click.echo(line)
 
 
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+# ------------------------------------------------------------------ the shared parameter path
+# The MLproject entry points parse MLflow's strings with signals.lifecycle.params; these click
+# options run the same parsers, so a value is validated, and fails, the same way either way.
+def _via(parse: Any) -> Any:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        try:
+            return parse(value)
+        except (ParameterError, argparse.ArgumentTypeError) as exc:
+            raise click.BadParameter(str(exc)) from None
+    return callback
+
+
+def _symbols(values: tuple[str, ...] | None) -> list[str] | None:
+    return opt_symbols(",".join(values)) if values else None
+
+
+def _date(name: str) -> Any:
+    parse = opt_date(name)
+    return lambda value: None if value is None else parse(value)
+
+
+symbols_option = click.option("--symbols", "-s", multiple=True, callback=_via(_symbols),
+                              help="Symbols (repeatable or comma-separated; default: data.symbols, else the whole universe).")
+start_option = click.option("--start", default=None, callback=_via(_date("start")), help="First date (ISO; default data.start).")
+end_option = click.option("--end", default=None, callback=_via(_date("end")), help="Last date (ISO; default data.end).")
+
+
+def check_date_order(start: str | None, end: str | None) -> None:
+    if start and end and start >= end:
+        raise click.BadParameter(f"--start ({start}) must be before --end ({end})")

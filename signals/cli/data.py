@@ -5,8 +5,12 @@ from __future__ import annotations
 import click
 
 from signals.cli.common import Context, echo_json, pass_ctx, print_table
+from signals.data.parquet import export_provider
+from signals.data.sources import get_provider
+from signals.data.sql import load_layout_to_sql
+from signals.features.availability import check_source_features
 
-# signals.data.providers.PROVIDERS, spelled out: importing it here would load pandas for every command (a test keeps them equal)
+# signals.data.sources.PROVIDERS, spelled out: importing it here would load pandas for every command (a test keeps them equal)
 PROVIDER_CHOICES = ("sample", "skfolio", "parquet", "sql")
 
 
@@ -23,7 +27,6 @@ def data() -> None:
 @pass_ctx
 def check(ctx: Context, symbols: tuple[str, ...], provider: str | None, path: str | None, as_json: bool) -> None:
     """Validate bars and event tables; print per-symbol coverage and the features the source cannot provide."""
-    from signals.features.availability import check_source_features
 
     settings = ctx.settings
     if provider or path:
@@ -52,8 +55,6 @@ def check(ctx: Context, symbols: tuple[str, ...], provider: str | None, path: st
 @pass_ctx
 def export(ctx: Context, directory: str, symbols: tuple[str, ...]) -> None:
     """Write the configured source (e.g. the sample) as a parquet-layout DIRECTORY."""
-    from signals.data.parquet import export_provider
-    from signals.data.providers import get_provider
 
     root = export_provider(get_provider(ctx.settings), directory, list(symbols) or None)
     click.echo(f"wrote parquet layout to {root}")
@@ -65,7 +66,6 @@ def export(ctx: Context, directory: str, symbols: tuple[str, ...]) -> None:
 @click.option("--schema", default=None, help="Database schema to create/fill (default: the connection's).")
 def load_sql(directory: str, url: str, schema: str | None) -> None:
     """Load a parquet-layout DIRECTORY into SQL tables (one transaction; replaces those symbols)."""
-    from signals.data.sql import load_layout_to_sql
 
     counts = load_layout_to_sql(directory, url, schema)
     print_table([{"table": k, "rows": v} for k, v in counts.items()], ["table", "rows"])

@@ -1,16 +1,17 @@
-"""``signals features ...``: build the feature cache and show the feature registry."""
+"""``signals features ...``: build the feature cache and show the feature spec."""
 
 from __future__ import annotations
 
 import sys
 
 import click
+from tqdm import tqdm
 
-from signals.cli.common import Context, echo_json, pass_ctx, print_table
-
-
-def _split_symbols(values: tuple[str, ...]) -> list[str]:
-    return [s.strip() for v in values for s in v.split(",") if s.strip()]
+from signals.cli.common import Context, echo_json, end_option, pass_ctx, print_table, start_option, symbols_option
+from signals.data import get_provider
+from signals.features import FEATURE_VERSION, FeatureStore
+from signals.features.availability import absent_field_summary
+from signals.features.spec import FEATURES, category_summary, registry_markdown
 
 
 @click.group()
@@ -19,34 +20,26 @@ def features() -> None:
 
 
 @features.command("build")
-@click.option("--symbols", "-s", multiple=True, help="Symbols (repeatable or comma-separated; default: data.symbols, else the whole universe).")
-@click.option("--start", default=None, help="First date to report (ISO; default: data.start). Warm-up always uses earlier data.")
-@click.option("--end", default=None, help="Last date to report (ISO; default: data.end).")
+@symbols_option
+@start_option
+@end_option
 @click.option("--n-jobs", type=click.IntRange(min=1), default=None, help="Worker processes (default: features.n_jobs).")
 @click.option("--no-cache", is_flag=True, help="Recompute everything and do not write the cache.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @pass_ctx
 def build(
-    ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | None, n_jobs: int | None, no_cache: bool, as_json: bool
+    ctx: Context, symbols: list[str] | None, start: str | None, end: str | None, n_jobs: int | None, no_cache: bool, as_json: bool
 ) -> None:
     """Compute features for the symbols, cache them, and print counts and NaN shares per category."""
-    from tqdm import tqdm
 
-    from signals.data import get_provider
-    from signals.features import FEATURE_VERSION, FeatureStore
-    from signals.features.availability import absent_field_summary
-    from signals.features.registry import category_summary
 
     settings = ctx.settings
     provider = get_provider(settings)
-    requested = provider.resolve_symbols(_split_symbols(symbols) or settings.data.symbols or None)
+    requested = provider.resolve_symbols(symbols or settings.data.symbols or None)
     overrides: dict[str, object] = {"use_cache": not no_cache}
     if n_jobs is not None:
         overrides["n_jobs"] = n_jobs
     store = FeatureStore.from_settings(settings, **overrides)
-    # No tqdm monitor thread: with no other thread alive the store can fork its workers
-    # (milliseconds) instead of starting them through a forkserver (~1 s).
-    tqdm.monitor_interval = 0
     with tqdm(total=len(requested), desc="features", unit="symbol", file=sys.stderr, disable=None) as bar:
         frame = store.get_features(
             requested, start or settings.data.start, end or settings.data.end, provider, progress=lambda _: bar.update(1)
@@ -90,10 +83,9 @@ def build(
 @features.command("list")
 @click.option("--category", type=click.Choice(["technical", "fundamental", "cross_asset", "alternative", "temporal"]), default=None,
               help="Only this category.")
-@click.option("--markdown", is_flag=True, help="Print the registry as Markdown (the content of docs/features.md).")
+@click.option("--markdown", is_flag=True, help="Print the feature spec as Markdown (the content of docs/features.md).")
 def list_features(category: str | None, markdown: bool) -> None:
-    """Print the feature registry: name, category, description."""
-    from signals.features.registry import FEATURES, registry_markdown
+    """Print the feature spec: name, category, description."""
 
     if markdown:
         click.echo(registry_markdown(), nl=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from signals.cli.common import Context, echo_json, pass_ctx, print_table
+from signals.lifecycle.monitor import run_monitor, run_retrain
 
 
 def _print_result(res, as_json: bool) -> None:  # noqa: ANN001 - MonitorResult, imported lazily
@@ -57,7 +58,6 @@ def _print_result(res, as_json: bool) -> None:  # noqa: ANN001 - MonitorResult, 
 @pass_ctx
 def monitor(ctx: Context, as_of: str | None, symbols: tuple[str, ...], retrain_on_drift: bool, as_json: bool) -> None:
     """Check the champion for feature drift (PSI), falling accuracy and staleness; log, alert."""
-    from entrypoints.monitor import run_monitor
 
     res = run_monitor(ctx.settings, as_of=as_of, retrain_on_drift=retrain_on_drift, symbols=list(symbols) or None)
     _print_result(res, as_json)
@@ -70,7 +70,6 @@ def monitor(ctx: Context, as_of: str | None, symbols: tuple[str, ...], retrain_o
 @pass_ctx
 def retrain(ctx: Context, if_needed: bool, as_of: str | None, as_json: bool) -> None:
     """Retrain: tune + train + gated promote (with --if-needed: only when drift, accuracy or age say so)."""
-    from entrypoints.monitor import run_monitor, run_retrain
 
     if if_needed:
         res = run_monitor(ctx.settings, as_of=as_of, retrain_on_drift=True)

@@ -1,6 +1,6 @@
 """``signals registry list|sync``, ``signals register``, ``promote``, ``rollback`` and ``serve``.
 
-Thin: parse, build the config, call one function in ``entrypoints`` / ``signals.ml.registry``.
+Thin: parse, build the config, call one function in ``entrypoints`` / ``signals.registry.client``.
 A registry change whose Redis mirror write failed still succeeded in MLflow: that prints a
 warning on stderr and exits 0; ``signals registry sync`` repairs the mirror.
 """
@@ -12,8 +12,14 @@ import sys
 
 import click
 
+from signals.adapters.redis import describe
 from signals.cli.common import Context, echo_json, pass_ctx, print_table
-from signals.errors import SignalsError
+from signals.core.errors import SignalsError
+from signals.lifecycle.promote import run_promote
+from signals.lifecycle.register import run_register
+from signals.lifecycle.rollback import run_rollback
+from signals.lifecycle.wiring import open_registry
+from signals.registry.client import ModelRegistry
 
 KEY_METRICS = ("holdout_log_loss", "holdout_accuracy", "log_loss", "accuracy")
 
@@ -24,7 +30,6 @@ class NoChampionError(SignalsError):
 
 def _warn_mirror(ok: bool | None, ctx: Context) -> None:
     if ok is False:
-        from signals.redis_conn import describe
 
         click.echo(
             f"Warning: MLflow was updated but the Redis mirror ({describe(ctx.settings.redis)}) was not; "
@@ -48,7 +53,6 @@ def registry() -> None:
 @pass_ctx
 def list_versions(ctx: Context, as_json: bool) -> None:
     """Registered versions, newest first, with aliases and key metrics."""
-    from signals.ml.registry import ModelRegistry
 
     reg = ModelRegistry.from_settings(ctx.settings, mirror=False)
     versions = reg.list_versions()
@@ -98,10 +102,8 @@ def list_versions(ctx: Context, as_json: bool) -> None:
 @pass_ctx
 def sync(ctx: Context) -> None:
     """Rebuild the Redis mirror from MLflow (after an outage, or a Redis that lost its data)."""
-    from signals.ml.registry import ModelRegistry
-    from signals.redis_conn import describe
 
-    reg = ModelRegistry.from_settings(ctx.settings)
+    reg = open_registry(ctx.settings)
     ok = reg.sync_mirror()
     where = describe(ctx.settings.redis)
     if ok is None:
@@ -121,7 +123,6 @@ def sync(ctx: Context) -> None:
 @pass_ctx
 def register(ctx: Context, run_id: str) -> None:
     """Register the model logged by training run RUN_ID as the new challenger."""
-    from entrypoints.register import run_register
 
     version = run_register(ctx.settings, run_id)
     click.echo(f"run {run_id} -> version {version.version_id} (aliases: {', '.join(version.aliases) or '-'})")
@@ -138,7 +139,6 @@ def register(ctx: Context, run_id: str) -> None:
 @pass_ctx
 def promote(ctx: Context, version: str | None, auto: bool, force: bool, reason: str | None, as_json: bool) -> None:
     """Make VERSION the champion, or (--auto) let the promotion gate decide about the challenger."""
-    from entrypoints.promote import run_promote
 
     result = run_promote(ctx.settings, version=version, auto=auto, reason=reason, force=force)
     if as_json:
@@ -160,7 +160,6 @@ def promote(ctx: Context, version: str | None, auto: bool, force: bool, reason: 
 @pass_ctx
 def rollback(ctx: Context, version: str | None, reason: str | None) -> None:
     """Move the champion back to VERSION, or to the previous champion."""
-    from entrypoints.rollback import run_rollback
 
     result = run_rollback(ctx.settings, version=version, reason=reason)
     click.echo(result.message)
@@ -169,7 +168,6 @@ def rollback(ctx: Context, version: str | None, reason: str | None) -> None:
 
 def serve_command(settings, host: str | None = None, port: int | None = None) -> tuple[list[str], dict[str, str], str]:
     """The ``mlflow models serve`` command line and environment for the champion (and its version)."""
-    from signals.ml.registry import ModelRegistry
 
     reg = ModelRegistry.from_settings(settings, mirror=False)
     champion = reg.get_active()

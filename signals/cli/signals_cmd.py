@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from signals.cli.common import Context, echo_json, pass_ctx, print_table
+from signals.lifecycle.backtest import backtest_tune_run
+from signals.lifecycle.generate import run_generate
+from signals.trading.strategy import signals_table
 
 
 @click.command("generate")
@@ -22,7 +25,6 @@ from signals.cli.common import Context, echo_json, pass_ctx, print_table
 @pass_ctx
 def generate(ctx: Context, as_of: str | None, symbols: tuple[str, ...], replay_days: int, no_publish: bool, as_json: bool) -> None:
     """Today's LONG/SHORT signals from the champion; logged to the predictions log and mirrored to Redis."""
-    from entrypoints.generate import run_generate
 
     sink: list = []
     signals = run_generate(
@@ -43,7 +45,6 @@ def generate(ctx: Context, as_of: str | None, symbols: tuple[str, ...], replay_d
             }
         )
         return
-    from signals.strategy import signals_table
 
     today = out.predictions[out.predictions["date"] == out.as_of]
     click.echo(f"as of {out.as_of.date()}  model v{out.model_version}  threshold {ctx.settings.ml.confidence_threshold}")
@@ -77,7 +78,6 @@ def generate(ctx: Context, as_of: str | None, symbols: tuple[str, ...], replay_d
 @pass_ctx
 def backtest(ctx: Context, tune_run_id: str | None, no_log: bool, as_json: bool) -> None:
     """Out-of-sample backtest of the signal strategy over the walk-forward test windows."""
-    from signals.backtest import backtest_tune_run
 
     result, tune_id, run_id = backtest_tune_run(ctx.settings, tune_run_id=tune_run_id, log_to_mlflow=not no_log)
     if as_json:

@@ -1,37 +1,24 @@
-"""``signals tune`` and ``signals train``: thin wrappers over ``entrypoints.tune`` / ``entrypoints.train``."""
+"""``signals tune`` and ``signals train``: thin wrappers over ``signals.lifecycle.tune`` / ``signals.lifecycle.train``."""
 
 from __future__ import annotations
 
 import click
 
-from signals.cli.common import Context, pass_ctx, print_table
+from signals.cli.common import (
+    Context,
+    check_date_order,
+    end_option,
+    pass_ctx,
+    print_table,
+    start_option,
+    symbols_option,
+)
+from signals.lifecycle.params import prefer_passive_openmp
+from signals.lifecycle.register import register_training_run
+from signals.lifecycle.train import run_train
+from signals.lifecycle.tune import run_tune
 
-
-def _symbols(values: tuple[str, ...]) -> list[str] | None:
-    out = [s.strip().upper() for v in values for s in v.split(",") if s.strip()]
-    return out or None
-
-
-def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    import pandas as pd
-
-    try:
-        return pd.Timestamp(value).date().isoformat()
-    except (ValueError, TypeError):
-        raise click.BadParameter(f"expected an ISO date (YYYY-MM-DD), got {value!r}") from None
-
-
-def _check_order(start: str | None, end: str | None) -> None:
-    if start and end and start >= end:
-        raise click.BadParameter(f"--start ({start}) must be before --end ({end})")
-
-
-_symbols_opt = click.option("--symbols", "-s", multiple=True,
-                            help="Symbols (repeatable or comma-separated; default: data.symbols or all).")
-_start_opt = click.option("--start", callback=_date, default=None, help="First date (ISO; default data.start).")
-_end_opt = click.option("--end", callback=_date, default=None, help="Last date (ISO; default data.end).")
+_symbols_opt, _start_opt, _end_opt = symbols_option, start_option, end_option
 
 
 @click.command("tune")
@@ -45,16 +32,14 @@ _end_opt = click.option("--end", callback=_date, default=None, help="Last date (
               help="Processes joining each window's study (tuning.workers); >1 needs a shared --storage, "
                    "e.g. postgresql://user@host:5432/optuna.")
 @pass_ctx
-def tune(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | None, trials: int | None,
+def tune(ctx: Context, symbols: list[str] | None, start: str | None, end: str | None, trials: int | None,
          jobs: int | None, storage: str | None, workers: int | None) -> None:
     """Purged walk-forward tuning with Optuna; every window and trial is a nested MLflow run."""
-    from entrypoints import prefer_passive_openmp
 
     prefer_passive_openmp()
-    from entrypoints.tune import run_tune
 
-    _check_order(start, end)
-    res = run_tune(ctx.settings, symbols=_symbols(symbols), start=start, end=end, n_trials=trials, n_jobs=jobs,
+    check_date_order(start, end)
+    res = run_tune(ctx.settings, symbols=symbols, start=start, end=end, n_trials=trials, n_jobs=jobs,
                    storage=storage, workers=workers)
     w = res.data_window
     click.echo(f"tune run {res.run_id}: {len(res.windows)} windows, {w['n_rows']} rows "
@@ -74,15 +59,13 @@ def tune(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | N
 @_end_opt
 @click.option("--tune-run-id", default=None, help="Take the final params of this tune run (default: the latest one).")
 @pass_ctx
-def train(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | None, tune_run_id: str | None) -> None:
+def train(ctx: Context, symbols: list[str] | None, start: str | None, end: str | None, tune_run_id: str | None) -> None:
     """Evaluate on the hold-out, fit the calibrated model on all data, log it; print its model URI."""
-    from entrypoints import prefer_passive_openmp
 
     prefer_passive_openmp()
-    from entrypoints.train import run_train
 
-    _check_order(start, end)
-    res = run_train(ctx.settings, symbols=_symbols(symbols), start=start, end=end, tune_run_id=tune_run_id)
+    check_date_order(start, end)
+    res = run_train(ctx.settings, symbols=symbols, start=start, end=end, tune_run_id=tune_run_id)
     w = res.data_window
     src = res.params_source + (f" {res.tune_run_id}" if res.tune_run_id else "")
     click.echo(f"train run {res.run_id}: {w['n_train_rows']} rows ({w['train_start']} .. {w['train_end']}), "
@@ -94,7 +77,6 @@ def train(ctx: Context, symbols: tuple[str, ...], start: str | None, end: str | 
     if cal:
         click.echo(f"calibration: {cal.get('method')} on {cal.get('pool_rows')} out-of-sample rows - {cal.get('reason')}")
     click.echo(f"model URI: {res.model_uri}")
-    from entrypoints.register import register_training_run  # registration: the registry owner's step
 
     version = register_training_run(ctx.settings, res)
     click.echo(f"registered as {ctx.settings.mlflow.model_name} version {version.version_id} (challenger)")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from signals.data.providers import SPY, VIX, get_provider
+from signals.data.base import SPY, VIX
 from signals.data.schemas import AVAILABILITY_COLUMN, NON_CLOSE_COLUMNS
+from signals.data.sources import get_provider
 from signals.data.validation import BarReport
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from signals.config import Settings
+    from signals.settings.model import Settings
 
 
 def check_source(settings: "Settings", symbols: list[str] | None = None) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def missing_inputs(
 ) -> list[dict[str, Any]]:
     """What the source lacks for these symbols, and why.
 
-    ``inputs`` are the names the feature registry's ``needs`` use (bar fields, "spy", "vix",
+    ``inputs`` are the names the feature spec's ``needs`` use (bar fields, "spy", "vix",
     "sector_etf", event table names), so :mod:`signals.features.availability` can name the
     features each costs. ``scope``: "all" rows of the affected symbols, or "partly"
     (outside a benchmark's coverage).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from signals.errors import SignalsError
+from signals.core.errors import SignalsError
 
 
 class DataError(SignalsError, ValueError):

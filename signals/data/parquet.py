@@ -26,11 +26,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from signals.core.io import atomic_write_parquet
+from signals.data.base import DataProvider
 from signals.data.errors import DataError
-from signals.data.providers import DataProvider
 from signals.data.schemas import BAR_COLUMNS
 from signals.data.validation import BarReport, clean_bar_arrays, validate_bars
-from signals.io import atomic_write_parquet
 
 
 def _read_table(path: str | Path) -> pa.Table:
@@ -73,7 +73,7 @@ class ParquetProvider(DataProvider):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         super().__init__()
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # the same files from a worker process started elsewhere
         if not (self.root / "universe.csv").is_file():
             raise DataError(f"parquet data directory {self.root} has no universe.csv (see the README's data layout)")
         if not (self.root / "bars").is_dir():

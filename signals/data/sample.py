@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pandas as pd
 
-from signals.data.providers import DataProvider
+from signals.data.base import DataProvider
 from signals.data.synthetic import synthetic_events
 from signals.data.validation import validate_bars
 
@@ -23,7 +25,6 @@ SECTOR_ETF = "XLK"
 
 
 def _arch_frame(module: str) -> pd.DataFrame:
-    import importlib
 
     df = importlib.import_module(f"arch.data.{module}").load()
     df = df.rename(columns=lambda c: str(c).lower().replace(" ", "_"))

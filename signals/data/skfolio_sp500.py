@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from signals.data.base import SPY, VIX, DataProvider
 from signals.data.errors import DataError
-from signals.data.providers import SPY, VIX, DataProvider
 
 STOCKS_FILE = "sp500_dataset.csv.gz"
 INDEX_FILE = "sp500_index.csv.gz"

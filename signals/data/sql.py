@@ -31,17 +31,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from signals.data.base import DataProvider
 from signals.data.errors import DataError
-from signals.data.providers import DataProvider
+from signals.data.parquet import ParquetProvider
 from signals.data.schemas import (
     BAR_COLUMNS,
-    NON_CLOSE_COLUMNS,
     EVENT_COLUMNS,
     EVENT_DATE_COLUMNS,
     FUNDAMENTAL_METRICS,
+    NON_CLOSE_COLUMNS,
     UNIVERSE_COLUMNS,
 )
-
 from signals.data.validation import has_close_only
 
 # close is always there; the other four are NULL for close-only symbols
@@ -161,7 +161,6 @@ def load_layout_to_sql(root: str | os.PathLike[str], url: str, schema: str | Non
     from sqlalchemy import bindparam, text
     from sqlalchemy.exc import IntegrityError
 
-    from signals.data.parquet import ParquetProvider
 
     src = ParquetProvider(root)
     universe = src.universe()

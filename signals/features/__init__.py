@@ -7,7 +7,7 @@ end, provider)``; the model signature and the docs use :data:`FEATURES` / :func:
 """
 
 from signals.features.errors import FeatureError
-from signals.features.registry import CATEGORIES, FEATURE_VERSION, FEATURES, FeatureSpec, feature_names
+from signals.features.spec import CATEGORIES, FEATURE_VERSION, FEATURES, FeatureSpec, feature_names
 from signals.features.store import FeatureStore
 
 __all__ = ["CATEGORIES", "FEATURE_VERSION", "FEATURES", "FeatureError", "FeatureSpec", "FeatureStore", "feature_names"]

@@ -19,7 +19,7 @@ import talib
 from signals.features.arrays import ratio as _ratio
 from signals.features.events import Events, column
 from signals.features.pit import asof, current_record_positions, to_ns, window_bounds
-from signals.features.registry import category_frame
+from signals.features.spec import category_frame
 
 INSIDER_WINDOW_DAYS = 90
 ADV_BARS = 63

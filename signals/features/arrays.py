@@ -1,8 +1,10 @@
 """Small array helpers the calculators share: division without infinities, and the
-per-calendar memo that lets symbols with identical bar dates share calendar-only work."""
+per-calendar memo that lets symbols with identical bar dates share calendar-only work;
+and the allocation of the large feature blocks."""
 
 from __future__ import annotations
 
+import mmap
 from typing import Any, Callable, Hashable, TypeVar
 
 import numpy as np
@@ -39,3 +41,20 @@ def calendar_cached(calendar: dict[Any, Any] | None, key: Hashable, make: Callab
     if key not in calendar:
         calendar[key] = make()
     return calendar[key]
+
+
+def empty_block(n_features: int, rows: int) -> np.ndarray:
+    """An uninitialised float64 ``(n_features, rows)`` array in ordinary (small) pages.
+
+    Why not ``np.empty``: numpy asks the kernel for transparent huge pages for large arrays,
+    and on a VM whose host backs guest memory lazily a fresh huge page costs far more to
+    touch than the same bytes in small pages. Measured here: the 857 MB panel of a
+    500-symbol build took 2.1 s to fill fresh from ``np.empty``, 0.35 s from this.
+    The mapping is private (an anonymous shared one, Python's default, took 0.5 s) and
+    freed with the array.
+    """
+    nbytes = n_features * rows * 8
+    if nbytes < mmap.PAGESIZE:
+        return np.empty((n_features, rows))
+    private = {"flags": mmap.MAP_PRIVATE} if hasattr(mmap, "MAP_PRIVATE") else {}  # Windows: always private
+    return np.frombuffer(mmap.mmap(-1, nbytes, **private), dtype=np.float64).reshape(n_features, rows)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from signals.features.registry import features_needing
+from signals.data.checks import check_source
+from signals.features.spec import features_needing
 
 if TYPE_CHECKING:
-    from signals.config import Settings
+    from signals.settings.model import Settings
 
 
 def with_lost_features(missing: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -21,7 +22,6 @@ def with_lost_features(missing: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def check_source_features(settings: "Settings", symbols: list[str] | None = None) -> dict[str, Any]:
     """:func:`signals.data.checks.check_source`, with ``unavailable``: the features each missing input costs."""
-    from signals.data.checks import check_source
 
     summary = check_source(settings, symbols)
     summary["unavailable"] = with_lost_features(summary.pop("missing_inputs"))

@@ -3,8 +3,10 @@ several symbols.
 
 Why segments and not a file per symbol: Parquet pays a fixed cost per column chunk (~12 µs
 x 87 columns) and the file system one per file created. For a 500-symbol build a file per
-symbol spent more time on those than on the bytes; a segment of 32 symbols, written as row
-groups of 8, halves the cost of writing and reading the cache.
+symbol spent more time on those than on the bytes; segments of many symbols, written as row
+groups of 8, halve the cost of writing and reading the cache. A feature build writes one
+segment per chunk of symbols (:mod:`signals.features.build`), so a segment is also the unit
+a build task publishes or, if it fails, discards.
 
 Layout. ``<cache_dir>/features-<time ns>-<pid>-<random>.parquet``: columns ``symbol``
 (dictionary), ``date`` and every registered feature, each symbol's rows contiguous and in
@@ -46,11 +48,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from signals.features.registry import FEATURE_VERSION, feature_names
-from signals.io import atomic_path
+from signals.core.io import atomic_path
+from signals.features.spec import FEATURE_VERSION, feature_names
 
 log = logging.getLogger(__name__)
 
+#: the segment layout's version: declared only (signals.core.versions; the layout is a decision, not
+#: content to hash). Entries are also keyed on FEATURE_VERSION, so changed feature code never reads stale.
 CACHE_FORMAT = 3
 META_KEY = b"signals.features"
 SYMBOLS_PER_SEGMENT = 32
@@ -141,7 +145,7 @@ class CacheIndex:
         return symbol in self.entries
 
     def only(self, symbols: Iterable[str]) -> "CacheIndex":
-        """The part of the index ``symbols`` need (what one worker is sent)."""
+        """The part of the index ``symbols`` need (what one chunk task is sent)."""
         mine = {s: self.entries[s] for s in symbols if s in self.entries}
         return CacheIndex(self.directory, mine)
 
@@ -227,11 +231,13 @@ class SegmentReader:
 
     def __init__(self) -> None:
         self._files: dict[Path, pq.ParquetFile] = {}
-        self._group: tuple[Path, int, pa.Table, np.ndarray] | None = None
+        self._group: tuple[Path, int, list[np.ndarray], np.ndarray] | None = None
 
-    def read(self, entry: Entry) -> tuple[np.ndarray, pa.Table, int]:
-        """``(dates_ns, row_group_table, offset)`` of ``entry``: its rows are
-        ``table[offset : offset + entry.rows]``, its dates already sliced.
+    def read(self, entry: Entry) -> tuple[np.ndarray, list[np.ndarray], int]:
+        """``(dates_ns, feature_columns, offset)`` of ``entry``: its rows are
+        ``column[offset : offset + entry.rows]`` of each column (numpy views of the decoded
+        row group, made once per row group: per symbol they cost more than the copy), its
+        dates already sliced.
 
         Raises :class:`InvalidEntry` for damaged data, ``FileNotFoundError`` if the segment
         is gone.
@@ -242,9 +248,10 @@ class SegmentReader:
                 pfile = self._open(entry.path)
                 table = pfile.read_row_group(entry.row_group, use_threads=False)
                 dates = np.asarray(table.column("date").to_numpy(), dtype="datetime64[ns]").view("int64")
-                self._group = (entry.path, entry.row_group, table, dates)
-            _, _, table, dates = self._group
-            if entry.offset < 0 or entry.offset + entry.rows > table.num_rows:
+                columns = [table.column(k).to_numpy() for k in range(2, table.num_columns)]
+                self._group = (entry.path, entry.row_group, columns, dates)
+            _, _, columns, dates = self._group
+            if entry.offset < 0 or entry.offset + entry.rows > len(dates):
                 raise ValueError("entry rows lie outside its row group")
             mine = dates[entry.offset : entry.offset + entry.rows]
             if len(mine) > 1 and not (np.diff(mine) > 0).all():
@@ -257,7 +264,7 @@ class SegmentReader:
             raise InvalidEntry(
                 f"feature cache entry of {entry.symbol} in {entry.path} is corrupt ({type(exc).__name__}: {exc})"
             ) from None
-        return mine, table, entry.offset
+        return mine, columns, entry.offset
 
     def _open(self, path: Path) -> pq.ParquetFile:
         pfile = self._files.get(path)
@@ -265,7 +272,7 @@ class SegmentReader:
             pfile = pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True)
             if pfile.schema_arrow.names != ["symbol", "date", *feature_names()]:
                 pfile.close()
-                raise ValueError("columns differ from the feature registry")
+                raise ValueError("columns differ from the feature spec")
             self._files[path] = pfile
         return pfile
 
@@ -276,11 +283,12 @@ class SegmentReader:
         self._files.clear()
 
 
-def copy_rows(table: pa.Table, start: int, out: np.ndarray) -> None:
-    """The feature columns of ``table[start : start + out.shape[1]]`` into ``out`` (features, rows)."""
+def copy_rows(columns: list[np.ndarray], start: int, out: np.ndarray) -> None:
+    """Rows ``start : start + out.shape[1]`` of the feature ``columns`` (from
+    :meth:`SegmentReader.read`) into ``out`` (features, rows)."""
     stop = start + out.shape[1]
-    for k in range(out.shape[0]):
-        out[k] = table.column(k + 2).to_numpy()[start:stop]
+    for k, column in enumerate(columns):
+        out[k] = column[start:stop]
 
 
 # ----------------------------------------------------------------------------- writing
@@ -299,12 +307,14 @@ class SegmentWriter:
     while their values are still in the CPU's cache and so that a build's last segment
     is not written in one go at the end; the segment appears (is renamed into place) when
     it is full or on :meth:`flush`. A failed write discards the open segment (nothing
-    half-written becomes visible) and the next add starts a new one.
+    half-written becomes visible) and the next add starts a new one; so does :meth:`abort`.
+    :attr:`published` lists the entries of every segment that appeared.
     """
 
     def __init__(self, directory: str | os.PathLike[str], per_segment: int = SYMBOLS_PER_SEGMENT) -> None:
         self.directory = Path(directory)
         self.per_segment = per_segment
+        self.published: list[Entry] = []
         self._group: list[CacheItem] = []
         self._open: _OpenSegment | None = None
 
@@ -320,7 +330,22 @@ class SegmentWriter:
         if self._group:
             self._write_group()
         segment, self._open = self._open, None
-        return None if segment is None else segment.close()
+        return None if segment is None else self._publish(segment)
+
+    def abort(self) -> None:
+        """Drop what is queued and discard the open segment: none of it becomes visible."""
+        self._group = []
+        segment, self._open = self._open, None
+        if segment is not None:
+            segment.abort()
+
+    def _publish(self, segment: "_OpenSegment") -> Path:
+        path = segment.close()
+        self.published.extend(
+            Entry(symbol, path, group, offset, rows, fingerprint, FEATURE_VERSION)
+            for symbol, (group, offset, rows, fingerprint) in segment.entries.items()
+        )
+        return path
 
     def _write_group(self) -> None:
         group, self._group = self._group, []
@@ -335,7 +360,7 @@ class SegmentWriter:
             raise
         if len(segment.entries) >= self.per_segment:
             self._open = None
-            segment.close()
+            self._publish(segment)
 
 
 def new_segment_path(directory: Path) -> Path:
@@ -348,9 +373,13 @@ def write_segment(directory: Path, items: list[CacheItem]) -> Path:
     if not items:
         raise ValueError("a segment needs at least one symbol")
     writer = SegmentWriter(directory, per_segment=len(items) + 1)  # closed by flush, not when full
-    for item in items:
-        writer.add(item.symbol, item.dates, item.values, item.fingerprint)
-    path = writer.flush()
+    try:
+        for item in items:
+            writer.add(item.symbol, item.dates, item.values, item.fingerprint)
+        path = writer.flush()
+    except BaseException:
+        writer.abort()
+        raise
     assert path is not None
     return path
 
@@ -414,7 +443,7 @@ class _OpenSegment:
 
 
 class _Discarded(Exception):
-    """Tells :func:`~signals.io.atomic_path` to remove the temporary file."""
+    """Tells :func:`~signals.core.io.atomic_path` to remove the temporary file."""
 
 
 def _schema() -> pa.Schema:

@@ -16,7 +16,7 @@ from signals.features.errors import FeatureError
 from signals.features.events import EventArrays, Events, column
 from signals.features.fundamental import fundamental_columns, sector_median_timeline
 from signals.features.pit import to_ns
-from signals.features.registry import CATEGORIES, feature_names, names_for, unavailable_rows
+from signals.features.spec import CATEGORIES, feature_names, names_for, unavailable_rows
 from signals.features.technical import absent_bar_fields, ohlcv_arrays, technical_columns
 from signals.features.temporal import temporal_columns
 
@@ -138,7 +138,7 @@ def symbol_feature_matrix(
 
     Column-major because every consumer wants whole columns: the Parquet cache writes them,
     the panel's block stores them, and the calculators produce them. ``out``, if given, is the
-    ``(features, rows)`` array to fill (e.g. the symbol's slot in a shared panel block); it is
+    ``(features, rows)`` array to fill (e.g. the symbol's slot in its build chunk's block); it is
     returned as ``values``. ``calendars`` lets symbols with the same bar dates share the
     calendar-only work.
     """
@@ -176,7 +176,7 @@ def symbol_feature_matrix(
         for category, cols in columns.items():
             expected = _CATEGORY_SLICES[category]
             if set(cols) != set(expected):
-                raise RuntimeError(f"{category} calculator output does not match the feature registry")
+                raise RuntimeError(f"{category} calculator output does not match the feature spec")
             for name, pos in expected.items():
                 values[pos] = cols[name]
         if absent:  # what the calculators made of the NaN fields is not a value (e.g. close_location's 0.5)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from signals.features.arrays import calendar_cached, inf_to_nan, ratio
 from signals.features.pit import NS_PER_DAY, to_ns
-from signals.features.registry import category_frame
+from signals.features.spec import category_frame
 
 MAX_MARKET_GAP_DAYS = 7
 CORR_WINDOW = 60

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from signals.errors import SignalsError
+from signals.core.errors import SignalsError
 
 
 class FeatureError(SignalsError, ValueError):

@@ -67,10 +67,10 @@ class GroupedEvents:
     """One event table's rows grouped by symbol, each symbol's rows a contiguous run in
     their original order; :meth:`get` hands out a symbol's rows as views.
 
-    Why not a dict of per-symbol :class:`EventArrays`: the table is sent to every feature
-    worker, and pickling a few whole columns costs milliseconds where a dozen small arrays
-    per symbol cost tens of them. The grouping column is not stored (it is one value per
-    run); :meth:`get` gives it back.
+    Why not a dict of per-symbol :class:`EventArrays`: each feature build task is sent its
+    symbols' part of the table (:meth:`subset`), and pickling a few whole columns costs
+    milliseconds where a dozen small arrays per symbol cost tens of them. The grouping
+    column is not stored (it is one value per run); :meth:`get` gives it back.
     """
 
     __slots__ = ("_rows", "_bounds", "_by", "_order")
@@ -94,6 +94,19 @@ class GroupedEvents:
         lo, hi = bounds
         columns = {c: (np.full(hi - lo, key, dtype=object) if c == self._by else self._rows[c][lo:hi]) for c in self._order}
         return EventArrays(columns)
+
+    def subset(self, keys: Iterable[str]) -> "GroupedEvents":
+        """Only ``keys``' rows, each key's in their original order."""
+        present = [k for k in keys if k in self._bounds]
+        runs = [self._bounds[k] for k in present]
+        positions = np.concatenate([np.arange(lo, hi) for lo, hi in runs]) if runs else np.zeros(0, dtype=np.intp)
+        bounds, at = {}, 0
+        for key, (lo, hi) in zip(present, runs):
+            bounds[key] = (at, at + hi - lo)
+            at += hi - lo
+        out = GroupedEvents.__new__(GroupedEvents)
+        out.__setstate__(({c: a[positions] for c, a in self._rows.items()}, bounds, self._by, self._order))
+        return out
 
     def __contains__(self, key: object) -> bool:
         return key in self._bounds

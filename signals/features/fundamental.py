@@ -15,7 +15,7 @@ import pandas as pd
 from signals.features.arrays import calendar_cached
 from signals.features.events import Events, column
 from signals.features.pit import NS_PER_DAY, asof, current_record_positions, to_ns
-from signals.features.registry import GICS_SECTORS, canonical_sector, category_frame
+from signals.features.spec import GICS_SECTORS, canonical_sector, category_frame
 
 VALUATION = ("pe", "pb", "ps", "ev_ebitda")
 QUALITY_GROWTH = ("roe", "current_ratio", "debt_to_equity", "revenue_growth", "earnings_growth", "dividend_yield")

@@ -1,6 +1,6 @@
 """The feature store: builds every symbol's features from a data provider, caches them as
-Parquet and serves (symbol, date) panels. The only module of :mod:`signals.features` that
-does I/O.
+Parquet and serves (symbol, date) panels. The facade of :mod:`signals.features`: the
+build itself is :mod:`signals.features.build`, the cache :mod:`signals.features.cache`.
 
 Cache. Each symbol's entry holds its *full history* of features (so any date slice is
 served from it without changing a value), keyed by :data:`FEATURE_VERSION` and a
@@ -8,25 +8,25 @@ fingerprint of every input the features were computed from (the symbol's bars, S
 sector-ETF bars, its own fundamentals, insider and short-interest rows, its sector's
 fundamentals, its sector labels). An entry is served only when version and fingerprint both
 match, so changed data or changed feature code is never served stale. Entries are stored in
-Parquet segments of several symbols, written atomically (:mod:`signals.features.cache`);
-damaged files are reported and rebuilt.
+Parquet segments of several symbols, written atomically; damaged files are reported and
+rebuilt.
 
 Parallelism. Symbols are independent once the shared inputs (benchmarks, event tables,
-sector medians) are prepared, so with ``n_jobs > 1`` they are built by worker processes
-(:mod:`signals.features.workers`): the workers load and check their symbols' bars while
-this process prepares the shared inputs; then each worker fingerprints, computes or reads
-from the cache, and writes its symbols straight into one shared block that becomes the
-returned frame's data (no results are pickled back). Small requests stay in-process,
-where starting workers would cost more than it saves.
+sector medians) are prepared, so a build is cut into chunks of symbols, each one task for
+an injected executor (default: ``n_jobs`` joblib/loky processes, a few chunks each). A task
+writes what it computed as one segment and reports where each symbol's values are; this
+process then reads them into the one block the returned frame wraps (the cache is the
+transport; see :mod:`signals.features.build` for why). Small requests stay in-process, as
+one chunk whose block becomes the frame's data.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -34,54 +34,30 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from signals.errors import SignalsError
-from signals.digest import frame_digest
-from signals.features.cache import (
-    CACHE_FORMAT,
-    CacheIndex,
-    CacheItem,
-    InvalidEntry,
-    SegmentReader,
-    SegmentWriter,
-    copy_rows,
-    write_segment,
+from signals.features import cache
+from signals.features.arrays import empty_block
+from signals.features.build import (
+    CHUNKS_PER_WORKER,
+    ChunkResult,
+    ChunkTask,
+    Executor,
+    JoblibExecutor,
+    SymbolOutcome,
+    build_chunk,
+    run_chunks,
+    split_chunks,
 )
-from signals.features.compute import CalendarMemo, compute_symbol_features, symbol_feature_matrix
+from signals.features.cache import CacheIndex, CacheItem, InvalidEntry, SegmentReader, copy_rows, write_segment
+from signals.features.compute import compute_symbol_features
 from signals.features.errors import FeatureError
-from signals.features.events import EventArrays, GroupedEvents
-from signals.features.fundamental import sector_median_timeline
-from signals.features.registry import BAR_FIELDS, feature_names, features_needing
-from signals.features.technical import frame_absent_bar_fields
-from signals.features.workers import Scanned, run_pool, run_serial
+from signals.features.inputs import SharedInputs, prepare_shared
+from signals.features.spec import feature_names, features_needing
 
 if TYPE_CHECKING:
-    from signals.config import Settings
-    from signals.data.providers import DataProvider
+    from signals.data.base import DataProvider
+    from signals.settings.model import Settings
 
 log = logging.getLogger(__name__)
-
-_EVENT_TABLES = ("fundamentals", "insider_transactions", "short_interest")
-
-
-# ----------------------------------------------------------------------------- fingerprints
-def _combine(parts: Iterable[str]) -> str:
-    return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
-
-
-# ----------------------------------------------------------------------------- shared inputs
-@dataclass
-class _Shared:
-    """Everything a symbol's build needs besides its own bars; prepared once per request."""
-
-    labels: dict[str, tuple[str, str]]  # symbol -> (sector, sector_etf)
-    market: dict[str, pd.DataFrame | None]
-    market_digest: dict[str, str]
-    events: dict[str, GroupedEvents | None]  # table -> each symbol's rows (None: no table)
-    empty_events: dict[str, EventArrays]
-    empty_event_digests: dict[str, str]  # table -> frame_digest of its empty frame (a symbol without rows)
-    event_digests: dict[str, dict[str, str] | None]  # table -> symbol -> frame_digest(rows, index=False)
-    sector_medians: dict[str, pd.DataFrame | None]
-    sector_digest: dict[str, str]
 
 
 @dataclass
@@ -95,9 +71,27 @@ class BuildStats:
     stale: int = 0
     invalid: int = 0  # damaged cache files and entries found (all rebuilt)
     workers: int = 1
+    chunks: int = 1
     seconds: float = 0.0
     #: symbol -> the bar fields it lacks (close-only symbols), so the caller can name the lost features
     absent_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What every chunk of one :meth:`FeatureStore.get_features` call shares."""
+
+    provider: "DataProvider"
+    shared: SharedInputs
+    lo: int
+    hi: int
+    index: CacheIndex | None  # the cache directory's index (None: the cache is off)
+
+    def task(self, symbols: tuple[str, ...], ship_values: bool, index: CacheIndex | None = None) -> ChunkTask:
+        if index is None and self.index is not None:
+            index = self.index.only(symbols)
+        shared = self.shared.for_symbols(symbols)
+        return ChunkTask(self.provider, symbols, shared, self.lo, self.hi, index, cache.FEATURE_VERSION, ship_values)
 
 
 # ----------------------------------------------------------------------------- the store
@@ -105,8 +99,11 @@ class FeatureStore:
     """Point-in-time features for many symbols, cached as Parquet segments (:mod:`signals.features.cache`).
 
     Build it with :meth:`from_settings` in application code; the constructor arguments are
-    the same settings spelled out. ``min_parallel_symbols``: below this many symbols the
-    build stays in-process, because starting workers would cost more than it saves.
+    the same settings spelled out. ``executor``: what runs the chunk tasks (anything with
+    ``map(fn, tasks)`` returning results in order, see :mod:`signals.features.build`);
+    None means ``n_jobs`` local loky processes, or this process for ``n_jobs=1`` and for
+    fewer than ``min_parallel_symbols`` symbols, where starting workers would cost more
+    than it saves. With an executor, ``n_jobs`` is the parallelism the chunks are cut for.
     """
 
     def __init__(
@@ -116,6 +113,7 @@ class FeatureStore:
         use_cache: bool = True,
         *,
         min_parallel_symbols: int = 32,
+        executor: Executor | None = None,
     ) -> None:
         if n_jobs < 1:
             raise FeatureError(f"n_jobs must be >= 1, got {n_jobs}")
@@ -123,6 +121,7 @@ class FeatureStore:
         self.n_jobs = int(n_jobs)
         self.use_cache = bool(use_cache)
         self.min_parallel_symbols = int(min_parallel_symbols)
+        self.executor = executor
         self.last_stats = BuildStats()
 
     @classmethod
@@ -182,15 +181,9 @@ class FeatureStore:
         so warm-up uses earlier data and a slice never changes a value. Returns float64
         columns in :func:`feature_names` order on a sorted ("symbol", "date") MultiIndex.
         Raises :class:`~signals.data.errors.UnknownSymbolError` for unknown symbols and
-        :class:`FeatureError` when nothing falls in the range. ``progress`` is called with
-        each symbol as it completes.
-
-        With ``n_jobs > 1`` and at least ``min_parallel_symbols`` symbols the work runs in
-        worker processes (:mod:`signals.features.workers`). They are forked when the caller
-        runs no other thread; otherwise they start through a forkserver, and then a calling
-        *script* needs the usual ``if __name__ == "__main__":`` guard (the CLI, entry points
-        and notebooks need nothing). The returned frame's values live in one shared-memory
-        block on Linux; it behaves like any frame and is freed with it.
+        :class:`FeatureError` when nothing falls in the range; a failure inside a chunk is
+        raised with its own type and a note naming the symbol and its chunk. ``progress``
+        is called with each symbol as its chunk completes.
         """
         if data_provider is None:
             raise FeatureError("get_features needs a data provider (see signals.data.get_provider)")
@@ -200,42 +193,44 @@ class FeatureStore:
             symbols = [symbols]
         requested = list(dict.fromkeys(data_provider.resolve_symbols(list(symbols) if symbols else None)))
 
-        n_workers = min(self.n_jobs, len(requested))
-        if n_workers > 1 and len(requested) < self.min_parallel_symbols:
-            n_workers = 1
-        if n_workers > 1 and not _picklable(data_provider):
-            log.warning("data provider %s cannot be sent to worker processes; building features in one process", type(data_provider).__name__)
-            n_workers = 1
-        job = _BuildJob(data_provider, self, requested, lo, hi)
-        n_features = len(feature_names())
-        if n_workers > 1:
-            results, block, messages = run_pool(
-                requested, n_workers, job, (SignalsError,), n_features, progress, preload=["signals.features.store"]
-            )
-        else:
-            results, block, messages = run_serial(requested, job, n_features, progress)
-        frame = _assemble(results, block)
-        stats = BuildStats(symbols=len(requested), rows=len(frame), workers=n_workers)
-        if job.index is not None:
-            stats.invalid += len(job.index.problems)  # already reported by _scan_cache
-        for r in results:
-            for msg in r.messages:
-                log.warning("%s", msg)
-            if r.absent_fields:
-                stats.absent_fields[r.symbol] = r.absent_fields
-            stats.cache_hits += r.status == "hit"
-            stats.built += r.status != "hit"
-            stats.stale += r.status == "stale"
-            stats.invalid += r.status == "rebuilt"
-        for msg in messages:
+        executor, workers = self._executor_for(len(requested), data_provider)
+        request = _Request(
+            data_provider, prepare_shared(data_provider, requested), lo, hi, self._scan_cache() if self.use_cache else None
+        )
+        ship_values = executor is None or request.index is None
+        chunks = split_chunks(sorted(requested), workers * CHUNKS_PER_WORKER if executor is not None else 1)
+        results = []
+        for result in run_chunks(executor, [request.task(chunk, ship_values) for chunk in chunks]):
+            results.append(result)
+            for outcome in result.outcomes:
+                if progress is not None:
+                    progress(outcome.symbol)
+        outcomes, block = _panel_block(results, request, workers)
+        frame = _assemble(outcomes, block)
+
+        stats = BuildStats(symbols=len(requested), rows=len(frame), workers=workers, chunks=len(chunks))
+        if request.index is not None:
+            stats.invalid += len(request.index.problems)  # already reported by _scan_cache
+        for msg in (m for r in results for m in r.messages):
             log.warning("%s", msg)
-        if job.index is not None:
-            job.index.collect_garbage(r.symbol for r in results if r.status != "hit")
+        for o in (o for r in results for o in r.outcomes):
+            for msg in o.messages:
+                log.warning("%s", msg)
+            if o.absent_fields:
+                stats.absent_fields[o.symbol] = o.absent_fields
+            stats.cache_hits += o.status == "hit"
+            stats.built += o.status != "hit"
+            stats.stale += o.status == "stale"
+            stats.invalid += o.status == "rebuilt"
+        if request.index is not None:
+            request.index.collect_garbage(o.symbol for r in results for o in r.outcomes if o.status != "hit")
         stats.seconds = time.perf_counter() - t0
         self.last_stats = stats
         log.info(
-            "features: %d symbols, %d rows, %d from cache, %d built (%d stale, %d invalid entries) in %.2fs with %d worker(s)",
-            stats.symbols, stats.rows, stats.cache_hits, stats.built, stats.stale, stats.invalid, stats.seconds, n_workers,
+            "features: %d symbols, %d rows, %d from cache, %d built (%d stale, %d invalid entries) in %.2fs, "
+            "%d chunk(s) on %d worker(s)",
+            stats.symbols, stats.rows, stats.cache_hits, stats.built, stats.stale, stats.invalid, stats.seconds,
+            stats.chunks, workers,
         )
         _log_absent_fields(stats.absent_fields)
         if frame.empty:
@@ -245,10 +240,26 @@ class FeatureStore:
             )
         return frame
 
+    def _executor_for(self, n_symbols: int, provider: "DataProvider") -> tuple[Executor | None, int]:
+        """The executor for a request and the workers its chunks are cut for (None: this process)."""
+        if self.executor is not None:
+            return self.executor, self.n_jobs
+        n_workers = min(self.n_jobs, n_symbols)
+        if n_workers <= 1 or n_symbols < self.min_parallel_symbols:
+            return None, 1
+        if not _picklable(provider):
+            log.warning("data provider %s cannot be sent to worker processes; building features in one process", type(provider).__name__)
+            return None, 1
+        return JoblibExecutor(n_workers), n_workers
+
     # ------------------------------------------------------------------ cache
     def _scan_cache(self) -> CacheIndex:
-        """The cache directory's index; the damaged files the scan found (and removed) are reported."""
-        index = CacheIndex.scan(self.cache_dir)
+        """The cache directory's index; the damaged files the scan found (and removed) are reported.
+
+        Its paths are absolute: chunk tasks take them to worker processes, which outlive a
+        build and keep the working directory they were started in.
+        """
+        index = CacheIndex.scan(self.cache_dir.absolute())
         for problem in index.problems:
             log.warning("%s", problem)
         return index
@@ -274,9 +285,9 @@ class FeatureStore:
             return None
         reader = SegmentReader()
         try:
-            dates, table, offset = reader.read(entry)
+            dates, columns, offset = reader.read(entry)
             values = np.empty((len(feature_names()), len(dates)))
-            copy_rows(table, offset, values)
+            copy_rows(columns, offset, values)
         except InvalidEntry as exc:
             log.warning("%s", exc)
             return None
@@ -291,7 +302,7 @@ class FeatureStore:
     def save(self, symbol: str, features: pd.DataFrame, *, fingerprint: str | None = None) -> Path:
         """Atomically write ``symbol``'s full-history features (registry columns, date index) as a new segment."""
         if list(features.columns) != feature_names():
-            raise FeatureError(f"cannot cache features for {symbol}: columns differ from the feature registry")
+            raise FeatureError(f"cannot cache features for {symbol}: columns differ from the feature spec")
         if not isinstance(features.index, pd.DatetimeIndex) or not features.index.is_monotonic_increasing or features.index.has_duplicates:
             raise FeatureError(f"cannot cache features for {symbol}: index must be sorted unique dates")
         item = CacheItem(
@@ -303,6 +314,100 @@ class FeatureStore:
         path = write_segment(self.cache_dir, [item])
         self._scan_cache().collect_garbage([])  # the new entry supersedes the symbol's older ones
         return path
+
+
+# ----------------------------------------------------------------------------- the panel
+def _panel_block(results: list[ChunkResult], request: _Request, threads: int) -> tuple[list[SymbolOutcome], np.ndarray]:
+    """The symbols with rows, in frame order, and one ``(features, rows)`` block of their values.
+
+    A single chunk that shipped every value (an in-process build) is the block as it is;
+    otherwise each symbol is copied from its chunk's values or read from its cache entry.
+    """
+    outcomes = [o for r in results for o in r.outcomes if o.rows]
+    if len(results) == 1 and all(o.entry is None for o in results[0].outcomes):
+        return outcomes, results[0].values
+    block = empty_block(len(feature_names()), sum(o.rows for o in outcomes))
+    slots: dict[str, np.ndarray] = {}
+    at = 0
+    for o in outcomes:
+        slots[o.symbol] = block[:, at : at + o.rows]
+        at += o.rows
+    for r in results:
+        _copy_shipped(r, slots)
+    _read_entries([o for o in outcomes if o.entry is not None], slots, request, threads)
+    return outcomes, block
+
+
+def _copy_shipped(result: ChunkResult, slots: dict[str, np.ndarray]) -> None:
+    """Copies the values a chunk shipped into their symbols' slots."""
+    at = 0
+    for o in result.outcomes:
+        if o.entry is None:
+            if o.rows:
+                slots[o.symbol][:] = result.values[:, at : at + o.rows]
+            at += o.rows
+
+
+def _read_entries(outcomes: list[SymbolOutcome], slots: dict[str, np.ndarray], request: _Request, threads: int) -> None:
+    """Reads each symbol's requested rows from the cache entry its chunk named, a segment
+    per thread (decoding and copying release the GIL: ~3x faster than one thread here).
+
+    An entry that fails to decode or check, or whose segment another process's clean-up
+    removed meanwhile, is built again here without it (rare: the cache is checksummed).
+    """
+    if not outcomes:
+        return
+    by_segment: dict[Path, list[SymbolOutcome]] = {}
+    for o in outcomes:
+        assert o.entry is not None
+        by_segment.setdefault(o.entry.path, []).append(o)
+    with ThreadPoolExecutor(max(1, min(threads, len(by_segment))), thread_name_prefix="signals-read") as pool:
+        failed = [o for part in pool.map(lambda part: _read_segment(part, slots), by_segment.values()) for o in part]
+    if failed:
+        _rebuild_here(failed, slots, request)
+
+
+def _read_segment(outcomes: list[SymbolOutcome], slots: dict[str, np.ndarray]) -> list[SymbolOutcome]:
+    """Reads ``outcomes`` (entries of one segment) into their slots; returns those that failed."""
+    failed = []
+    reader = SegmentReader()
+    try:
+        for o in outcomes:
+            assert o.entry is not None
+            try:
+                dates, columns, offset = reader.read(o.entry)
+                if not np.array_equal(dates[o.first_row : o.first_row + o.rows], o.dates):
+                    raise InvalidEntry(f"feature cache entry of {o.symbol} in {o.entry.path} has other dates than the bars")
+                copy_rows(columns, offset + o.first_row, slots[o.symbol])
+            except InvalidEntry as exc:
+                o.messages.append(f"{exc}; rebuilding it")
+                o.status = "rebuilt"
+                failed.append(o)
+            except FileNotFoundError:  # removed by another build's clean-up since the chunk ran
+                failed.append(o)
+    finally:
+        reader.close()
+    return failed
+
+
+def _rebuild_here(failed: list[SymbolOutcome], slots: dict[str, np.ndarray], request: _Request) -> None:
+    """Builds the ``failed`` symbols again in this process, without the entries that failed."""
+    assert request.index is not None
+    failed = sorted(failed, key=lambda o: o.symbol)
+    symbols = tuple(o.symbol for o in failed)
+    entries = {o.symbol: [e for e in request.index.entries.get(o.symbol, []) if e != o.entry] for o in failed}
+    result = build_chunk(request.task(symbols, True, CacheIndex(request.index.directory, entries)))
+    at = 0
+    for outcome, again in zip(failed, result.outcomes):
+        if not np.array_equal(again.dates, outcome.dates):
+            raise FeatureError(f"the bars of {again.symbol} changed during the feature build; run it again")
+        slots[again.symbol][:] = result.values[:, at : at + again.rows]
+        at += again.rows
+        outcome.entry = None
+        outcome.messages.extend(again.messages)
+        if outcome.status != "rebuilt":  # its segment was removed meanwhile: whatever served it now
+            outcome.status = again.status
+    failed[0].messages.extend(result.messages)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -355,254 +460,12 @@ def _log_absent_fields(absent: dict[str, tuple[str, ...]]) -> None:
         )
 
 
-def _write_failure(exc: OSError) -> str:
-    return f"could not write the feature cache ({type(exc).__name__}: {exc}); these features were computed but not cached"
-
-
 def _picklable(obj: object) -> bool:
     try:
         pickle.dumps(obj)
     except Exception:  # noqa: BLE001 - any failure means "cannot ship it"
         return False
     return True
-
-
-def _group_digests(frame: pd.DataFrame) -> dict[str, str]:
-    """``frame_digest(group, index=False)`` of each symbol's rows, without per-group pandas work.
-
-    Byte for byte what :func:`frame_digest` hashes for the group ``groupby("symbol")`` yields
-    (same header, the same column values in row order), so cache fingerprints are unchanged.
-    """
-    if not len(frame):
-        return {}
-    header = ([str(c) for c in frame.columns], [str(t) for t in frame.dtypes], list(frame.index.names))
-    codes, uniques = pd.factorize(frame["symbol"].to_numpy())
-    order = np.argsort(codes, kind="stable")  # each symbol's rows contiguous, in their original order
-    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-    columns = []
-    for c in range(frame.shape[1]):
-        if frame.columns[c] == "symbol":  # constant within a group: joined from its one value below
-            columns.append((b"", None, False))
-            continue
-        arr = frame.iloc[:, c].to_numpy()[order]
-        numeric = arr.dtype.kind in "biufcmM"
-        columns.append((str(arr.dtype).encode(), arr.view(np.uint8).reshape(len(arr), -1) if numeric else arr, numeric))
-    out: dict[str, str] = {}
-    for k, sym in enumerate(uniques):
-        lo, hi = bounds[k], bounds[k + 1]
-        h = hashlib.blake2b(digest_size=16)
-        h.update(repr((*header, int(hi - lo))).encode())
-        for dtype, arr, numeric in columns:
-            if numeric:
-                h.update(dtype)
-                h.update(arr[lo:hi])
-            elif arr is None:
-                h.update("\x1f".join([str(sym)] * int(hi - lo)).encode())
-            else:
-                h.update("\x1f".join(map(str, arr[lo:hi].tolist())).encode())
-            h.update(b"\x1e")
-        h.update(b"\x1d")
-        out[str(sym)] = h.hexdigest()
-    return out
-
-
-def _prepare_shared(provider: "DataProvider", symbols: list[str]) -> _Shared:
-    """Load what symbols share (benchmarks, event tables, sector medians) once."""
-    uni = provider.universe().set_index("symbol")
-    labels = {s: (str(uni.at[s, "sector"]), str(uni.at[s, "sector_etf"]).upper()) for s in symbols}
-    market_names = sorted({"SPY", "VIX", *(etf for _, etf in labels.values())})
-    market = {m: provider.market_bars(m) for m in market_names}
-    tables = {t: getattr(provider, t)(None) for t in _EVENT_TABLES}
-    selected = {t: (None if df.empty else df[df["symbol"].isin(symbols)]) for t, df in tables.items()}
-    events = {t: (None if df is None else GroupedEvents(df)) for t, df in selected.items()}
-    event_digests = {t: (None if df is None else _group_digests(df)) for t, df in selected.items()}
-    fund = tables["fundamentals"]
-    sector_medians: dict[str, pd.DataFrame | None] = {}
-    sector_digest: dict[str, str] = {}
-    for sector in sorted({sec for sec, _ in labels.values()}):
-        if fund.empty:
-            sector_medians[sector], sector_digest[sector] = None, "none"
-            continue
-        members = uni.index[uni["sector"].astype(str) == sector]
-        peers = fund[fund["symbol"].isin(members)]
-        sector_medians[sector] = sector_median_timeline(peers)
-        sector_digest[sector] = frame_digest(peers, index=False)
-    return _Shared(
-        labels=labels,
-        market=market,
-        market_digest={m: frame_digest(df) for m, df in market.items()},
-        events=events,
-        empty_events={t: EventArrays.from_frame(df.iloc[0:0]) for t, df in tables.items()},
-        empty_event_digests={t: frame_digest(df.iloc[0:0], index=False) for t, df in tables.items()},
-        event_digests=event_digests,
-        sector_medians=sector_medians,
-        sector_digest=sector_digest,
-    )
-
-
-def _event_digest(shared: _Shared, table: str, symbol: str) -> str:
-    digests = shared.event_digests[table]
-    if digests is None:  # the source has no such table
-        return frame_digest(None)
-    return digests.get(symbol, shared.empty_event_digests[table])
-
-
-@dataclass
-class _Pending:
-    """What the scan of one symbol keeps for its fill."""
-
-    bars: pd.DataFrame
-    dates: np.ndarray  # the bars' dates, int64 ns
-    bars_digest: str
-    span: tuple[int, int]  # row positions of the requested slice in the full history
-    absent_fields: tuple[str, ...]  # bar fields without values (close-only symbols)
-
-
-class _BuildJob:
-    """The store's per-symbol work for :mod:`signals.features.workers`.
-
-    ``scan`` loads and checks one symbol's bars (it needs nothing shared, so workers scan
-    while the parent runs :meth:`prepare`); ``receive`` hands a worker the shared inputs and
-    cache entries of its symbols; ``fill`` fingerprints every input, then reads the current
-    cache entry or computes the full history and keeps the requested slice, straight into
-    the symbol's slot of the panel block, and queues what it computed for the cache;
-    ``finish`` writes the last queued segment.
-    """
-
-    def __init__(self, provider: "DataProvider", store: FeatureStore, symbols: list[str], lo: int, hi: int) -> None:
-        self.provider, self.store, self.symbols, self.lo, self.hi = provider, store, symbols, lo, hi
-        self.shared: _Shared | None = None
-        self.index: CacheIndex | None = None  # parent: the whole cache index (None: the cache is off)
-        self.mine: CacheIndex | None = None  # worker: the entries of its symbols
-        self.pending: dict[str, _Pending] = {}
-        self.calendars = CalendarMemo()
-        self.reader: SegmentReader | None = None
-        self.writer: SegmentWriter | None = None
-
-    def __getstate__(self) -> dict[str, Any]:  # sent to spawned workers before any scan
-        state = dict(self.__dict__)
-        state.update(shared=None, index=None, mine=None, pending={}, calendars=CalendarMemo(), reader=None, writer=None)
-        return state
-
-    # -- parent side
-    def prepare(self) -> None:
-        """Load what symbols share (benchmarks, event tables, sector medians) and index the cache."""
-        self.shared = _prepare_shared(self.provider, self.symbols)
-        if self.store.use_cache:
-            self.index = self.store._scan_cache()
-
-    def context(self) -> tuple[_Shared, CacheIndex | None]:
-        """The shared inputs and the requested symbols' cache entries (what every worker is sent)."""
-        assert self.shared is not None, "prepare() first"
-        return self.shared, (None if self.index is None else self.index.only(self.symbols))
-
-    # -- worker side
-    def receive(self, context: tuple[_Shared, CacheIndex | None]) -> None:
-        self.shared, index = context
-        if index is not None:
-            self.mine = index
-            self.reader = SegmentReader()
-            self.writer = SegmentWriter(self.store.cache_dir)
-
-    def scan(self, symbol: str) -> Scanned:
-        bars, _ = self.provider.bars_with_report(symbol)  # the provider's own frame: read here, never changed
-        dates = np.asarray(bars.index, dtype="datetime64[ns]").view("int64")
-        i, j = int(np.searchsorted(dates, self.lo, side="left")), int(np.searchsorted(dates, self.hi, side="right"))
-        absent = tuple(c for c in BAR_FIELDS if c in frame_absent_bar_fields(bars))
-        self.pending[symbol] = _Pending(bars, dates, frame_digest(bars), (i, j), absent)
-        return Scanned(symbol, dates[i:j], "scanned", absent_fields=absent)
-
-    def forget(self, symbol: str) -> None:
-        self.pending.pop(symbol, None)
-
-    def fill(self, symbol: str, out: np.ndarray) -> Scanned:
-        shared, store = self.shared, self.store
-        assert shared is not None, "receive() the shared inputs first"
-        p = self.pending.pop(symbol)
-        sector, etf = shared.labels[symbol]
-        fingerprint = _combine(
-            [
-                f"format={CACHE_FORMAT}",
-                symbol,
-                sector,
-                etf,
-                p.bars_digest,
-                shared.market_digest["SPY"],
-                shared.market_digest["VIX"],
-                shared.market_digest[etf],
-                shared.sector_digest[sector],
-                *(_event_digest(shared, t, symbol) for t in _EVENT_TABLES),
-            ]
-        )
-        dates = p.dates
-        i, j = p.span
-        messages: list[str] = []
-        status = "nocache"
-        if self.writer is not None:
-            status, hit = self._from_cache(symbol, fingerprint, dates, i, out, messages)
-            if hit:
-                return Scanned(symbol, dates[i:j], status, absent_fields=p.absent_fields)
-        full = out if (i, j) == (0, len(dates)) else None
-        _, values = symbol_feature_matrix(
-            symbol,
-            p.bars,
-            shared.market["SPY"],
-            shared.market["VIX"],
-            shared.market[etf],
-            self._events("fundamentals", symbol),
-            None,
-            self._events("insider_transactions", symbol),
-            self._events("short_interest", symbol),
-            sector=sector,
-            sector_medians=shared.sector_medians[sector],
-            out=full,
-            calendars=self.calendars,
-        )
-        if full is None:
-            out[:] = values[:, i:j]
-        if self.writer is not None:
-            try:
-                self.writer.add(symbol, dates, values, fingerprint)
-            except OSError as exc:
-                messages.append(_write_failure(exc))
-        return Scanned(symbol, dates[i:j], status, messages, p.absent_fields)
-
-    def _from_cache(
-        self, symbol: str, fingerprint: str, dates: np.ndarray, i: int, out: np.ndarray, messages: list[str]
-    ) -> tuple[str, bool]:
-        """Fills ``out`` from a current cache entry if there is one: ``(status, hit)``."""
-        assert self.mine is not None and self.reader is not None
-        entry = self.mine.find(symbol, fingerprint)
-        if entry is None:
-            return ("stale" if self.mine.has(symbol) else "built"), False
-        try:
-            cached_dates, table, offset = self.reader.read(entry)
-            if not np.array_equal(cached_dates, dates):
-                raise InvalidEntry(f"feature cache entry of {symbol} in {entry.path} has other dates than the bars")
-            copy_rows(table, offset + i, out)
-        except InvalidEntry as exc:
-            messages.append(f"{exc}; rebuilding it")
-            return "rebuilt", False
-        except FileNotFoundError:  # removed by another process's clean-up since the index was read
-            return "built", False
-        return "hit", True
-
-    def finish(self) -> list[str]:
-        """Write what is still queued for the cache; the messages to report."""
-        messages = []
-        if self.reader is not None:
-            self.reader.close()
-        if self.writer is not None:
-            try:
-                self.writer.flush()
-            except OSError as exc:
-                messages.append(_write_failure(exc))
-        return messages
-
-    def _events(self, table: str, symbol: str) -> EventArrays | None:
-        assert self.shared is not None
-        by_sym = self.shared.events[table]
-        return None if by_sym is None else by_sym.get(symbol, self.shared.empty_events[table])
 
 
 def _code_dtype(n: int) -> type:
@@ -640,7 +503,7 @@ def _date_codes(calendars: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return level, (np.concatenate(parts) if parts else np.empty(0, dtype=dtype))
 
 
-def _assemble(parts: list[Scanned], block: np.ndarray) -> pd.DataFrame:
+def _assemble(parts: list[SymbolOutcome], block: np.ndarray) -> pd.DataFrame:
     """The (symbol, date)-indexed frame over ``block`` (features, rows), without copying it."""
     names = feature_names()
     if not parts:

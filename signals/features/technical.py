@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 import talib
 
+from signals.core.vocabulary import TRADING_DAYS_PER_YEAR
 from signals.features.arrays import inf_to_nan, ratio
-from signals.features.registry import category_frame, names_for
+from signals.features.spec import category_frame, names_for
 
-ANNUALISATION = np.sqrt(252.0)
+ANNUALISATION = np.sqrt(float(TRADING_DAYS_PER_YEAR))
 RETURN_HORIZONS = (1, 5, 20, 60)
 
 

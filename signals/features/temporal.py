@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from signals.features.registry import category_frame
+from signals.features.spec import category_frame
 
 
 def temporal_columns(dates: pd.DatetimeIndex) -> dict[str, np.ndarray]:

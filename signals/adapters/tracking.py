@@ -1,0 +1,397 @@
+"""MLflow helpers shared by every entry point: tracking URI / experiment setup, git and config
+provenance, dataset logging with a full-data digest, batch logging, and the per-trial run logger.
+
+Nothing here runs at import time; ``mlflow`` itself is imported lazily so the library stays cheap
+to import. Run *management* (which runs exist, how they nest) is decided by ``entrypoints/``;
+these are the building blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import tempfile
+import threading
+import time
+import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import pandas as pd
+import yaml
+
+from signals.core.digest import frame_digest
+from signals.core.redaction import redact_mapping, redact_value
+
+if TYPE_CHECKING:
+    from signals.modeling.tuning.objective import TrialRecord
+    from signals.settings.model import Settings
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding the package (git provenance)
+
+# Run tags (one place, so search filters and writers agree)
+TAG_STEP = "signals.step"
+TAG_WINDOW = "signals.window"
+TAG_GIT_COMMIT = "signals.git_commit"
+TAG_GIT_DIRTY = "signals.git_dirty"
+TAG_GIT_BRANCH = "signals.git_branch"
+TAG_FEATURE_VERSION = "signals.feature_version"
+TAG_DATA_DIGEST = "signals.data_digest"
+TAG_DATA_PROVIDER = "signals.data_provider"
+TAG_DATA_SYNTHETIC = "signals.data_synthetic_tables"
+TAG_TUNE_RUN = "signals.tune_run_id"
+PARENT_TAG = "mlflow.parentRunId"
+
+STEP_TUNE = "tune"
+STEP_WINDOW = "tune-window"
+STEP_TRIAL = "tune-trial"
+STEP_TRAIN = "train"
+
+MAX_PARAMS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAM_VALUE = 6000
+
+# Callers that redact one value (e.g. the tune step's storage URL) keep using ``T.redact``.
+redact = redact_value
+
+
+# ------------------------------------------------------------------------------- setup
+def quiet_mlflow() -> None:
+    """No artifact progress bars in logs and tests."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def configure_mlflow(settings: "Settings", experiment: str | None = None) -> str:
+    """Point MLflow at the configured tracking/registry URIs and get-or-create the experiment.
+
+    Returns the experiment id (and makes it the active experiment).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    quiet_mlflow()
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    if settings.mlflow.registry_uri:
+        mlflow.set_registry_uri(settings.mlflow.registry_uri)
+    client = mlflow.MlflowClient()
+    env_run = os.environ.get("MLFLOW_RUN_ID")
+    if experiment is None and env_run:
+        # Started by `mlflow run`: its run (and so the whole pipeline) lives in the experiment it
+        # chose (--experiment-name / MLFLOW_EXPERIMENT_NAME, else Default); follow it.
+        try:
+            exp_id = client.get_run(env_run).info.experiment_id
+        except MlflowException:
+            exp_id = None
+        if exp_id is not None:
+            mlflow.set_experiment(experiment_id=exp_id)
+            return str(exp_id)
+    name = experiment or settings.mlflow.experiment
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            exp_id = client.create_experiment(name)
+        except MlflowException:  # created concurrently by another process
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            exp_id = exp.experiment_id
+    else:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return str(exp_id)
+
+
+# ------------------------------------------------------------------------------- provenance
+def git_info(path: str | os.PathLike[str] = PROJECT_ROOT) -> dict[str, str]:
+    """``commit``, ``dirty`` ("true"/"false") and ``branch`` of the repository; "unknown" without git."""
+
+    def git(*args: str) -> str | None:
+        try:
+            res = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return res.stdout.strip() if res.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {"commit": "unknown", "dirty": "unknown", "branch": "unknown"}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": commit,
+        "dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD") or "unknown",
+    }
+
+
+def provenance_tags(feature_version: str | None = None) -> dict[str, str]:
+    g = git_info()
+    tags = {TAG_GIT_COMMIT: g["commit"], TAG_GIT_DIRTY: g["dirty"], TAG_GIT_BRANCH: g["branch"]}
+    if g["commit"] != "unknown":
+        tags["mlflow.source.git.commit"] = g["commit"]
+    if feature_version is not None:
+        tags[TAG_FEATURE_VERSION] = str(feature_version)
+    return tags
+
+
+def resolved_config(settings: "Settings") -> dict[str, Any]:
+    """``settings.flat()`` with credentials masked (:mod:`signals.core.redaction`)."""
+    return redact_mapping(settings.flat())
+
+
+def resolved_config_yaml(settings: "Settings") -> str:
+    """The resolved settings as YAML, credentials masked."""
+
+    return yaml.safe_dump(redact_value("", settings.model_dump(mode="json")), sort_keys=False)
+
+
+def _param_value(v: Any) -> str:
+    s = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    return s if len(s) <= MAX_PARAM_VALUE else s[: MAX_PARAM_VALUE - 3] + "..."
+
+
+def log_params_batch(client: Any, run_id: str, params: Mapping[str, Any], prefix: str = "") -> None:
+    """Params in batches of 100; every value passes redaction, since params are shown to anyone
+    who can read the tracking store."""
+    from mlflow.entities import Param
+
+    items = [Param(f"{prefix}{k}", _param_value(v)) for k, v in redact_mapping(params).items()]
+    for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
+
+
+def log_metrics_batch(client: Any, run_id: str, metrics: Mapping[str, Any], step: int = 0, prefix: str = "") -> None:
+    """Log finite numeric metrics in one batch (non-finite values are skipped, not stored as NaN)."""
+    from mlflow.entities import Metric
+
+    ts = _now_ms()
+    items = []
+    for k, v in metrics.items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            items.append(Metric(f"{prefix}{k}", f, ts, step))
+    for i in range(0, len(items), MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=items[i : i + MAX_METRICS_PER_BATCH])
+
+
+def set_tags_batch(client: Any, run_id: str, tags: Mapping[str, Any]) -> None:
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in redact_mapping(tags).items()])
+
+
+def log_resolved_config(client: Any, run_id: str, settings: "Settings") -> None:
+    """Every resolved setting as a param (secrets redacted) plus the full YAML as an artifact."""
+    log_params_batch(client, run_id, resolved_config(settings), prefix="cfg.")
+    log_text(client, run_id, resolved_config_yaml(settings), "config/resolved_settings.yaml")
+
+
+# ------------------------------------------------------------------------------- artifacts
+def log_text(client: Any, run_id: str, text: str, artifact_file: str) -> None:
+    client.log_text(run_id, text, artifact_file)
+
+
+def log_json(client: Any, run_id: str, obj: Any, artifact_file: str) -> None:
+    client.log_text(run_id, json.dumps(obj, indent=2, sort_keys=True, default=str), artifact_file)
+
+
+def log_parquet(client: Any, run_id: str, df: pd.DataFrame, artifact_file: str) -> str:
+    """Write ``df`` as Parquet and log it; returns the artifact URI."""
+    art = Path(artifact_file)
+    with tempfile.TemporaryDirectory(prefix="signals-art-") as tmp:
+        path = Path(tmp) / art.name
+        df.to_parquet(path, engine="pyarrow", index=False)
+        client.log_artifact(run_id, str(path), str(art.parent) if str(art.parent) != "." else None)
+    return artifact_uri(client, run_id, artifact_file)
+
+
+def log_figure(client: Any, run_id: str, fig: Any, artifact_file: str) -> str:
+    client.log_figure(run_id, fig, artifact_file)
+    return artifact_uri(client, run_id, artifact_file)
+
+
+def artifact_uri(client: Any, run_id: str, artifact_file: str) -> str:
+    base = client.get_run(run_id).info.artifact_uri.rstrip("/")
+    return f"{base}/{artifact_file}"
+
+
+# ------------------------------------------------------------------------------- datasets
+def log_training_dataset(
+    df: pd.DataFrame,
+    *,
+    name: str,
+    source: Mapping[str, Any],
+    context: str = "training",
+    targets: str | None = "target",
+    digest: str | None = None,
+) -> str:
+    """Log ``df`` as an MLflow dataset input of the active run with our own full digest.
+
+    ``source`` (provider description, symbols, date range, synthetic tables) is stored as the
+    dataset source and as input tags. Returns the digest.
+    """
+    import mlflow
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    digest = digest or frame_digest(df)
+    flat_source = {k: _param_value(v) for k, v in redact_mapping(source).items()}
+    with warnings.catch_warnings():  # the integer target column triggers MLflow's schema hint
+        warnings.simplefilter("ignore", UserWarning)
+        ds = mlflow.data.from_pandas(
+            df, source=CodeDatasetSource(flat_source), name=name, digest=digest[:36],
+            targets=targets if targets in df.columns else None,
+        )
+        mlflow.log_input(ds, context=context, tags={k: v[:250] for k, v in flat_source.items()})
+    return digest
+
+
+# ------------------------------------------------------------------------------- runs
+def _now_ms() -> int:
+
+    return int(time.time() * 1000)
+
+
+def latest_run(client: Any, experiment_id: str, step: str, *, status: str = "FINISHED") -> Any | None:
+    """The most recently started run tagged ``signals.step=<step>`` with the given status.
+
+    Step runs may themselves be nested (e.g. under a pipeline run); window and trial runs carry
+    other step tags, so the tag alone identifies a step's parent run.
+    """
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_STEP}` = '{step}' and attributes.status = '{status}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+class TrialRunLogger:
+    """Logs each Optuna trial as a run nested under ``parent_run_id`` (a window run).
+
+    Thread-safe for parallel trials: it never touches MLflow's per-thread active-run stack. Each
+    trial costs three store calls (create_run with the parent tag, one ``log_batch`` holding
+    params, the intermediate losses, tags and the score, and ``set_terminated``). With
+    ``background=True`` the calls run on one worker thread, so they overlap with the next
+    trial's training and are serialised (no SQLite lock contention); :meth:`close` waits for
+    them and re-raises the first error.
+    """
+
+    def __init__(self, client: Any, experiment_id: str, parent_run_id: str, *, window: int | None = None,
+                 background: bool = True, extra_tags: Mapping[str, str] | None = None) -> None:
+        self.client = client
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self.window = window
+        self.extra_tags = dict(extra_tags or {})
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trial-log") if background else None
+        self._futures: list[Future] = []
+        self._lock = threading.Lock()
+        self.run_ids: list[str] = []
+
+    def __call__(self, record: "TrialRecord") -> None:
+        if self._executor is None:
+            with self._lock:
+                self._log(record)
+        else:
+            self._futures.append(self._executor.submit(self._log, record))
+
+    def _log(self, record: "TrialRecord") -> None:
+        from mlflow.entities import Metric, Param
+
+        tags = {
+            PARENT_TAG: self.parent_run_id,
+            TAG_STEP: STEP_TRIAL,
+            "optuna.trial_number": str(record.number),
+            "optuna.state": record.state,
+            "pruned": str(record.pruned).lower(),
+            **self.extra_tags,
+        }
+        if self.window is not None:
+            tags[TAG_WINDOW] = str(self.window)
+        run = self.client.create_run(
+            self.experiment_id, start_time=int(record.start_time * 1000), tags=tags, run_name=f"trial-{record.number:03d}"
+        )
+        rid = run.info.run_id
+        end_ms = int(record.end_time * 1000)
+        metrics = [Metric("val_log_loss_at_round", v, end_ms, step) for step, v in record.intermediate]
+        if record.value is not None and math.isfinite(record.value):
+            metrics.append(Metric("val_log_loss", float(record.value), end_ms, 0))
+        if record.n_rounds is not None:
+            metrics.append(Metric("n_rounds", float(record.n_rounds), end_ms, 0))
+        metrics.append(Metric("pruned", 1.0 if record.pruned else 0.0, end_ms, 0))
+        metrics.append(Metric("duration_s", record.end_time - record.start_time, end_ms, 0))
+        params = [Param(k, _param_value(v)) for k, v in record.params.items()]
+        self.client.log_batch(rid, metrics=metrics, params=params)
+        self.client.set_terminated(rid, "FINISHED", end_time=end_ms)
+        self.run_ids.append(rid)
+
+    def close(self) -> None:
+        futures, self._futures = self._futures, []
+        errors = []
+        for f in futures:
+            try:
+                f.result()
+            except Exception as exc:  # noqa: BLE001 - re-raised below after all finished
+                errors.append(exc)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if errors:
+            raise errors[0]
+
+
+# ------------------------------------------------------------------------------- step runs
+def parent_run_tags() -> dict[str, str]:
+    """``mlflow.parentRunId`` of the active run, if any: lets client-created runs nest under a pipeline."""
+    import mlflow
+
+    active = mlflow.active_run()
+    return {PARENT_TAG: active.info.run_id} if active is not None else {}
+
+
+def start_step_run(run_name: str, tags: Mapping[str, str]):
+    """Open a step's run the way every entry point should.
+
+    * inside the ``main`` pipeline (a run is active): a nested child run of it;
+    * under ``mlflow run -e <step>`` (``MLFLOW_RUN_ID`` set, nothing active): that very run;
+    * otherwise: a new top-level run.
+    """
+    import mlflow
+
+    tags = redact_mapping(tags)
+    if mlflow.active_run() is not None:
+        return mlflow.start_run(run_name=run_name, tags=tags, nested=True)
+    return mlflow.start_run(run_name=run_name, tags=tags)
+
+
+def open_client_run(client: Any, experiment_id: str, run_name: str, tags: Mapping[str, str]) -> tuple[str, bool]:
+    """Like :func:`start_step_run` for code that logs through ``MlflowClient``.
+
+    Returns ``(run_id, owned)``; ``owned`` is False when the run is the one ``mlflow run`` created
+    (the caller must then not terminate it).
+    """
+    tags = redact_mapping(tags)
+    env_run = os.environ.get("MLFLOW_RUN_ID")
+    parent = parent_run_tags()
+    if not parent and env_run:
+        run = client.get_run(env_run)
+        if run.info.experiment_id == str(experiment_id):
+            set_tags_batch(client, env_run, {**tags, "mlflow.runName": run_name})
+            return env_run, False
+    import mlflow
+
+    active = mlflow.active_run()
+    exp = active.info.experiment_id if active is not None else str(experiment_id)  # children live with their parent
+    run = client.create_run(exp, run_name=run_name, tags={**tags, **parent})
+    return run.info.run_id, True

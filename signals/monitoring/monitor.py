@@ -1,0 +1,502 @@
+"""ModelMonitor: feature drift (PSI), rolling accuracy and staleness of the champion.
+
+* Drift: per feature, the PSI between the champion's training reference sample (logged with
+  the model, see :func:`signals.serving.pyfunc.load_reference`) and a recent window of features,
+  computed by Evidently over *reference-quantile bins* (the robust binning and the NaN policy
+  are documented in :mod:`signals.monitoring.psi`). Levels: PSI < ``psi_minor`` none,
+  ``psi_minor``..``psi_major`` minor, > ``psi_major`` major. A feature "drifts" when major.
+  Calendar features (day of week, month, quarter, ...) are reported but never counted: a
+  window of weeks cannot match a multi-year reference in them, by construction.
+* In-sample baseline (context, not part of the retrain rule): the PSI of windows of the same
+  length *inside the training period* against the same reference. Persistent features
+  (quarterly fundamentals, 60/200-day statistics) over a short window of a small universe
+  have few independent values, so their PSI exceeds 0.2 even in sample (on the 4-symbol
+  sample data, ~50 of ~80 features do). ``drifted_features_unusual`` counts major-drift
+  features whose PSI also exceeds their in-sample 90th percentile.
+* Rolling accuracy: share of the last ``rolling_window`` *resolved* predictions (outcome known,
+  see :func:`signals.monitoring.predictions_log.resolve_outcomes`) whose predicted class was right. It
+  is only judged against ``accuracy_threshold`` once a full window is available; with fewer
+  resolved predictions it is reported but neither alerts nor triggers a retrain.
+* Staleness: the champion's age, measured against an injectable clock, against
+  ``ml.model_staleness_days``.
+
+:func:`decide_retrain` is the pure retrain rule: retrain when at least
+``drifted_features_for_retrain`` features have major drift, or the (full-window) rolling
+accuracy is below the threshold, or the model is stale.
+
+Everything here is computation (frames in, dataclasses out) plus the heatmap renderer; the
+MLflow / Redis / alert side effects live in :mod:`signals.lifecycle.monitor`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from signals.core.errors import SignalsError
+from signals.core.vocabulary import utc_now
+from signals.features.spec import names_for
+from signals.monitoring.alerts import Alert
+from signals.monitoring.psi import LEVEL_MAJOR, LEVEL_MINOR, QuantileBinner, evidently_psi, psi_codes, psi_level
+
+if TYPE_CHECKING:  # pragma: no cover
+    from signals.monitoring.alerts import Alert
+    from signals.settings.model import Settings
+
+
+class MonitoringError(SignalsError):
+    """The monitor cannot run on the inputs given (e.g. no overlapping features)."""
+
+
+def _as_utc(ts: datetime | pd.Timestamp) -> datetime:
+    t = pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.to_pydatetime()
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class DriftResult:
+    psi: pd.Series  # feature -> PSI
+    levels: pd.Series  # feature -> none | minor | major
+    n_reference: int
+    n_current: int
+    engine: str
+    window_start: pd.Timestamp | None = None
+    window_end: pd.Timestamp | None = None
+    psi_major: float = 0.2
+    excluded: tuple[str, ...] = ()  # PSI reported, never counted (calendar features)
+    baseline_p90: pd.Series | None = None  # feature -> 90th pct of in-sample window PSI
+    n_baseline_windows: int = 0
+    snapshot: Any = field(default=None, repr=False)  # Evidently snapshot (save_html)
+
+    @property
+    def counted(self) -> pd.Series:
+        return pd.Series(~self.psi.index.isin(list(self.excluded)), index=self.psi.index)
+
+    @property
+    def n_major(self) -> int:
+        """Counted features with PSI > major: what the retrain rule uses."""
+        return int(((self.levels == LEVEL_MAJOR) & self.counted).sum())
+
+    @property
+    def n_minor(self) -> int:
+        return int(((self.levels == LEVEL_MINOR) & self.counted).sum())
+
+    @property
+    def unusual(self) -> pd.Series:
+        """Major drift *and* above the feature's in-sample 90th percentile (False without a baseline)."""
+        if self.baseline_p90 is None:
+            return pd.Series(False, index=self.psi.index)
+        base = self.baseline_p90.reindex(self.psi.index)
+        return (self.levels == LEVEL_MAJOR) & self.counted & (self.psi > base.fillna(-np.inf))
+
+    @property
+    def n_major_unusual(self) -> int | None:
+        return int(self.unusual.sum()) if self.baseline_p90 is not None else None
+
+    @property
+    def max_psi(self) -> float:
+        psi = self.psi[self.counted]
+        return float(psi.max()) if len(psi) else 0.0
+
+    def drifted(self) -> list[str]:
+        mask = (self.levels == LEVEL_MAJOR) & self.counted
+        return self.psi[mask].sort_values(ascending=False).index.tolist()
+
+    def table(self) -> pd.DataFrame:
+        out = pd.DataFrame(
+            {
+                "feature": self.psi.index,
+                "psi": self.psi.to_numpy(),
+                "level": self.levels.to_numpy(),
+                "counted": self.counted.to_numpy(),
+            }
+        )
+        if self.baseline_p90 is not None:
+            out["in_sample_p90"] = self.baseline_p90.reindex(self.psi.index).to_numpy()
+            out["unusual"] = self.unusual.to_numpy()
+        return out
+
+
+@dataclass
+class AccuracyResult:
+    accuracy: float | None  # None when nothing is resolved yet
+    n: int  # resolved predictions used (<= window)
+    window: int
+    threshold: float
+
+    @property
+    def sufficient(self) -> bool:
+        return self.n >= self.window
+
+    @property
+    def below(self) -> bool:
+        return self.sufficient and self.accuracy is not None and self.accuracy < self.threshold
+
+
+@dataclass
+class StalenessResult:
+    created_at: datetime
+    checked_at: datetime
+    max_days: float
+
+    @property
+    def age_days(self) -> float:
+        return (self.checked_at - self.created_at).total_seconds() / 86400.0
+
+    @property
+    def stale(self) -> bool:
+        return self.age_days > self.max_days
+
+
+@dataclass
+class RetrainDecision:
+    needed: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MonitorReport:
+    drift: DriftResult
+    accuracy: AccuracyResult
+    staleness: StalenessResult
+    decision: RetrainDecision
+
+    def summary(self) -> dict[str, Any]:
+        a, s, d = self.accuracy, self.staleness, self.drift
+        return {
+            "drifted_features": d.n_major,
+            "minor_drift_features": d.n_minor,
+            "drifted_features_unusual": d.n_major_unusual,
+            "baseline_windows": d.n_baseline_windows,
+            "excluded_features": list(d.excluded),
+            "max_psi": d.max_psi,
+            "top_drifted": d.drifted()[:10],
+            "n_reference": d.n_reference,
+            "n_current": d.n_current,
+            "rolling_accuracy": a.accuracy,
+            "n_resolved": a.n,
+            "accuracy_window": a.window,
+            "accuracy_below_threshold": a.below,
+            "model_age_days": round(s.age_days, 3),
+            "stale": s.stale,
+            "retrain_needed": self.decision.needed,
+            "reasons": list(self.decision.reasons),
+        }
+
+
+def decide_retrain(
+    drift: DriftResult,
+    accuracy: AccuracyResult,
+    staleness: StalenessResult,
+    *,
+    drifted_features_for_retrain: int,
+    drift_rule: str = "psi",
+) -> RetrainDecision:
+    """The retrain rule (pure): major drift on enough features, low accuracy, or a stale model.
+
+    ``drift_rule="psi"`` counts every feature with PSI above the major threshold (the spec's
+    rule). ``"unusual"`` counts only those that are also above their own in-sample 90th
+    percentile: slow features (quarterly fundamentals, 200-day statistics) have large PSI
+    between any short window and a multi-year reference even without a regime change, so on a
+    small universe the plain count fires on every check.
+    """
+    reasons = []
+    if drift_rule == "unusual" and drift.n_major_unusual is not None:
+        n, what = drift.n_major_unusual, "PSI > major threshold and above their in-sample 90th percentile"
+    else:
+        n, what = drift.n_major, "PSI > major threshold"
+    if n >= drifted_features_for_retrain:
+        reasons.append(f"drift: {n} feature(s) with {what} (>= {drifted_features_for_retrain} triggers a retrain)")
+    if accuracy.below:
+        reasons.append(
+            f"accuracy: rolling accuracy {accuracy.accuracy:.3f} over the last {accuracy.n} resolved "
+            f"predictions is below {accuracy.threshold:.2f}"
+        )
+    if staleness.stale:
+        reasons.append(f"staleness: champion is {staleness.age_days:.1f} days old (limit {staleness.max_days:g})")
+    return RetrainDecision(needed=bool(reasons), reasons=reasons)
+
+
+# --------------------------------------------------------------------------- monitor
+class ModelMonitor:
+    """Compares recent features with the champion's training reference; judges accuracy and age."""
+
+    def __init__(
+        self,
+        reference: pd.DataFrame,
+        *,
+        psi_bins: int = 10,
+        psi_minor: float = 0.1,
+        psi_major: float = 0.2,
+        drifted_features_for_retrain: int = 5,
+        drift_rule: str = "psi",
+        rolling_window: int = 100,
+        accuracy_threshold: float = 0.5,
+        staleness_days: float = 14,
+        clock: Callable[[], datetime] = utc_now,
+        exclude: Sequence[str] = (),
+    ) -> None:
+        if reference is None or reference.empty:
+            raise MonitoringError("the drift reference sample is empty")
+        self.reference = reference.reset_index(drop=True)
+        self.psi_bins = psi_bins
+        self.psi_minor = psi_minor
+        self.psi_major = psi_major
+        self.drifted_features_for_retrain = drifted_features_for_retrain
+        self.drift_rule = drift_rule
+        self.rolling_window = rolling_window
+        self.accuracy_threshold = accuracy_threshold
+        self.staleness_days = staleness_days
+        self.clock = clock
+        self.exclude = tuple(c for c in exclude if c in self.reference.columns)
+        self.binner = QuantileBinner(psi_bins).fit(self.reference)
+        self._ref_codes = self.binner.transform(self.reference)
+
+    @classmethod
+    def from_settings(
+        cls, settings: "Settings", reference: pd.DataFrame, *, clock: Callable[[], datetime] = utc_now
+    ) -> "ModelMonitor":
+        m = settings.monitoring
+        return cls(
+            reference,
+            psi_bins=m.psi_bins,
+            psi_minor=m.psi_minor,
+            psi_major=m.psi_major,
+            drifted_features_for_retrain=m.drifted_features_for_retrain,
+            drift_rule=m.drift_rule,
+            rolling_window=m.rolling_window,
+            accuracy_threshold=m.accuracy_threshold,
+            staleness_days=settings.ml.model_staleness_days,
+            clock=clock,
+            exclude=calendar_features(),
+        )
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.binner.columns_)
+
+    # ------------------------------------------------------------------ drift
+    def check_drift(
+        self, current: pd.DataFrame, *, engine: str = "evidently", history: pd.DataFrame | None = None,
+        baseline_end: object = None, n_baseline_windows: int = 12,
+    ) -> DriftResult:
+        """PSI per reference feature; ``engine`` = ``evidently`` (with an HTML report) or ``numpy``.
+
+        With ``history`` (feature rows indexed by (symbol, date)) and ``baseline_end`` (the end of
+        the model's training data), also the in-sample baseline: see :meth:`baseline_psi`.
+        """
+        self._check_columns(current)
+        cur_codes = self.binner.transform(current)
+        if engine == "evidently":
+            psi, snapshot = evidently_psi(self._ref_codes, cur_codes)
+        elif engine == "numpy":
+            psi, snapshot = psi_codes(self._ref_codes, cur_codes), None
+        else:
+            raise ValueError(f"engine must be 'evidently' or 'numpy', got {engine!r}")
+        levels = psi.map(lambda v: psi_level(v, self.psi_minor, self.psi_major))
+        dates = _dates_of(current)
+        base = None
+        if history is not None and baseline_end is not None:
+            window_len = max(1, len(pd.DatetimeIndex(dates).unique()))
+            base = self.baseline_psi(history, end=baseline_end, window=window_len, n_windows=n_baseline_windows)
+        return DriftResult(
+            psi=psi,
+            levels=levels,
+            n_reference=len(self.reference),
+            n_current=len(current),
+            engine=engine,
+            window_start=dates.min() if len(dates) else None,
+            window_end=dates.max() if len(dates) else None,
+            psi_major=self.psi_major,
+            excluded=self.exclude,
+            baseline_p90=None if base is None or base.empty else base.quantile(0.9, axis=1),
+            n_baseline_windows=0 if base is None else base.shape[1],
+            snapshot=snapshot,
+        )
+
+    def _check_columns(self, frame: pd.DataFrame) -> None:
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            raise MonitoringError(
+                f"the current window lacks {len(missing)} of the model's {len(self.features)} features, "
+                f"e.g. {missing[:5]} (was the feature set changed since the champion was trained?)"
+            )
+        if frame.empty:
+            raise MonitoringError("the current feature window is empty")
+
+    def baseline_psi(self, history: pd.DataFrame, *, end: object, window: int, n_windows: int = 12) -> pd.DataFrame:
+        """PSI (numpy, same binning) of ``n_windows`` in-sample windows vs the reference.
+
+        Windows of ``window`` trading dates end at evenly spaced dates of ``history`` up to
+        ``end`` (the model's training end). They show how large PSI gets for this window length
+        when nothing has changed: persistent features (quarterly fundamentals, 60/200-day
+        statistics) sampled over a short window of a small universe have few effectively
+        independent values, so their PSI is large even in sample. Returns features x window-end.
+        """
+        dates = _dates_of(history)
+        cal = pd.DatetimeIndex(dates.unique()).sort_values()
+        cal = cal[cal <= pd.Timestamp(end)]
+        if len(cal) < window + 1 or n_windows < 1:
+            return pd.DataFrame(index=self.features)
+        ends = np.unique(np.linspace(window - 1, len(cal) - 1, n_windows).round().astype(int))
+        cols = {}
+        for e in ends:
+            span = cal[e - window + 1 : e + 1]
+            rows = history[dates.isin(span)]
+            if rows.empty:
+                continue
+            cols[cal[e]] = psi_codes(self._ref_codes, self.binner.transform(rows))
+        return pd.DataFrame(cols)
+
+    # ------------------------------------------------------------------ accuracy
+    def check_accuracy(self, resolved: pd.DataFrame) -> AccuracyResult:
+        """Accuracy over the newest ``rolling_window`` resolved predictions (by date, then symbol)."""
+        if resolved is None or resolved.empty:
+            return AccuracyResult(None, 0, self.rolling_window, self.accuracy_threshold)
+        r = resolved.sort_values(["date", "symbol"], kind="stable").tail(self.rolling_window)
+        acc = float(np.mean(r["correct"].astype(bool)))
+        return AccuracyResult(acc, len(r), self.rolling_window, self.accuracy_threshold)
+
+    # ------------------------------------------------------------------ staleness
+    def check_staleness(self, created_at: datetime) -> StalenessResult:
+        return StalenessResult(_as_utc(created_at), _as_utc(self.clock()), float(self.staleness_days))
+
+    # ------------------------------------------------------------------ all together
+    def evaluate(
+        self, current: pd.DataFrame, resolved: pd.DataFrame, created_at: datetime, *, engine: str = "evidently",
+        history: pd.DataFrame | None = None, baseline_end: object = None,
+    ) -> MonitorReport:
+        drift = self.check_drift(current, engine=engine, history=history, baseline_end=baseline_end)
+        accuracy = self.check_accuracy(resolved)
+        staleness = self.check_staleness(created_at)
+        decision = decide_retrain(
+            drift, accuracy, staleness, drifted_features_for_retrain=self.drifted_features_for_retrain,
+            drift_rule=self.drift_rule,
+        )
+        return MonitorReport(drift, accuracy, staleness, decision)
+
+
+def calendar_features() -> tuple[str, ...]:
+    """The feature spec's temporal (calendar) features: day of week, month, quarter, ...
+
+    They are deterministic functions of the date, so a window of a few weeks can never match
+    a multi-year reference (a 60-day window holds 2-3 months): their PSI is large by
+    construction, not because the world changed. They are reported, never counted.
+    """
+    try:
+
+        return tuple(names_for("temporal"))
+    except Exception:  # noqa: BLE001 - no registry: nothing excluded
+        return ()
+
+
+def _dates_of(frame: pd.DataFrame) -> pd.DatetimeIndex:
+    idx = frame.index
+    if isinstance(idx, pd.MultiIndex):
+        level = "date" if "date" in idx.names else idx.nlevels - 1
+        return pd.DatetimeIndex(idx.get_level_values(level))
+    if isinstance(idx, pd.DatetimeIndex):
+        return idx
+    if "date" in frame.columns:
+        return pd.DatetimeIndex(frame["date"])
+    return pd.DatetimeIndex([])
+
+
+# --------------------------------------------------------------------------- alerts
+def build_alerts(report: MonitorReport, subject: str, check_date: object) -> list["Alert"]:
+    """One alert per problem (drift / accuracy / staleness); dedup key = kind + ``subject``."""
+
+    day = pd.Timestamp(check_date).date().isoformat() if check_date is not None else ""
+    out = []
+    d, a, s = report.drift, report.accuracy, report.staleness
+    if d.n_major > 0:
+        top = ", ".join(f"{f} ({d.psi[f]:.2f})" for f in d.drifted()[:5])
+        if d.n_major_unusual is not None:
+            top += f"; {d.n_major_unusual} above their in-sample 90th percentile"
+        out.append(
+            Alert(
+                kind="drift",
+                subject=subject,
+                title=f"Feature drift on {subject}",
+                message=f"{d.n_major} feature(s) with major drift (PSI > {d.psi_major:g}) as of {day}: {top}",
+                severity="critical" if report.decision.needed else "warning",
+                fields={
+                    "drifted_features": d.n_major,
+                    "drifted_features_unusual": d.n_major_unusual if d.n_major_unusual is not None else "n/a",
+                    "max_psi": d.max_psi,
+                    "check_date": day,
+                },
+            )
+        )
+    if a.below:
+        out.append(
+            Alert(
+                kind="accuracy",
+                subject=subject,
+                title=f"Rolling accuracy low on {subject}",
+                message=f"accuracy {a.accuracy:.3f} over the last {a.n} resolved predictions < {a.threshold:.2f}",
+                severity="critical",
+                fields={"rolling_accuracy": a.accuracy, "n_resolved": a.n, "check_date": day},
+            )
+        )
+    if s.stale:
+        out.append(
+            Alert(
+                kind="staleness",
+                subject=subject,
+                title=f"Model {subject} is stale",
+                message=f"the champion is {s.age_days:.1f} days old (limit {s.max_days:g} days)",
+                severity="warning",
+                fields={"model_age_days": round(s.age_days, 2), "created_at": s.created_at.isoformat()},
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- heatmap
+def psi_heatmap(history: pd.DataFrame, path: str | Path, *, minor: float = 0.1, major: float = 0.2, title: str = "") -> Path:
+    """PNG heatmap of PSI, features (rows) x check dates (columns); NaN cells (no check) blank."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h = history.copy()
+    h.columns = [pd.Timestamp(c).date().isoformat() for c in h.columns]
+    n_rows, n_cols = max(len(h.index), 1), max(len(h.columns), 1)
+    fig_h = min(2 + 0.22 * n_rows, 40)
+    fig_w = min(4 + 0.45 * n_cols, 30)
+    fig, ax = plt.subplots(figsize=(fig_w, fig_h))
+    top = max(float(np.nanmax(h.to_numpy())) if h.size and np.isfinite(h.to_numpy()).any() else 0.0, major * 2.5)
+    bounds = [0.0, minor / 2, minor, (minor + major) / 2, major, major * 1.5, major * 2.5, max(top, major * 2.5 + 1e-9)]
+    cmap = ListedColormap(["#f7fcf5", "#c7e9c0", "#fff7bc", "#fee391", "#fdae6b", "#e6550d", "#a50f15"])
+    norm = BoundaryNorm(bounds, cmap.N, clip=True)
+    data = np.ma.masked_invalid(h.to_numpy(dtype=float))
+    im = ax.imshow(data, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
+    ax.set_yticks(range(len(h.index)))
+    ax.set_yticklabels(list(h.index), fontsize=7)
+    ax.set_xticks(range(len(h.columns)))
+    ax.set_xticklabels(list(h.columns), rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("check date")
+    ax.set_title(title or f"PSI by feature (minor >= {minor:g}, major > {major:g})", fontsize=9)
+    cbar = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
+    cbar.set_label("PSI")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
