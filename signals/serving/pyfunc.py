@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
 from signals.registry.client import ModelRegistry
 from signals.registry.types import NoChampionError
@@ -25,10 +27,11 @@ from signals.serving.predictor import (
     BOOSTER_FILE,
     CALIBRATOR_FILE,
     CONFIG_FILE,
-    OUTPUT_COLUMNS,
     REFERENCE_FILE,
+    FeatureMismatchError,
     SignalPredictor,
 )
+from signals.serving.schema import RECORD_FIELDS, SCHEMA_ID, signal_record
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings
@@ -44,34 +47,101 @@ def pinned_requirements() -> list[str]:
     return [f"{pkg}=={metadata.version(pkg)}" for pkg in _RUNTIME_PACKAGES]
 
 
+#: environment variables ``signals serve`` sets so the served model can name itself per row
+ENV_MODEL_NAME = "SIGNALS_MODEL_NAME"
+ENV_MODEL_VERSION = "SIGNALS_MODEL_VERSION"
+#: optional request columns echoed into each record (see signals/serving/schema.py)
+ID_COLUMNS = ("symbol", "as_of")
+
+
+class InputColumnsError(MlflowException):
+    """A request whose columns do not fit the model: a 400 whose message names the columns.
+
+    MLflow's scoring server prefixes every ``MlflowException`` raised by ``predict`` with a dump
+    of the whole input frame (``Failed to predict data '...'``), burying the cause under
+    kilobytes of numbers. This exception keeps the message it was raised with.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=BAD_REQUEST)
+
+    @property
+    def message(self) -> str:  # type: ignore[override]
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if not hasattr(self, "_message"):
+            self._message = value
+
+
 class SignalModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper around :class:`SignalPredictor`."""
+    """pyfunc wrapper around :class:`SignalPredictor`: one signal record per input row."""
 
     def load_context(self, context: Any) -> None:
         a = context.artifacts
         self.predictor = SignalPredictor.load(a["booster"], a["calibrator"], a["config"])
+        self.model_name = os.environ.get(ENV_MODEL_NAME) or None
+        self.model_version = os.environ.get(ENV_MODEL_VERSION) or None
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        out = self.predictor.predict_frame(frame)
-        return out.reset_index(drop=True)
+        try:  # columns first: a bad request is named before any row is looked at
+            out = self.predictor.predict_frame(frame)
+        except FeatureMismatchError as exc:
+            raise InputColumnsError(str(exc)) from None
+        return records_frame(
+            out,
+            model_name=self.model_name,
+            model_version=self.model_version,
+            symbols=frame["symbol"] if "symbol" in frame.columns else None,
+            as_of=frame["as_of"] if "as_of" in frame.columns else None,
+            horizon=self.predictor.metadata.get("prediction_horizon"),
+            threshold=self.predictor.confidence_threshold,
+        )
+
+
+def records_frame(
+    out: pd.DataFrame,
+    *,
+    model_name: str | None,
+    model_version: str | None,
+    symbols: Any,
+    as_of: Any,
+    horizon: int | None,
+    threshold: float,
+) -> pd.DataFrame:
+    """:func:`SignalPredictor.predict_frame` output -> one :func:`signal_record` per row."""
+    n = len(out)
+    syms = list(symbols) if symbols is not None else [None] * n
+    dates = list(as_of) if as_of is not None else [None] * n
+    records = [
+        signal_record(
+            model_name=model_name, model_version=model_version, symbol=syms[i], as_of=dates[i], horizon=horizon,
+            threshold=threshold, p_down=r.p_down, p_flat=r.p_flat, p_up=r.p_up, predicted_class=int(r.predicted_class),
+            confidence=r.confidence, signal=r.signal, reason=r.reason,
+        )
+        for i, r in enumerate(out.itertuples(index=False))
+    ]
+    return pd.DataFrame(records, columns=list(RECORD_FIELDS)).astype(object)
 
 
 def model_signature(feature_names: list[str]):
+    """Inputs: the features (double) plus optional ``symbol`` / ``as_of`` strings; outputs: the record.
+
+    The features are declared optional so that a request missing one reaches
+    :meth:`SignalModel.predict`, which names every missing column in one short 400.
+    """
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
-    inputs = Schema([ColSpec("double", name) for name in feature_names])
-    outputs = Schema(
-        [
-            ColSpec("double", "p_down"),
-            ColSpec("double", "p_flat"),
-            ColSpec("double", "p_up"),
-            ColSpec("long", "predicted_class"),
-            ColSpec("double", "confidence"),
-            ColSpec("string", "signal"),
-        ]
+    inputs = Schema(
+        [ColSpec("double", name, required=False) for name in feature_names]
+        + [ColSpec("string", name, required=False) for name in ID_COLUMNS]
     )
+    types = {"horizon": "long", "threshold": "double", "p_down": "double", "p_flat": "double", "p_up": "double",
+             "confidence": "double"}
+    outputs = Schema([ColSpec(types.get(name, "string"), name, required=False) for name in RECORD_FIELDS])
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
@@ -113,7 +183,8 @@ def log_signal_model(
                 "feature_names": feats,
                 "confidence_threshold": predictor.confidence_threshold,
                 "classes": ["DOWN", "FLAT", "UP"],
-                "output_columns": list(OUTPUT_COLUMNS),
+                "output_columns": list(RECORD_FIELDS),
+                "output_schema": SCHEMA_ID,
                 **(metadata_extra or {}),
             },
         )
