@@ -31,7 +31,7 @@ from signals.serving.predictor import (
     FeatureMismatchError,
     SignalPredictor,
 )
-from signals.serving.schema import RECORD_FIELDS, SCHEMA_ID, signal_record
+from signals.serving.schema import ENV_MODEL_NAME, ENV_MODEL_VERSION, RECORD_FIELDS, SCHEMA_ID, signal_record
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings
@@ -47,9 +47,6 @@ def pinned_requirements() -> list[str]:
     return [f"{pkg}=={metadata.version(pkg)}" for pkg in _RUNTIME_PACKAGES]
 
 
-#: environment variables ``signals serve`` sets so the served model can name itself per row
-ENV_MODEL_NAME = "SIGNALS_MODEL_NAME"
-ENV_MODEL_VERSION = "SIGNALS_MODEL_VERSION"
 #: optional request columns echoed into each record (see signals/serving/schema.py)
 ID_COLUMNS = ("symbol", "as_of")
 

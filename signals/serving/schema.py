@@ -23,6 +23,10 @@ from signals.core.vocabulary import CLASS_NAMES, SIGNAL_NONE, SIGNALS
 
 SCHEMA_ID = "signals.signal_record/1"
 
+#: environment variables ``signals serve`` sets so the served model names itself in every record
+ENV_MODEL_NAME = "SIGNALS_MODEL_NAME"
+ENV_MODEL_VERSION = "SIGNALS_MODEL_VERSION"
+
 _NUM = {"type": "number"}
 _PROB = {"type": "number", "minimum": 0, "maximum": 1}
 _STR_OR_NULL = {"type": ["string", "null"]}

@@ -81,3 +81,173 @@ def test_strategy_never_trades_a_three_bar_listing(env):
     assert preds.loc["AAPL", "signal"] == "NONE" and preds.loc["AAPL", "reason"] == "insufficient_history"
     signals = strat.generate_signals(bars)
     assert [s.symbol for s in signals] == ["MSFT"]  # threshold 0: every judged row trades, AAPL does not
+
+
+# ----------------------------------------------------------------------------- the served model
+def _post(url: str, payload: dict | str) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    data = payload if isinstance(payload, str) else json.dumps(payload)  # json.dumps writes NaN / Infinity literals
+    req = urllib.request.Request(url, data.encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        body = err.read() or b"{}"
+        try:
+            return err.code, json.loads(body)
+        except json.JSONDecodeError:
+            return err.code, {"message": body.decode(errors="replace")}
+
+
+def _split(columns: list[str], data: list[list]) -> dict:
+    return {"dataframe_split": {"columns": columns, "data": data}}
+
+
+@pytest.fixture(scope="module")
+def server(registry_template, tmp_path_factory):
+    """One `signals serve` for every HTTP case of this module (a server start costs seconds)."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+
+    from signals.registry.client import ModelRegistry
+    from tests.conftest import free_port, wait_healthy
+    from tests.registry.support import settings_for
+
+    workdir = tmp_path_factory.mktemp("bad-input-serve")
+    shutil.copy(registry_template.db, workdir / "mlflow.db")
+    settings = settings_for(workdir, enabled=False)
+    reg = ModelRegistry.from_settings(settings, mirror=False)
+    run = registry_template.runs["base"]
+    reg.register(None, run.model_uri, run.metrics, run_id=run.run_id)
+    reg.promote("1")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SA_", "MLFLOW_"))}
+    env.update({"SA_MLFLOW__TRACKING_URI": settings.mlflow.tracking_uri, "SA_REDIS__ENABLED": "false",
+                "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"})
+    log_path = workdir / "serve.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "signals.cli", "serve", "--port", str(port)], cwd=workdir,
+                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, proc, log_path, timeout=60, what="signals serve")
+        yield base, port, env, workdir
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+from tests.registry.support import FEATURES, registry_template  # noqa: E402,F401 - fixture
+
+GOOD = [0.1] * len(FEATURES)
+
+
+def _one(server, columns, row) -> tuple[int, dict]:
+    return _post(f"{server[0]}/invocations", _split(columns, [row]))
+
+
+def test_all_null_row_is_none_not_a_trade(server):
+    status, body = _one(server, FEATURES, [None] * len(FEATURES))
+    assert status == 200, body
+    rec = body["predictions"][0]
+    assert rec["signal"] == "NONE" and rec["reason"] == f"missing_features: all {len(FEATURES)}"
+
+
+@pytest.mark.parametrize("literal", [float("nan"), float("inf"), float("-inf")])
+def test_json_nan_and_infinity_literals_are_missing_values(server, literal):
+    status, body = _one(server, FEATURES, [literal] * len(FEATURES))
+    assert status == 200, body
+    assert body["predictions"][0]["signal"] == "NONE"
+    assert body["predictions"][0]["reason"].startswith("missing_features: all")
+
+
+def test_a_row_missing_most_features_names_them(server):
+    row = [float("nan")] * 3 + GOOD[3:]
+    status, body = _one(server, FEATURES, row)
+    assert status == 200, body
+    assert body["predictions"][0] == {**body["predictions"][0], "signal": "NONE",
+                                      "reason": "missing_features: f0, f1, f2"}
+
+
+def test_a_good_row_is_judged_and_describes_itself(server):
+    from signals.serving.schema import validate_record
+
+    status, body = _post(f"{server[0]}/invocations", _split([*FEATURES, "symbol", "as_of"], [[*GOOD, "AAPL", "2013-03-01"]]))
+    assert status == 200, body
+    rec = body["predictions"][0]
+    assert validate_record(rec) == []
+    assert rec["symbol"] == "AAPL" and rec["as_of"] == "2013-03-01T00:00:00+00:00"
+    assert rec["valid_until"] == "2013-03-08T00:00:00+00:00" and rec["horizon"] == 5
+    assert rec["reason"] is None or rec["signal"] == "NONE"
+
+
+def test_missing_column_400_leads_with_the_column_names(server):
+    status, body = _one(server, FEATURES[2:], GOOD[2:])
+    assert status == 400
+    assert body["message"].startswith("missing feature column(s): f0, f1 (2 of the 8"), body
+    assert len(body["message"]) < 300  # no frame dump
+
+
+def test_wrong_dtype_column_is_a_400_naming_the_column(server):
+    status, body = _one(server, FEATURES, ["x", *GOOD[1:]])
+    assert status == 400
+    assert "f0" in body["message"]
+
+
+def test_extra_unknown_columns_are_ignored(server):
+    status, body = _post(f"{server[0]}/invocations", _split([*FEATURES, "surprise"], [[*GOOD, 1.0]]))
+    assert status == 200, body
+    assert len(body["predictions"]) == 1 and "surprise" not in body["predictions"][0]
+
+
+def test_empty_payloads(server):
+    status, body = _post(f"{server[0]}/invocations", _split(FEATURES, []))
+    assert status == 200 and body["predictions"] == []
+    status, body = _post(f"{server[0]}/invocations", {})
+    assert status == 400 and "dataframe_split" in json.dumps(body)
+    status, body = _post(f"{server[0]}/invocations", "{not json")
+    assert status == 400
+
+
+def _cli(monkeypatch, capsys, *args, **env):
+    from signals.cli import main
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(sys, "argv", ["signals", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_busy_port_is_a_one_line_error(server, monkeypatch, capsys):
+    base, port, env, workdir = server
+    monkeypatch.chdir(workdir)
+    code, err = _cli(monkeypatch, capsys, "serve", "--port", str(port),
+                     SA_MLFLOW__TRACKING_URI=env["SA_MLFLOW__TRACKING_URI"], SA_REDIS__ENABLED="false")
+    assert code == 1 and f"Error: port {port} is in use" in err and "Traceback" not in err
+
+
+def test_serving_an_unknown_model_is_a_clear_error(server, monkeypatch, capsys):
+    from tests.conftest import free_port
+
+    base, port, env, workdir = server
+    monkeypatch.chdir(workdir)
+    code, err = _cli(monkeypatch, capsys, "serve", "--port", str(free_port()),
+                     SA_MLFLOW__TRACKING_URI=env["SA_MLFLOW__TRACKING_URI"], SA_REDIS__ENABLED="false",
+                     SA_MLFLOW__MODEL_NAME="no-such-model")
+    assert code == 1 and "no-such-model" in err and "Traceback" not in err
+    assert not (Path(workdir) / "mlflow.db-journal").exists()
