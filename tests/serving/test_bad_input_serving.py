@@ -251,3 +251,49 @@ def test_serving_an_unknown_model_is_a_clear_error(server, monkeypatch, capsys):
                      SA_MLFLOW__MODEL_NAME="no-such-model")
     assert code == 1 and "no-such-model" in err and "Traceback" not in err
     assert not (Path(workdir) / "mlflow.db-journal").exists()
+
+
+def test_cli_generate_on_a_data_dir_with_a_three_bar_listing(env, tmp_path, monkeypatch, capsys, caplog):
+    """`signals data export`, cut AAPL to its last 3 bars, `signals generate`: AAPL is NONE with a
+    warning naming it, every symbol is in the JSON, exit 0."""
+    from signals.serving.schema import validate_record
+
+    base = dict(SA_MLFLOW__TRACKING_URI=env.settings.mlflow.tracking_uri, SA_REDIS__ENABLED="false",
+                SA_FEATURES__CACHE_DIR=str(tmp_path / "cache"), SA_ML__CONFIDENCE_THRESHOLD="0.4")
+    code, err = _cli(monkeypatch, capsys, "data", "export", str(tmp_path / "data"), **base)
+    assert code == 0, err
+    path = tmp_path / "data" / "bars" / "AAPL.parquet"
+    bars = pd.read_parquet(path)
+    bars[pd.to_datetime(bars["date"]) <= AS_OF].tail(3).to_parquet(path)
+    data_env = {**base, "SA_DATA__PROVIDER": "parquet", "SA_DATA__PATH": str(tmp_path / "data")}
+    log_before = sorted(Path(".").rglob("*.parquet"))
+
+    monkeypatch.setattr(sys, "argv", ["signals", "generate", "--as-of", AS_OF, "--json", "--no-publish"])
+    from signals.cli import main
+
+    for k, v in data_env.items():
+        monkeypatch.setenv(k, v)
+    with caplog.at_level(logging.WARNING, logger="signals"):  # the CLI logs warnings to stderr
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    doc = json.loads(captured.out)
+    recs = {r["symbol"]: r for r in doc["signals"]}
+    assert set(recs) == {"AAPL", "GOOG", "IBM", "MSFT"}
+    assert recs["AAPL"]["signal"] == "NONE" and recs["AAPL"]["reason"] == "insufficient_history"
+    assert all(validate_record(r) == [] for r in doc["signals"])
+    assert any("AAPL" in m and "insufficient_history" in m for m in caplog.messages)
+    assert len(sorted(Path(".").rglob("*.parquet"))) <= len(log_before) + 1  # only the predictions log
+
+    monkeypatch.setattr(sys, "argv", ["signals", "generate", "--as-of", AS_OF, "--no-publish"])
+    try:
+        main()
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    table = capsys.readouterr().out
+    aapl_line = next(line for line in table.splitlines() if line.startswith("AAPL"))
+    assert "NONE" in aapl_line and "insufficient_history" in aapl_line and "FLAT" not in table.split("\n")[1]
