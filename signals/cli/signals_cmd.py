@@ -62,7 +62,7 @@ def generate(ctx: Context, as_of: str | None, symbols: tuple[str, ...], replay_d
     ]
     print_table(rows, ["symbol", "signal", "class", "confidence", "p_down", "p_flat", "p_up", "reason"])
     click.echo("")
-    click.echo(f"{len(signals)} signal(s): " + (", ".join(f"{r['symbol']} {r['direction']}" for r in signals_table(signals)) or "none"))
+    click.echo(f"{len(signals)} signal(s): " + (", ".join(f"{r['symbol']} {r['signal']}" for r in signals_table(signals)) or "none"))
     extra = f" over {len(out.dates)} dates" if len(out.dates) > 1 else ""
     click.echo(f"{len(out.predictions)} prediction(s){extra} appended to the predictions log")
     if out.n_in_sample:

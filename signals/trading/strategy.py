@@ -286,7 +286,7 @@ class MLSignalStrategy(BaseStrategy):
                     strength=float(row.confidence),
                     strategy_name=self.name,
                     metadata={
-                        "prediction_class": int(row.predicted_class),
+                        "predicted_class": CLASS_LABELS[int(row.predicted_class)],
                         "confidence": float(row.confidence),
                         "model_version": str(row.model_version),
                         "p_down": float(row.p_down),
@@ -312,9 +312,9 @@ def signals_table(signals: Iterable[Signal]) -> list[dict[str, Any]]:
         {
             "symbol": s.symbol,
             "date": pd.Timestamp(s.timestamp).date().isoformat(),
-            "direction": s.direction.value,
+            "signal": s.direction.value,
             "strength": float(np.round(s.strength, 4)),
-            "class": CLASS_LABELS.get(int(s.metadata.get("prediction_class", -1)), "?"),
+            "class": s.metadata.get("predicted_class", "?"),
             "model_version": s.metadata.get("model_version"),
         }
         for s in signals

@@ -114,7 +114,7 @@ def test_signals_long_short_and_nothing_for_flat_or_unconfident(settings):
     assert isinstance(a, Signal) and a.strategy_name == "MLSignalStrategy"
     assert a.timestamp == datetime(2020, 1, 2)  # the last bar
     assert a.strength == pytest.approx(0.7)
-    assert a.metadata["prediction_class"] == 2 and a.metadata["confidence"] == pytest.approx(0.7)
+    assert a.metadata["predicted_class"] == "UP" and a.metadata["confidence"] == pytest.approx(0.7)
     assert a.metadata["model_version"] == "7"
     d = a.to_dict()
     assert d["direction"] == "LONG" and d["timestamp"] == "2020-01-02T00:00:00" and d["model_version"] == "7"
