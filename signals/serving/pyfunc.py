@@ -92,10 +92,22 @@ class SignalModel(mlflow.pyfunc.PythonModel):
             model_name=self.model_name,
             model_version=self.model_version,
             symbols=frame["symbol"] if "symbol" in frame.columns else None,
-            as_of=frame["as_of"] if "as_of" in frame.columns else None,
+            as_of=_as_of_column(frame),
             horizon=self.predictor.metadata.get("prediction_horizon"),
             threshold=self.predictor.confidence_threshold,
         )
+
+
+def _as_of_column(frame: pd.DataFrame) -> pd.Series | None:
+    """The optional ``as_of`` column as timestamps; an unparseable value is a 400 naming it."""
+    if "as_of" not in frame.columns:
+        return None
+    raw = frame["as_of"]
+    parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+    bad = raw[parsed.isna() & raw.notna()]
+    if len(bad):
+        raise InputColumnsError(f"as_of: {bad.iloc[0]!r} is not an ISO date (row {bad.index[0]}); e.g. 2013-03-01")
+    return parsed
 
 
 def records_frame(

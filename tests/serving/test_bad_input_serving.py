@@ -297,3 +297,34 @@ def test_cli_generate_on_a_data_dir_with_a_three_bar_listing(env, tmp_path, monk
     table = capsys.readouterr().out
     aapl_line = next(line for line in table.splitlines() if line.startswith("AAPL"))
     assert "NONE" in aapl_line and "insufficient_history" in aapl_line and "FLAT" not in table.split("\n")[1]
+
+
+def test_an_unparseable_as_of_is_a_400_naming_the_column(server):
+    status, body = _post(f"{server[0]}/invocations", _split([*FEATURES, "as_of"], [[*GOOD, "yesterday"]]))
+    assert status == 400
+    assert body["message"].startswith("as_of: 'yesterday' is not an ISO date"), body
+
+
+def test_serve_with_zero_workers_is_a_usage_error(monkeypatch, capsys):
+    code, err = _cli(monkeypatch, capsys, "serve", "--workers", "0")
+    assert code == 2 and "--workers" in err
+
+
+def test_train_on_a_three_bar_listing_is_an_error_and_leaves_no_run(env, tmp_path, monkeypatch, capsys):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    base = dict(SA_MLFLOW__TRACKING_URI=uri, SA_REDIS__ENABLED="false", SA_FEATURES__CACHE_DIR=str(tmp_path / "cache"))
+    code, err = _cli(monkeypatch, capsys, "data", "export", str(tmp_path / "data"), "-s", "AAPL", **base)
+    assert code == 0, err
+    path = tmp_path / "data" / "bars" / "AAPL.parquet"
+    pd.read_parquet(path).tail(3).to_parquet(path)
+    monkeypatch.chdir(tmp_path)
+    code, err = _cli(monkeypatch, capsys, "train", "-s", "AAPL", SA_DATA__PROVIDER="parquet",
+                     SA_DATA__PATH=str(tmp_path / "data"), **base)
+    assert code == 1 and "Traceback" not in err and "NaTType" not in err
+    assert "Error: no labelled training rows" in err and "AAPL: only 3 bar(s)" in err
+    if (tmp_path / "mlflow.db").exists():
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+        assert [r for r in runs if r.info.status == "RUNNING"] == []
