@@ -101,7 +101,10 @@ class FeatureCoverage:
 
 def _finite_mask(frame: pd.DataFrame) -> np.ndarray:
     """True where a value is a finite number (NaN, +-inf, None and non-numbers are missing)."""
-    values = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
+        values = frame.to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        values = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return np.isfinite(values)
 
 
@@ -134,14 +137,14 @@ def check_rows(
     required = [f for f in (coverage.required if coverage else []) if f in pos]
     req_idx = np.array([pos[f] for f in required], dtype=np.intp)
     threshold = (coverage.min_coverage if coverage else DEFAULT_MIN_COVERAGE) if min_coverage is None else min_coverage
-    for i in range(n):
-        row = present[i]
+    fail_history = ~present[:, history].all(axis=1) if history else np.zeros(n, dtype=bool)
+    req_idx_ok = len(req_idx) > 0
+    fail_cover = present[:, req_idx].mean(axis=1) < threshold if req_idx_ok else np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(all_missing | fail_history | fail_cover):  # only failing rows are looked at
         if all_missing[i]:
             reasons[i] = f"{REASON_MISSING_FEATURES}: all {len(feature_names)}"
-        elif history and not row[history].all():
+        elif fail_history[i]:
             reasons[i] = REASON_INSUFFICIENT_HISTORY
-        elif len(req_idx):
-            have = row[req_idx]
-            if have.mean() < threshold:
-                reasons[i] = missing_reason([required[j] for j in np.flatnonzero(~have)])
+        else:
+            reasons[i] = missing_reason([required[j] for j in np.flatnonzero(~present[i, req_idx])])
     return reasons

@@ -78,3 +78,26 @@ def test_generate_json_and_redis_records_follow_the_schema(tmp_path, monkeypatch
         assert validate_record(rec) == [], rec
         assert {k: rec[k] for k in SIGNAL_SCHEMA["required"]} == printed[sym]  # the same record
         assert rec["published_at"].endswith("+00:00")
+
+
+def test_the_served_models_column_wise_records_equal_the_builder():
+    import numpy as np
+    import pandas as pd
+
+    from signals.serving.predictor import proba_to_frame
+    from signals.serving.pyfunc import _as_of_column, records_frame
+
+    p = np.random.default_rng(0).dirichlet([1, 1, 1], 50)
+    out = proba_to_frame(p, 0.5, guard=[None] * 49 + ["insufficient_history"])
+    days = ["2013-03-01", "2013-03-04"] * 24 + [None, "2013-03-05"]
+    frame = records_frame(out, model_name="m", model_version="2", symbols=[f"S{i}" for i in range(50)],
+                          as_of=_as_of_column(pd.DataFrame({"as_of": days})), horizon=5, threshold=0.5)
+    for i, rec in enumerate(frame.to_dict("records")):
+        o = out.iloc[i]
+        assert rec == signal_record(model_name="m", model_version="2", symbol=f"S{i}", as_of=days[i], horizon=5,
+                                    threshold=0.5, p_down=o.p_down, p_flat=o.p_flat, p_up=o.p_up,
+                                    predicted_class=int(o.predicted_class), confidence=o.confidence,
+                                    signal=o.signal, reason=o.reason)
+        assert validate_record(rec) == []
+    assert records_frame(out.head(0), model_name="m", model_version="2", symbols=None, as_of=None, horizon=5,
+                         threshold=0.5).empty
