@@ -119,11 +119,14 @@ def server(registry_template, tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("bad-input-serve")
     shutil.copy(registry_template.db, workdir / "mlflow.db")
-    settings = settings_for(workdir, enabled=False)
-    reg = ModelRegistry.from_settings(settings, mirror=False)
-    run = registry_template.runs["base"]
-    reg.register(None, run.model_uri, run.metrics, run_id=run.run_id)
-    reg.promote("1")
+    with pytest.MonkeyPatch.context() as mp:  # module scope runs before the autouse env cleaner
+        for key in [k for k in os.environ if k.startswith(("SA_", "MLFLOW_"))]:
+            mp.delenv(key)
+        settings = settings_for(workdir, enabled=False)
+        reg = ModelRegistry.from_settings(settings, mirror=False)
+        run = registry_template.runs["base"]
+        reg.register(None, run.model_uri, run.metrics, run_id=run.run_id)
+        reg.promote("1")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SA_", "MLFLOW_"))}
     env.update({"SA_MLFLOW__TRACKING_URI": settings.mlflow.tracking_uri, "SA_REDIS__ENABLED": "false",
