@@ -10,7 +10,8 @@ Key layout (``{p}`` is ``redis.prefix``, default ``ml``; every value is a UTF-8 
 key                             type    content
 ==============================  ======  ==========================================================
 ``{p}:models:{version_id}``     HASH    one registered version: ``version_id``, ``path`` (the
-                                        version's MLflow source), ``model_uri``
+                                        version's MLflow source as a URI; a local path is
+                                        replaced by ``model_uri``), ``model_uri``
                                         (``models:/<name>/<version>``), ``metrics`` (JSON object),
                                         ``created_at`` (ISO-8601 UTC), ``is_active`` (``1``/``0``),
                                         ``aliases`` (comma-separated), ``run_id``, ``stage``,
@@ -23,7 +24,9 @@ key                             type    content
                                         redis.stream_maxlen``); scalar fields as strings, nested
                                         values as JSON; ``ts`` (ISO-8601 UTC) added if absent
 ``{p}:signals:latest``          HASH    field per symbol -> JSON of that symbol's latest signal
-``{p}:signals:{symbol}``        HASH    the same latest signal as flat fields (``HGETALL``)
+                                        record (signals/serving/schema.py) + ``published_at``,
+                                        ``strategy_name``
+``{p}:signals:{symbol}``        HASH    the same record as flat fields (``HGETALL``; null -> "")
 ``{p}:mirror:stale``            STRING  present (JSON ``{"reason", "since"}``) while the mirror
                                         may be behind MLflow; readers should then treat it as a
                                         hint and ask MLflow
@@ -159,11 +162,25 @@ class Keys:
         return f"{self.prefix}:mirror:stale"
 
 
+def portable_source(path: str, model_uri: str) -> str:
+    """The version's source as a URI any reader of the MLflow store can resolve.
+
+    A local store records the artifact location as a path on the machine that logged it
+    (``/home/.../mlruns/...`` or ``file:///...``); that means nothing to another program, so
+    the registry URI (``models:/<name>/<version>``) stands in for it.
+    """
+    text = str(path or "")
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ("models" if text.startswith("models:/") else "")
+    if scheme in ("", "file") or text.startswith("/"):
+        return model_uri
+    return redact_text(text)  # a model source on a store URL with credentials
+
+
 def version_hash(v: VersionRecord) -> dict[str, str]:
     """The Redis hash of one version (``models:{version}``)."""
     return {
         "version_id": v.version_id,
-        "path": redact_text(v.path),  # a model source on a store URL with credentials
+        "path": portable_source(v.path, v.model_uri),
         "model_uri": v.model_uri,
         "metrics": _dumps(dict(v.metrics)),
         "created_at": v.created_at.astimezone(timezone.utc).isoformat(timespec="seconds"),

@@ -365,12 +365,7 @@ def _generate_summary(client: Any, settings: "Settings", symbols: list[str], rep
     outcome: list[Any] = []
     sig_list = run_generate(settings, symbols=symbols, replay_days=replay_days, outcome=outcome)
     sink.append(sig_list)
-    rows = [
-        {"symbol": s.symbol, "timestamp": str(s.timestamp), "direction": getattr(s.direction, "value", str(s.direction)),
-         "strength": float(s.strength),
-         **{k: v for k, v in (s.metadata or {}).items() if isinstance(v, (str, int, float))}}
-        for s in sig_list
-    ]
+    rows = outcome[0].records if outcome else []  # every symbol's signal record (signals/serving/schema.py)
     T.log_json(client, mlflow.active_run().info.run_id, rows, "signals/signals.json")
     as_of = outcome[0].as_of if outcome else None
     return {"n_signals": len(rows), "as_of": str(as_of.date()) if as_of is not None else "",

@@ -65,6 +65,7 @@ from signals.modeling.forward_calibration import ForwardChainedCalibration
 from signals.modeling.model import InsufficientDataError, xgb_params_from
 from signals.modeling.splits import frame_holdout_split
 from signals.modeling.tuning.walk_forward import OOS_COLUMNS, run_walk_forward
+from signals.serving.guard import FeatureCoverage
 from signals.serving.predictor import SignalPredictor
 from signals.settings.model import load_settings
 from signals.trading.backtest import strategy_metrics
@@ -215,6 +216,8 @@ def train_with_tracking(
         T.TAG_DATA_SYNTHETIC: str(data.source.get("synthetic", "none")),
         "params_source": source,
         **({T.TAG_TUNE_RUN: tune_id} if tune_id else {}),
+        # requested symbols without a labelled row (the reasons are in dropped_symbols.json)
+        **({"data.dropped_symbols": ",".join(data.dropped)} if data.dropped else {}),
         **{k: str(v) for k, v in window.items() if k in ("train_start", "train_end", "holdout_start", "holdout_end",
                                                           "n_train_rows")},
     }
@@ -223,12 +226,14 @@ def train_with_tracking(
         T.log_resolved_config(client, rid, settings)
         T.log_params_batch(client, rid, {f"xgb.{k}": v for k, v in chosen.items()})
         T.log_params_batch(client, rid, {
-            "params_source": source, "tune_run_id": tune_id or "", "data.symbols_used": ",".join(data.symbols),
+            "params_source": source, "tune_run_id": tune_id or "", "data.symbols_used": ",".join(s for s in data.symbols if s not in data.dropped),
             **{k: window[k] for k in ("train_start", "train_end", "holdout_start", "holdout_end", "n_train_rows")},
         })
         T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
                                digest=data.digest)
         artifacts: dict[str, str] = {}
+        if data.dropped:
+            T.log_json(client, rid, data.dropped, "dropped_symbols.json")
 
         # ---- 1. calibration evidence: out-of-sample predictions of the walk-forward
         fcc, cal_source, own_oos = oos_calibration_source(settings, client, data, tune_id, chosen)
@@ -303,7 +308,8 @@ def train_with_tracking(
             "holdout_log_loss": metrics["holdout_log_loss"],
             "holdout_prior_log_loss": metrics.get("holdout_baseline_prior_log_loss"),
         }
-        predictor = SignalPredictor.from_model(final, ml.confidence_threshold, metadata)
+        coverage = FeatureCoverage.from_training(X, ml.min_feature_coverage)  # what the guard compares rows with
+        predictor = SignalPredictor.from_model(final, ml.confidence_threshold, metadata, coverage=coverage)
         reference = reference_sample(X, settings.monitoring.reference_rows, seed=ml.seed)
         info = log_signal_model(predictor, reference=reference, input_example=X.head(5), metadata_extra=metadata)
         client.set_tag(rid, "signals.model_uri", info.model_uri)

@@ -105,6 +105,8 @@ class MLSettings(_Section):
     retrain_interval_days: int = Field(7, ge=1)
     model_staleness_days: int = Field(14, ge=1)
     confidence_threshold: float = Field(0.55, ge=0, le=1)
+    # share of the features present in >= 99 % of training rows a row must have to get a signal
+    min_feature_coverage: float = Field(0.9, ge=0, le=1)
     # auto: identity / temperature / sigmoid / isotonic chosen by forward-chained log-loss
     # (signals/modeling/forward_calibration.py); a method name fixes it
     calibration_method: Literal["auto", "identity", "temperature", "sigmoid", "isotonic"] = "auto"

