@@ -40,7 +40,7 @@ def check(ctx: Context, symbols: tuple[str, ...], provider: str | None, path: st
     click.echo(f"source: {summary['source']}")
     print_table(summary["symbols"], ["symbol", "rows", "first", "last", "gaps", "adjusted_rows", "bars", "fixes"])
     click.echo("")
-    print_table(summary["tables"], ["table", "rows", "symbols", "first_available", "last_available", "synthetic"])
+    print_table(summary["tables"], ["table", "rows", "dropped_rows", "symbols", "first_available", "last_available", "synthetic"])
     if summary["unavailable"]:
         click.echo("\nunavailable features (NaN):")
         for item in summary["unavailable"]:

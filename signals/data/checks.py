@@ -25,10 +25,12 @@ def check_source(settings: "Settings", symbols: list[str] | None = None) -> dict
     markets: dict[str, "pd.DataFrame | None"] = {}
     for market in sorted({SPY, VIX, *etfs.values()} - {""}):
         bars = markets[market] = provider.market_bars(market)
+        report = provider.market_report(market) if bars is not None else None
         tables.append(
             {
                 "table": f"market/{market}",
                 "rows": 0 if bars is None else len(bars),
+                "dropped_rows": 0 if report is None else report.dropped_missing_close,
                 "symbols": 1 if bars is not None else 0,
                 "first_available": None if bars is None or bars.empty else bars.index[0].date().isoformat(),
                 "last_available": None if bars is None or bars.empty else bars.index[-1].date().isoformat(),
@@ -41,6 +43,7 @@ def check_source(settings: "Settings", symbols: list[str] | None = None) -> dict
             {
                 "table": table,
                 "rows": len(frame),
+                "dropped_rows": 0,
                 "symbols": int(frame["symbol"].nunique()),
                 "first_available": None if frame.empty else frame[avail].min().date().isoformat(),
                 "last_available": None if frame.empty else frame[avail].max().date().isoformat(),
