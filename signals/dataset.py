@@ -22,6 +22,7 @@ from signals.core.digest import frame_digest
 from signals.core.vocabulary import CLASS_LABELS, DOWN, FLAT, UP  # noqa: F401 - the label values, re-exported
 from signals.data import get_provider
 from signals.data.base import data_source_description
+from signals.data.suspicious import logged_data_warnings
 from signals.features import FEATURE_VERSION, FeatureStore
 
 if TYPE_CHECKING:
@@ -134,6 +135,8 @@ class TrainingData:
     n_unlabelled: int = 0
     closes: pd.Series | None = field(default=None, repr=False)  # adjusted closes by (symbol, date): prices trades
     _digest: str | None = field(default=None, repr=False)
+    #: suspicious-but-valid findings on the source data (signals.data.suspicious), logged by the runs
+    data_warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def prices(self) -> pd.DataFrame | None:
         """Adjusted closes as a date x symbol frame (what the strategy backtest prices with)."""
@@ -219,7 +222,7 @@ def load_training_data(
     features = FeatureStore.from_settings(settings).get_features(syms, start, end, provider)
     closes = close_panel({s: provider.bars(s, start, end) for s in syms})
     ml = settings.ml
-    return build_training_data(
+    data = build_training_data(
         features,
         closes,
         horizon=ml.prediction_horizon,
@@ -231,6 +234,8 @@ def load_training_data(
         source=data_source_description(provider, syms, start, end),
         feature_version=str(FEATURE_VERSION),
     )
+    data.data_warnings = [w.as_dict() for w in logged_data_warnings(provider, syms)]
+    return data
 
 
 def wide_closes(closes: pd.Series) -> pd.DataFrame:

@@ -53,7 +53,9 @@ TAG_PID_START = "signals.pid_start"
 TAG_HEARTBEAT = "signals.heartbeat"  # unix seconds, refreshed while the run's process lives
 TAG_RESUMED_FROM = "signals.resumed_from"  # on a run that took over from dead runs: their ids
 TAG_SUPERSEDED_BY = "signals.superseded_by"  # on a dead run marked FAILED: the run that took over
+TAG_DATA_WARNINGS = "signals.data_warnings"  # how many suspicious-data warnings (data_warnings.json)
 PARENT_TAG = "mlflow.parentRunId"
+DATA_WARNINGS_FILE = "data_warnings.json"
 
 STEP_TUNE = "tune"
 STEP_WINDOW = "tune-window"
@@ -230,6 +232,14 @@ def log_figure(client: Any, run_id: str, fig: Any, artifact_file: str) -> str:
 def artifact_uri(client: Any, run_id: str, artifact_file: str) -> str:
     base = client.get_run(run_id).info.artifact_uri.rstrip("/")
     return f"{base}/{artifact_file}"
+
+
+def log_data_warnings(client: Any, run_id: str, warnings: list[dict[str, Any]]) -> None:
+    """The suspicious-data warnings of a run's inputs (:mod:`signals.data.suspicious`): their count as
+    the tag ``signals.data_warnings`` and, when there are any, the records as ``data_warnings.json``."""
+    client.set_tag(run_id, TAG_DATA_WARNINGS, str(len(warnings)))
+    if warnings:
+        log_json(client, run_id, warnings, DATA_WARNINGS_FILE)
 
 
 # ------------------------------------------------------------------------------- datasets

@@ -32,6 +32,9 @@ class DataProvider(ABC):
     #: tables whose contents are generated, not observed (labelled wherever logged): event
     #: tables, or also "bars"/"market" for a wholly synthetic layout
     synthetic_tables: frozenset[str] = frozenset()
+    #: the source's closes are split-adjusted already (no adj_close column needed): a large one-day
+    #: move is then a move, not a likely unadjusted split (see signals.data.suspicious)
+    adjusted_closes: bool = False
 
     def __init__(self) -> None:
         self._bars_cache: dict[str, tuple[pd.DataFrame, BarReport]] = {}

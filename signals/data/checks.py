@@ -1,4 +1,8 @@
-"""A whole-source health check: what ``signals data check`` and ``make run`` print."""
+"""A whole-source health check: what ``signals data check`` and ``make run`` print.
+
+``warnings`` lists suspicious but valid data (:mod:`signals.data.suspicious`); the CLI prints
+them and ``--strict`` turns them into an error.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from signals.data.base import SPY, VIX
 from signals.data.schemas import AVAILABILITY_COLUMN, NON_CLOSE_COLUMNS
 from signals.data.sources import get_provider
+from signals.data.suspicious import suspicious_data
 from signals.data.validation import BarReport
 
 if TYPE_CHECKING:
@@ -50,11 +55,14 @@ def check_source(settings: "Settings", symbols: list[str] | None = None) -> dict
                 "synthetic": table in provider.synthetic_tables,
             }
         )
+    warnings = suspicious_data({s: provider.bars_with_report(s) for s in syms}, provider.universe(), markets,
+                               adjusted=provider.adjusted_closes)
     return {
         "source": provider.describe(),
         "symbols": [r.as_dict() for r in reports],
         "tables": tables,
         "missing_inputs": missing_inputs(reports, etfs, markets, tables),
+        "warnings": [w.as_dict() for w in warnings],
     }
 
 

@@ -104,6 +104,7 @@ class SkfolioProvider(DataProvider):
     """20 S&P 500 stocks, 1990-2022, close-only; SPY = the S&P 500 index; VIX 2014-2019; no events."""
 
     name = "skfolio"
+    adjusted_closes = True
 
     def __init__(self) -> None:
         super().__init__()

@@ -38,6 +38,8 @@ class BarReport:
     close_only: bool = False
     #: market series only: rows dropped because their close was missing (holidays; see drop_missing_closes)
     dropped_missing_close: int = 0
+    #: the source gave an adj_close column (prices were adjusted by it); without one a split shows as a jump
+    has_adj_close: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -207,6 +209,7 @@ def _validate_bars_full(
         report.fixes.append(msg)
         log.warning("%s: %s", symbol, msg)
 
+    report.has_adj_close = "adj_close" in frame.columns
     if adjust and "adj_close" in frame.columns:
         factor = frame["adj_close"] / frame["close"]
         report.adjusted_rows = int((~np.isclose(factor, 1.0, rtol=1e-9, atol=0)).sum())
@@ -313,7 +316,7 @@ def clean_bar_arrays(
             return None
     if not close_only and ((cols["volume"] < 0).any() or (cols["high"] < cols["low"]).any()):
         return None
-    report = BarReport(symbol=symbol, close_only=close_only)
+    report = BarReport(symbol=symbol, close_only=close_only, has_adj_close="adj_close" in cols)
     if adjust and "adj_close" in cols:
         factor = cols["adj_close"] / cols["close"]
         report.adjusted_rows = int((~np.isclose(factor, 1.0, rtol=1e-9, atol=0)).sum())

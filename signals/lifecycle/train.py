@@ -228,6 +228,7 @@ def train_with_tracking(
         })
         T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
                                digest=data.digest)
+        T.log_data_warnings(client, rid, data.data_warnings)
         artifacts: dict[str, str] = {}
 
         # ---- 1. calibration evidence: out-of-sample predictions of the walk-forward

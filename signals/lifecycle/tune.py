@@ -430,6 +430,7 @@ def tune_with_tracking(
         })
         T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
                                digest=data.digest)
+        T.log_data_warnings(client, rid, data.data_warnings)
         prices = data.prices()
         strategy = strategy_settings(settings)
         hooks = MlflowWalkForwardHooks(client, experiment_id, rid, background_trial_logging=background_trial_logging,
