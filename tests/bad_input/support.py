@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -183,9 +182,3 @@ def truncate(path: Path, keep: float = 0.5) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
 
-
-def set_value(frame: pd.DataFrame, row: int, column: str, value: object) -> pd.DataFrame:
-    frame = frame.copy()
-    frame[column] = frame[column].astype(object) if not isinstance(value, (int, float, np.floating)) else frame[column]
-    frame.loc[frame.index[row], column] = value
-    return frame

@@ -7,7 +7,7 @@ no traceback, and that nothing is left behind (no partial file, no RUNNING run).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -33,7 +33,6 @@ class Case:
     code: int
     names: tuple[str, ...]  # every one must appear in the output
     args: tuple[str, ...] = ("data", "check")
-    absent: tuple[str, ...] = field(default=())  # must not appear
 
 
 def _bars(ws: Workspace) -> str:
@@ -155,3 +154,14 @@ def test_vix_nan_rows_same_policy_in_every_provider(ws: Workspace) -> None:
     p_vix = parquet.market_bars("VIX")
     assert parquet.market_report("VIX").dropped_missing_close == s_report.dropped_missing_close
     pd.testing.assert_series_equal(p_vix["close"], s_vix["close"], check_freq=False)
+
+
+def test_read_error_survives_a_worker_process() -> None:
+    """Feature builds read bars in worker processes: the error reaches the CLI with its message."""
+    import pickle
+
+    from signals.data.errors import DataReadError
+
+    exc = DataReadError(f"bars of symbol '{A}'", "/data/bars/X.parquet", "Parquet magic bytes not found")
+    back = pickle.loads(pickle.dumps(exc))
+    assert type(back) is DataReadError and str(back) == str(exc) and back.path == exc.path

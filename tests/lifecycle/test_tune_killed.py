@@ -23,7 +23,7 @@ import pytest
 
 from signals.adapters import tracking as T
 from tests.conftest import REPO_ROOT
-from tests.modeling.test_model import make_panel, single_thread_xgboost  # noqa: F401 - autouse fixture
+from tests.modeling.test_model import single_thread_xgboost  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.integration
 
