@@ -68,6 +68,45 @@ def _empty(df: pd.DataFrame) -> pd.DataFrame:
     return df.iloc[:0]
 
 
+def _text_price(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(close=df["close"].astype(str).where(df.index != 7, "1,234.5"))  # a text column
+
+
+def _infinite_price(df: pd.DataFrame) -> None:
+    df.loc[12, "high"] = np.inf
+
+
+def _zero_price(df: pd.DataFrame) -> None:
+    df.loc[3, "low"] = 0.0
+
+
+def _negative_volume(df: pd.DataFrame) -> None:
+    df.loc[9, "volume"] = -100.0
+
+
+def _high_below_low(df: pd.DataFrame) -> None:
+    df.loc[15, ["high", "low"]] = df.loc[15, ["low", "high"]].to_numpy()
+
+
+def _bad_date(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(date=df["date"].astype(str).where(df.index != 4, "2012-13-45"))
+
+
+def _filed_before_period_end(ws: Workspace) -> None:
+    def change(df: pd.DataFrame) -> None:
+        df.loc[2, "filed_at"] = df.loc[2, "period_end"] - pd.Timedelta(days=10)
+
+    ws.edit(ws.layout / "fundamentals.parquet", change)
+
+
+def _universe_edit(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Workspace], None]:
+    def apply(ws: Workspace) -> None:
+        path = ws.layout / "universe.csv"
+        change(pd.read_csv(path, dtype=str)).to_csv(path, index=False)
+
+    return apply
+
+
 def _vix_holidays(ws: Workspace) -> None:
     def change(df: pd.DataFrame) -> None:
         df.loc[[5, 6, 7], ["open", "high", "low", "close", "volume"]] = np.nan
@@ -103,6 +142,19 @@ CASES = [
     Case("empty-bars", edit_bars(_empty), 1, (f"symbol '{A}'", "no rows")),
     Case("unknown-symbol", lambda ws: None, 1, ("unknown symbol 'NOPE'",), args=("data", "check", "-s", "NOPE")),
     Case("symbol-without-file", lambda ws: ws.bars_file(B).unlink(), 1, (f"'{B}'", f"{B}.parquet", "does not exist")),
+    Case("text-price", edit_bars(_text_price), 1, (f"symbol '{A}'", "'close'", "#7", "1,234.5")),
+    Case("infinite-price", edit_bars(_infinite_price), 1, (f"symbol '{A}'", "'high'", "#12")),
+    Case("zero-price", edit_bars(_zero_price), 1, (f"symbol '{A}'", "'low'", "#3", "non-positive")),
+    Case("negative-volume", edit_bars(_negative_volume), 1, (f"symbol '{A}'", "'volume'", "#9")),
+    Case("high-below-low", edit_bars(_high_below_low), 1, (f"symbol '{A}'", "'high'", "#15", "below low")),
+    Case("unparsable-date", edit_bars(_bad_date), 1, (f"symbol '{A}'", "'date'", "2012-13-45")),
+    Case("filed-before-period-end", _filed_before_period_end, 1, ("fundamentals", "filed_at", "before period_end")),
+    Case("universe-duplicate-symbol", _universe_edit(lambda u: pd.concat([u, u.iloc[[0]]])), 1,
+         (f"'{A}'", "duplicate symbol")),
+    Case("universe-missing-column", _universe_edit(lambda u: u.drop(columns="sector_etf")), 1,
+         ("universe", "sector_etf")),
+    Case("malformed-synthetic-marker", lambda ws: (ws.layout / "synthetic.json").write_text("{not json"), 1,
+         ("synthetic.json",)),
     # ---- fixed and reported, not rejected
     Case("unsorted-dates", edit_bars(_unsorted), 0, ("sorted unsorted dates",)),
     Case("vix-nan-holiday-rows-parquet", _vix_holidays, 0, ("market/VIX", "dropped")),
