@@ -24,6 +24,7 @@ from signals.core.errors import SignalsError
 from signals.core.vocabulary import CLASS_LABELS, DOWN, FLAT, UP  # noqa: F401 - the label values, re-exported
 from signals.data import get_provider
 from signals.data.base import data_source_description
+from signals.data.suspicious import logged_data_warnings
 from signals.features import FEATURE_VERSION, FeatureStore
 
 if TYPE_CHECKING:
@@ -144,6 +145,8 @@ class TrainingData:
     dropped: dict[str, str] = field(default_factory=dict)
     closes: pd.Series | None = field(default=None, repr=False)  # adjusted closes by (symbol, date): prices trades
     _digest: str | None = field(default=None, repr=False)
+    #: suspicious-but-valid findings on the source data (signals.data.suspicious), logged by the runs
+    data_warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def prices(self) -> pd.DataFrame | None:
         """Adjusted closes as a date x symbol frame (what the strategy backtest prices with)."""
@@ -274,6 +277,7 @@ def load_training_data(
     )
     for sym, why in data.dropped.items():
         log.warning("%s dropped from the training data: %s", sym, why)
+    data.data_warnings = [w.as_dict() for w in logged_data_warnings(provider, syms)]
     return data
 
 

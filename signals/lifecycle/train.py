@@ -231,6 +231,7 @@ def train_with_tracking(
         })
         T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
                                digest=data.digest)
+        T.log_data_warnings(client, rid, data.data_warnings)
         artifacts: dict[str, str] = {}
         if data.dropped:
             T.log_json(client, rid, data.dropped, "dropped_symbols.json")
