@@ -52,6 +52,7 @@ from signals.lifecycle.tune import (
     strategy_settings,
     tune_config,
 )
+from signals.lifecycle.wiring import feature_store
 from signals.modeling import metrics as M
 from signals.modeling import plots
 from signals.modeling.final_fit import (
@@ -343,7 +344,7 @@ def run_train(
     params: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Load the labelled panel, evaluate on the hold-out, fit and log the deployable model."""
-    data = load_training_data(settings, symbols, start, end)
+    data = load_training_data(settings, symbols, start, end, store=feature_store(settings))
     return train_with_tracking(settings, data, tune_run_id=tune_run_id, params=params)
 
 
