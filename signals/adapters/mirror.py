@@ -59,7 +59,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from signals.adapters.redis import connect
+from signals.adapters.redis import connect, warn_if_embedded_with_remote_registry
 from signals.core.errors import SignalsError
 from signals.core.io import atomic_write_text
 from signals.core.redaction import redact_text
@@ -210,6 +210,7 @@ class Mirror:
                 return ModelRegistry.from_settings(settings, mirror=False).snapshot()
 
         r = settings.redis
+        warn_if_embedded_with_remote_registry(settings)
         return cls(
             connect=lambda: connect(r),
             prefix=r.prefix,
