@@ -306,6 +306,13 @@ class ComputeSettings(_Section):
             )
         return value
 
+    @model_validator(mode="after")
+    def _cluster_for_distributed_fit(self) -> "ComputeSettings":
+        if self.distributed_final_fit and self.address == "local":
+            raise _cross_field_error(("distributed_final_fit", "address"),
+                                     "compute.distributed_final_fit needs compute.address set to a Dask scheduler")
+        return self
+
 
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_settings`."""
