@@ -76,6 +76,23 @@ def test_an_unreachable_scheduler_is_a_clear_error() -> None:
         dask_compute.client_for("tcp://127.0.0.1:9", timeout=1)
 
 
+class BuggyProvider(ParquetProvider):
+    """Fails on S0003 with a bug, on whichever worker builds it."""
+
+    def _load_bars(self, symbol):
+        if symbol == "S0003":
+            raise ZeroDivisionError("bug in the provider")
+        return super()._load_bars(symbol)
+
+
+def test_a_failing_chunk_reaches_the_caller_with_its_type_and_symbol(dask_cluster: str, layout: Path, tmp_path: Path) -> None:
+    executor = dask_compute.DaskExecutor(dask_compute.client_for(dask_cluster), retries=0)
+    store = FeatureStore(tmp_path / "cache", n_jobs=2, executor=executor)
+    with pytest.raises(ZeroDivisionError, match="bug in the provider") as info:
+        store.get_features(None, None, None, BuggyProvider(layout))
+    assert any("S0003" in note and "none of the chunk was cached" in note for note in info.value.__notes__)
+
+
 # ----------------------------------------------------------------------------- a worker killed mid-build
 def die_while_publishing_once(marker: str, victim: str, fn, task):
     """Runs ``fn(task)``; the first time a chunk holding ``victim`` runs anywhere, its worker

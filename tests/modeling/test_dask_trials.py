@@ -50,6 +50,7 @@ def test_postgresql_is_accepted() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # 25-50 s here: each worker imports MLflow and opens the store before its first trial
 def test_trials_on_dask_are_all_run_once_and_nested_under_the_window(dask_cluster: str, workdir: Path) -> None:
     from signals.adapters.dask_compute import client_for
     from signals.lifecycle.tune import TAG_TUNE_WORKER, MlflowTrialSink
@@ -73,3 +74,25 @@ def test_trials_on_dask_are_all_run_once_and_nested_under_the_window(dask_cluste
     assert Counter(int(t.data.tags["optuna.trial_number"]) for t in trials) == Counter(range(N_TRIALS))
     assert Counter(t.data.tags[TAG_TUNE_WORKER] for t in trials) == Counter(str(k) for k in range(1, N_TRIALS + 1))
     assert all(t.info.status == "FINISHED" for t in trials)
+
+
+class FailingSink:
+    """A trial reporter that cannot log (a tracking server that refuses the host)."""
+
+    def __call__(self, index: int):
+        def report(record):
+            raise ConnectionError("tracking server unreachable from this worker")
+
+        return report
+
+
+@pytest.mark.integration
+def test_a_failing_task_is_a_tuning_error_naming_the_study(dask_cluster: str) -> None:
+    from signals.adapters.dask_compute import client_for
+
+    with fresh_pg_database("sig_optuna_dask") as storage:
+        objective = _objective(storage)
+        create_study(storage, "signals-dask-fails", objective.config.seed)
+        with pytest.raises(TuneWorkerError, match=r"tuning task \d+ of 3 on the Dask cluster failed on study "
+                                                  r"'signals-dask-fails': ConnectionError"):
+            run_trials_on_dask(client_for(dask_cluster), "signals-dask-fails", storage, objective, 3, sink=FailingSink())
