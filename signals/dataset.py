@@ -252,15 +252,17 @@ def dropped_symbols(
 
 
 def load_training_data(
-    settings: "Settings", symbols: Iterable[str] | None = None, start: Any = None, end: Any = None
+    settings: "Settings", symbols: Iterable[str] | None = None, start: Any = None, end: Any = None,
+    *, store: FeatureStore | None = None,
 ) -> TrainingData:
-    """Features from the feature store + labels from the provider's adjusted closes."""
+    """Features from the feature store (``store``, default the one ``settings`` configures) + labels
+    from the provider's adjusted closes."""
 
     provider = get_provider(settings)
     syms = provider.resolve_symbols(list(symbols or []) or settings.data.symbols or None)
     start = start if start is not None else settings.data.start
     end = end if end is not None else settings.data.end
-    features = FeatureStore.from_settings(settings).get_features(syms, start, end, provider)
+    features = (store or FeatureStore.from_settings(settings)).get_features(syms, start, end, provider)
     closes = close_panel({s: provider.bars(s, start, end) for s in syms})
     ml = settings.ml
     data = build_training_data(

@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import unquote, urlparse
 
-from signals.adapters.redis import connect
+from signals.adapters.redis import connect, warn_if_embedded_with_remote_registry
 from signals.core.errors import SignalsError
 from signals.core.io import atomic_write_text
 from signals.core.redaction import redact_text
@@ -259,6 +259,7 @@ class Mirror:
                 return ModelRegistry.from_settings(settings, mirror=False).snapshot()
 
         r = settings.redis
+        warn_if_embedded_with_remote_registry(settings)
         return cls(
             connect=lambda: connect(r),
             prefix=r.prefix,

@@ -26,6 +26,7 @@ import yaml
 
 from signals.core.digest import frame_digest
 from signals.core.redaction import redact_mapping, redact_value
+from signals.settings.model import ConfigError
 
 if TYPE_CHECKING:
     from signals.modeling.tuning.objective import TrialRecord
@@ -100,22 +101,49 @@ def configure_mlflow(settings: "Settings", experiment: str | None = None) -> str
         if exp_id is not None:
             mlflow.set_experiment(experiment_id=exp_id)
             return str(exp_id)
-    name = experiment or settings.mlflow.experiment
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        try:
-            exp_id = client.create_experiment(name)
-        except MlflowException:  # created concurrently by another process
-            exp = client.get_experiment_by_name(name)
-            if exp is None:
-                raise
-            exp_id = exp.experiment_id
-    else:
-        if exp.lifecycle_stage == "deleted":
-            client.restore_experiment(exp.experiment_id)
-        exp_id = exp.experiment_id
+    exp_id = get_or_create_experiment(client, settings, experiment or settings.mlflow.experiment)
     mlflow.set_experiment(experiment_id=exp_id)
     return str(exp_id)
+
+
+#: tracking URI schemes of MLflow's SQL store other than SQLite: every host talks to the database
+#: itself, so no server decides where artifacts go
+_DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "mssql")
+
+
+def artifact_location(settings: "Settings") -> str | None:
+    """Where a new experiment keeps its artifacts: ``mlflow.artifact_location``, else MLflow's
+    default. With a direct database tracking URI there is no good default (each client would
+    write to its own ``./mlruns``), so one must be configured."""
+    location = settings.mlflow.artifact_location
+    scheme = settings.mlflow.tracking_uri.split(":", 1)[0].split("+", 1)[0].lower()
+    if not location and scheme in _DATABASE_SCHEMES:
+        raise ConfigError(
+            f"mlflow.tracking_uri is a database ({redact_value('url', settings.mlflow.tracking_uri)}) and "
+            "mlflow.artifact_location is not set, so each host would keep its runs' artifacts in its own ./mlruns: "
+            "set mlflow.artifact_location (SA_MLFLOW__ARTIFACT_LOCATION) to a store every host reaches, e.g. "
+            "s3://bucket/mlruns or file:///shared/mlruns, or track through an `mlflow server`"
+        )
+    return location or None
+
+
+def get_or_create_experiment(client: Any, settings: "Settings", name: str) -> str:
+    """The id of experiment ``name`` (restored if deleted), created with the configured
+    artifact location if it does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return str(exp.experiment_id)
+    try:
+        return str(client.create_experiment(name, artifact_location=artifact_location(settings)))
+    except MlflowException:  # created concurrently by another process
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
 
 
 # ------------------------------------------------------------------------------- provenance

@@ -17,10 +17,11 @@ from signals.adapters import tracking as T
 from signals.data import get_provider
 from signals.data.base import data_source_description
 from signals.data.suspicious import logged_data_warnings
-from signals.features import FEATURE_VERSION, FEATURES, FeatureStore
+from signals.features import FEATURE_VERSION, FEATURES
 from signals.features.availability import absent_field_summary
 from signals.features.spec import category_summary
 from signals.lifecycle.params import check_date_order, common_parser, jsonable, run_main
+from signals.lifecycle.wiring import feature_store
 from signals.settings.model import load_settings
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def run_features(
     syms = provider.resolve_symbols(symbols or settings.data.symbols or None)
     start = start if start is not None else settings.data.start
     end = end if end is not None else settings.data.end
-    store = FeatureStore.from_settings(settings)
+    store = feature_store(settings)
     frame = store.get_features(syms, start, end, provider)
     stats = store.last_stats
     warnings = [w.as_dict() for w in logged_data_warnings(provider, syms)]

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from signals.adapters import tracking as T
+from signals.adapters.dask_compute import client_for
 from signals.core.errors import SignalsError
 from signals.dataset import TrainingData, load_training_data
 from signals.lifecycle.params import (
@@ -52,6 +53,8 @@ from signals.lifecycle.tune import (
     strategy_settings,
     tune_config,
 )
+from signals.lifecycle.wiring import feature_store
+from signals.modeling.dask_fit import fit_booster_on_dask
 from signals.modeling import metrics as M
 from signals.modeling import plots
 from signals.modeling.final_fit import (
@@ -271,7 +274,11 @@ def train_with_tracking(
                                                          HOLDOUT_PREDICTIONS_FILE)
 
         # ---- 3. deployable model: all labelled rows; calibrator from every out-of-sample row
-        final_booster = fit_booster(X, y_arr, chosen, **common)
+        if settings.compute.distributed_final_fit:  # xgboost.dask on the cluster: its result depends on the worker count
+            final_booster, workers = fit_booster_on_dask(client_for(settings.compute.address), X, y_arr, chosen, **common)
+            T.log_params_batch(client, rid, {"final_fit.dask_workers": workers})
+        else:
+            final_booster = fit_booster(X, y_arr, chosen, **common)
         final_cal = fcc.choose(None)
         final = CalibratedModel(final_booster.pipeline, final_cal.calibrator, final_booster.params,
                                 calibration=final_cal.as_dict())
@@ -350,7 +357,7 @@ def run_train(
     params: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Load the labelled panel, evaluate on the hold-out, fit and log the deployable model."""
-    data = load_training_data(settings, symbols, start, end)
+    data = load_training_data(settings, symbols, start, end, store=feature_store(settings))
     return train_with_tracking(settings, data, tune_run_id=tune_run_id, params=params)
 
 

@@ -55,6 +55,7 @@ from signals.lifecycle.params import (
     prefer_passive_openmp,
     run_main,
 )
+from signals.lifecycle.wiring import feature_store
 from signals.modeling import plots
 from signals.modeling.tuning.objective import TuneConfig
 from signals.modeling.tuning.walk_forward import OOS_COLUMNS, run_walk_forward, stitch_predictions
@@ -492,7 +493,7 @@ def run_tune(
     ``workers`` (default ``tuning.workers``): processes joining each window's Optuna study; more
     than one needs a shared ``storage`` (PostgreSQL intended)."""
     tune_config(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage, workers=workers)  # fail before loading
-    data = load_training_data(settings, symbols, start, end)
+    data = load_training_data(settings, symbols, start, end, store=feature_store(settings))
     return tune_with_tracking(settings, data, n_trials=n_trials, n_jobs=n_jobs, storage=storage, workers=workers)
 
 
