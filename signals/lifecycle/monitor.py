@@ -138,10 +138,10 @@ def current_window(history: pd.DataFrame, window_days: int) -> pd.DataFrame:
     return history[dates.isin(keep)]
 
 
-def training_end(champion: Any) -> pd.Timestamp | None:
-    """The last date of the champion's training data (registry tag ``train_end``), if known."""
+def training_end(champion: Any, key: str = "train_end") -> pd.Timestamp | None:
+    """The last (``train_end``) or first (``train_start``) date of the champion's training data, if known."""
     window = getattr(champion, "data_window", None) or {}
-    value = window.get("train_end")
+    value = window.get(key)
     try:
         return pd.Timestamp(value) if value else None
     except (ValueError, TypeError):
@@ -382,6 +382,7 @@ def run_monitor(
     report = monitor.evaluate(
         current, resolved, champion.created_at, engine=engine,
         history=history if train_end is not None else None, baseline_end=train_end,
+        baseline_start=training_end(champion, "train_start"),
     )
     in_sample = int(resolved["in_sample"].sum()) if "in_sample" in resolved.columns and not resolved.empty else 0
     if in_sample:
@@ -430,7 +431,8 @@ def run_monitor(
     for alert in build_alerts(report, f"{name}/v{version}", day):
         res = alert_manager.send(alert)
         result.alerts.append(
-            {"kind": alert.kind, "sent": res.sent, "deduplicated": res.deduplicated, "channels": res.delivered}
+            {"kind": alert.kind, "sent": res.sent, "deduplicated": res.deduplicated, "channels": res.delivered,
+             "no_channel": res.no_channel, "state": res.state}
         )
 
     if retrain_on_drift and report.decision.needed:
