@@ -338,6 +338,7 @@ class ModelMonitor:
         min_reference_share: float = 0.5,
         null_gap_days: int = 60,
         null_step_days: int = 5,
+        null_warmup_days: int = 252,
     ) -> None:
         if reference is None or reference.empty:
             raise MonitoringError("the drift reference sample is empty")
@@ -358,6 +359,7 @@ class ModelMonitor:
         self.min_reference_share = min_reference_share
         self.null_gap_days = null_gap_days
         self.null_step_days = null_step_days
+        self.null_warmup_days = null_warmup_days
         self.binner = QuantileBinner(psi_bins).fit(self.reference)
         self._ref_codes = self.binner.transform(self.reference)
 
@@ -384,6 +386,7 @@ class ModelMonitor:
             min_reference_share=m.min_reference_share,
             null_gap_days=m.null_gap_days,
             null_step_days=m.null_step_days,
+            null_warmup_days=m.null_warmup_days,
         )
 
     @property
@@ -415,11 +418,13 @@ class ModelMonitor:
         nd = decision = None
         if history is not None and baseline_end is not None:
             self._check_columns(history)
+            hist = history if list(history.columns) == self.features else history[self.features]
             nd = null_drift(
-                history[self.features], self.binner, window=window_len, train_start=baseline_start,
+                hist, self.binner, window=window_len, train_start=baseline_start,
                 train_end=baseline_end, check_end=dates.max() if len(dates) else None, gap=self.null_gap_days,
                 step=self.null_step_days, counts=counts, current=current[self.features],
                 min_windows=min_windows(self.drift_method, self.drift_level, len(self.features) - len(self.exclude)),
+                warmup=self.null_warmup_days,
             )
             decision = drift_decision(
                 nd.observed, nd.null, comparable=nd.reference_share >= self.min_reference_share,

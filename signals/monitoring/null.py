@@ -86,6 +86,8 @@ class DateCounts:
         flat = (date_pos[:, None] * n_f + np.arange(n_f)[None, :]) * n_b + codes
         counts = np.bincount(flat.ravel(), minlength=n_d * n_f * n_b).reshape(n_d, n_f, n_b)
         self.cum = np.concatenate([np.zeros((1, n_f, n_b), dtype=np.int64), np.cumsum(counts, axis=0)])
+        #: null PSI per (t0, t1, window, gap, step): the null does not depend on the check date
+        self.null_cache: dict[tuple[int, ...], np.ndarray] = {}
 
     def span(self, start: np.ndarray | int, stop: np.ndarray | int) -> np.ndarray:
         """Counts over date positions ``start .. stop-1`` (arrays broadcast: windows x features x bins)."""
@@ -139,6 +141,7 @@ def null_drift(
     counts: DateCounts | None = None,
     current: pd.DataFrame | None = None,
     min_windows: int = 0,
+    warmup: int = 0,
 ) -> NullDrift:
     """PSI of the check window (the last ``window`` dates up to ``check_end``) and of the null windows.
 
@@ -146,7 +149,9 @@ def null_drift(
     (and the check window unless ``current`` gives its rows); ``counts`` may be passed to reuse
     the binned counts across checks (the replay does). When stepping by ``step`` would give
     fewer than ``min_windows`` null windows (a short training period), the step shrinks (down
-    to 1 date) so that a p-value as small as the alarm level can exist at all.
+    to 1 date) so that a p-value as small as the alarm level can exist at all. Null windows
+    start ``warmup`` dates into the training period (features still filling their lookback, e.g.
+    a 252-day high, are unlike any later window), as far as ``min_windows`` windows remain.
     """
     if counts is None:
         counts = DateCounts(history, binner, _dates(history))
@@ -175,13 +180,17 @@ def null_drift(
         start = max(end - window, 0)
         cur_counts = counts.span(start, end)
     obs = vector_psi(leave_out(np.array([start]), np.array([max(end, start)]))[0], cur_counts)
-    n_possible = t1 - t0 - window + 1
+    first = t0 + max(0, min(warmup, t1 - t0 - window + 1 - max(min_windows, 1)))
+    n_possible = t1 - first - window + 1
     if min_windows > 0 and n_possible > 0 and -(-n_possible // max(step, 1)) < min_windows:
         step = max(1, n_possible // min_windows)
-    ends = np.arange(t0 + window, t1 + 1, max(step, 1))
-    if len(ends):
+    ends = np.arange(first + window, t1 + 1, max(step, 1))
+    key = (t0, first, t1, window, gap, int(step))
+    if key in counts.null_cache:
+        null = counts.null_cache[key]
+    elif len(ends):
         starts = ends - window
-        null = vector_psi(leave_out(starts, ends), counts.span(starts, ends)).T
+        null = counts.null_cache[key] = vector_psi(leave_out(starts, ends), counts.span(starts, ends)).T
     else:
         null = np.empty((len(counts.features), 0))
     return NullDrift(

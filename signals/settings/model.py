@@ -224,6 +224,7 @@ class MonitoringSettings(_Section):
     min_reference_share: float = Field(0.5, ge=0, le=1)
     null_gap_days: int = Field(60, ge=0)
     null_step_days: int = Field(5, ge=1)
+    null_warmup_days: int = Field(252, ge=0)
 
     @model_validator(mode="after")
     def _levels_ordered(self) -> "MonitoringSettings":
