@@ -33,6 +33,13 @@ def _print_result(res, as_json: bool) -> None:  # noqa: ANN001 - MonitorResult, 
         click.echo(f"                   not comparable (absent from the reference): {', '.join(s['not_comparable_features'])}")
     if s["excluded_features"]:
         click.echo(f"                   not counted (calendar): {', '.join(s['excluded_features'])}")
+    perf = res.report.accuracy.performance
+    if perf is not None and perf.accuracy is not None:
+        basis = "vs the champion's OOS record" if res.report.accuracy.judged_by_record else (
+            f"vs the fixed threshold {res.report.accuracy.threshold:.2f} (no OOS record)")
+        acc_txt = f"{perf.describe()}; judged {basis}"
+        if res.n_resolved_in_sample:
+            acc_txt += f"; {res.n_resolved_in_sample} in-sample for the model"
     click.echo(f"rolling accuracy:  {acc_txt}")
     data_age = s.get("data_age_days")
     click.echo(

@@ -170,6 +170,30 @@ def resolved_predictions(
     )
 
 
+def champion_oos_record(champion: Any) -> pd.DataFrame | None:
+    """The walk-forward OOS predictions behind the champion: its train run's ``tune_run_id`` ->
+    that tune run's ``oos_predictions.parquet`` (else the train run's own
+    ``calibration_oos_predictions.parquet``). None when neither can be read."""
+    import mlflow
+
+    run_id = getattr(champion, "run_id", None)
+    if not run_id:
+        return None
+    try:
+        client = mlflow.MlflowClient()
+        tune_id = client.get_run(run_id).data.params.get("tune_run_id") or ""
+        sources = ([(tune_id, tune_step.OOS_PREDICTIONS_FILE)] if tune_id else []) + [
+            (run_id, "calibration_oos_predictions.parquet")]
+        for rid, name in sources:
+            try:
+                return pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=rid, artifact_path=name))
+            except Exception:  # noqa: BLE001 - try the next source
+                continue
+    except Exception as exc:  # noqa: BLE001 - no record: performance falls back to the fixed threshold
+        log.info("no OOS record for the champion: %s", exc)
+    return None
+
+
 def last_data_date(provider: "DataProvider", symbols: Sequence[str]) -> pd.Timestamp:
     return max(pd.Timestamp(provider.bars(s).index.max()) for s in symbols)
 
@@ -382,7 +406,7 @@ def run_monitor(
     report = monitor.evaluate(
         current, resolved, champion.created_at, engine=engine,
         history=history if train_end is not None else None, baseline_end=train_end,
-        baseline_start=training_end(champion, "train_start"),
+        baseline_start=training_end(champion, "train_start"), oos=champion_oos_record(champion),
     )
     in_sample = int(resolved["in_sample"].sum()) if "in_sample" in resolved.columns and not resolved.empty else 0
     if in_sample:

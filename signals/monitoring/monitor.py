@@ -44,6 +44,7 @@ from signals.core.vocabulary import utc_now
 from signals.features.spec import names_for
 from signals.monitoring.alerts import Alert
 from signals.monitoring.null import DateCounts, DriftDecision, NullDrift, drift_decision, min_windows, null_drift
+from signals.monitoring.performance import PerformanceResult, performance_check
 from signals.monitoring.psi import LEVEL_MAJOR, LEVEL_MINOR, QuantileBinner, evidently_psi, psi_codes, psi_level
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -167,13 +168,21 @@ class AccuracyResult:
     n: int  # resolved predictions used (<= window)
     window: int
     threshold: float
+    performance: PerformanceResult | None = None  # vs the champion's OOS record (when it is known)
 
     @property
     def sufficient(self) -> bool:
         return self.n >= self.window
 
     @property
+    def judged_by_record(self) -> bool:
+        return self.performance is not None and self.performance.judged
+
+    @property
     def below(self) -> bool:
+        """Worse than the champion's OOS record when that can be judged; else the fixed threshold."""
+        if self.judged_by_record:
+            return self.performance.below
         return self.sufficient and self.accuracy is not None and self.accuracy < self.threshold
 
 
@@ -251,6 +260,12 @@ class MonitorReport:
             "n_resolved": a.n,
             "accuracy_window": a.window,
             "accuracy_below_threshold": a.below,
+            "performance": None if a.performance is None else a.performance.describe(),
+            "performance_judged_by_oos_record": a.judged_by_record,
+            "rolling_log_loss": None if a.performance is None else a.performance.log_loss,
+            "expected_accuracy_cbpe": None if a.performance is None else a.performance.expected_accuracy,
+            "oos_accuracy_percentile": None if a.performance is None else a.performance.accuracy_percentile,
+            "oos_log_loss_percentile": None if a.performance is None else a.performance.log_loss_percentile,
             "model_age_days": round(s.age_days, 3),
             "data_age_days": s.data_age_days,
             "staleness_basis": s.basis,
@@ -301,9 +316,11 @@ def decide_retrain(
         n, what = drift.n_major, "PSI > major threshold"
     if not calibrated and n >= drifted_features_for_retrain:
         reasons.append(f"drift: {n} feature(s) with {what} (>= {drifted_features_for_retrain} triggers a retrain)")
-    if accuracy.below:
+    if accuracy.below and accuracy.judged_by_record:
+        reasons.append(f"performance: worse than the champion's walk-forward OOS record: {accuracy.performance.describe()}")
+    elif accuracy.below:
         reasons.append(
-            f"accuracy: rolling accuracy {accuracy.accuracy:.3f} over the last {accuracy.n} resolved "
+            f"accuracy (fixed threshold, no OOS record): rolling accuracy {accuracy.accuracy:.3f} over the last {accuracy.n} resolved "
             f"predictions is below {accuracy.threshold:.2f}"
         )
     if staleness.stale:
@@ -339,6 +356,7 @@ class ModelMonitor:
         null_gap_days: int = 60,
         null_step_days: int = 5,
         null_warmup_days: int = 252,
+        performance_level: float = 0.01,
     ) -> None:
         if reference is None or reference.empty:
             raise MonitoringError("the drift reference sample is empty")
@@ -360,6 +378,7 @@ class ModelMonitor:
         self.null_gap_days = null_gap_days
         self.null_step_days = null_step_days
         self.null_warmup_days = null_warmup_days
+        self.performance_level = performance_level
         self.binner = QuantileBinner(psi_bins).fit(self.reference)
         self._ref_codes = self.binner.transform(self.reference)
 
@@ -387,6 +406,7 @@ class ModelMonitor:
             null_gap_days=m.null_gap_days,
             null_step_days=m.null_step_days,
             null_warmup_days=m.null_warmup_days,
+            performance_level=m.performance_level,
         )
 
     @property
@@ -499,13 +519,16 @@ class ModelMonitor:
         return pd.DataFrame(cols)
 
     # ------------------------------------------------------------------ accuracy
-    def check_accuracy(self, resolved: pd.DataFrame) -> AccuracyResult:
-        """Accuracy over the newest ``rolling_window`` resolved predictions (by date, then symbol)."""
+    def check_accuracy(self, resolved: pd.DataFrame, oos: pd.DataFrame | None = None) -> AccuracyResult:
+        """Accuracy over the newest ``rolling_window`` resolved predictions (by date, then symbol);
+        with the champion's OOS predictions ``oos``, also the test against that record
+        (:mod:`signals.monitoring.performance`)."""
+        perf = performance_check(resolved, oos, window=self.rolling_window, level=self.performance_level)
         if resolved is None or resolved.empty:
-            return AccuracyResult(None, 0, self.rolling_window, self.accuracy_threshold)
+            return AccuracyResult(None, 0, self.rolling_window, self.accuracy_threshold, perf)
         r = resolved.sort_values(["date", "symbol"], kind="stable").tail(self.rolling_window)
         acc = float(np.mean(r["correct"].astype(bool)))
-        return AccuracyResult(acc, len(r), self.rolling_window, self.accuracy_threshold)
+        return AccuracyResult(acc, len(r), self.rolling_window, self.accuracy_threshold, perf)
 
     # ------------------------------------------------------------------ staleness
     def check_staleness(self, created_at: datetime, *, data_end: object = None, as_of: object = None) -> StalenessResult:
@@ -518,12 +541,12 @@ class ModelMonitor:
     def evaluate(
         self, current: pd.DataFrame, resolved: pd.DataFrame, created_at: datetime, *, engine: str = "evidently",
         history: pd.DataFrame | None = None, baseline_end: object = None, baseline_start: object = None,
-        data_end: object = None,
+        data_end: object = None, oos: pd.DataFrame | None = None,
     ) -> MonitorReport:
         drift = self.check_drift(
             current, engine=engine, history=history, baseline_end=baseline_end, baseline_start=baseline_start
         )
-        accuracy = self.check_accuracy(resolved)
+        accuracy = self.check_accuracy(resolved, oos)
         staleness = self.check_staleness(
             created_at, data_end=data_end if data_end is not None else baseline_end, as_of=drift.window_end
         )
@@ -608,7 +631,11 @@ def build_alerts(report: MonitorReport, subject: str, check_date: object) -> lis
                 kind="accuracy",
                 subject=subject,
                 title=f"Rolling accuracy low on {subject}",
-                message=f"accuracy {a.accuracy:.3f} over the last {a.n} resolved predictions < {a.threshold:.2f}",
+                message=(
+                    f"as of {day}: {a.performance.describe()}" if a.judged_by_record
+                    else f"accuracy {a.accuracy:.3f} over the last {a.n} resolved predictions < {a.threshold:.2f} "
+                         "(fixed threshold: no OOS record of the champion)"
+                ),
                 severity="critical",
                 fields={"model": subject, "as_of": day, "rolling_accuracy": a.accuracy, "n_resolved": a.n},
             )

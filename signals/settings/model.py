@@ -225,6 +225,7 @@ class MonitoringSettings(_Section):
     null_gap_days: int = Field(60, ge=0)
     null_step_days: int = Field(5, ge=1)
     null_warmup_days: int = Field(252, ge=0)
+    performance_level: float = Field(0.01, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _levels_ordered(self) -> "MonitoringSettings":
