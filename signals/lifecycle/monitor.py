@@ -51,7 +51,15 @@ from signals.lifecycle import train as train_step
 from signals.lifecycle import tune as tune_step
 from signals.lifecycle.params import jsonable, opt_date, opt_str, opt_symbols, parse_bool, run_main
 from signals.monitoring.alerts import AlertManager
-from signals.monitoring.monitor import ModelMonitor, build_alerts, psi_heatmap, utc_now
+from signals.monitoring.monitor import (
+    ModelMonitor,
+    build_alerts,
+    evidently_summary_html,
+    psi_bars,
+    psi_heatmap,
+    utc_now,
+    with_summary,
+)
 from signals.monitoring.predictions_log import DEFAULT_PATH, PredictionsLog, resolve_outcomes
 from signals.settings.model import load_settings
 
@@ -313,8 +321,15 @@ def log_check(
             d = Path(tmp)
             if report.drift.snapshot is not None:
                 report.drift.snapshot.save_html(str(d / "drift_report.html"))
+                page = (d / "drift_report.html").read_text(encoding="utf-8")
+                summary = evidently_summary_html(report, f"{result.model_name} v{result.model_version}", result.check_date)
+                (d / "drift_report.html").write_text(with_summary(page, summary), encoding="utf-8")
             report.drift.table().to_csv(d / "psi.csv", index=False)
+            hidden = {metric_key(f)[4:] for f in (*report.drift.excluded, *report.drift.not_comparable)}
             heat = psi_matrix(history, report.drift.psi.rename(index=lambda f: metric_key(f)[4:]), day)
+            heat = heat.loc[[f for f in heat.index if f not in hidden]]  # calendar / not comparable: not plotted
+            psi_bars(report.drift, d / "psi_bars.png",
+                     title=f"PSI by feature, {result.model_name} v{result.model_version}, {result.check_date}")
             psi_heatmap(heat, d / "psi_heatmap.png", minor=m.psi_minor, major=m.psi_major,
                         title=f"PSI vs training reference, {result.model_name} v{result.model_version}")
             (d / "summary.json").write_text(json.dumps(result.as_dict(), indent=2, default=str))

@@ -30,6 +30,7 @@ MLflow / Redis / alert side effects live in :mod:`signals.lifecycle.monitor`.
 
 from __future__ import annotations
 
+import html as _html
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -693,6 +694,72 @@ def psi_heatmap(history: pd.DataFrame, path: str | Path, *, minor: float = 0.1, 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def psi_bars(drift: DriftResult, path: str | Path, *, top: int = 30, title: str = "") -> Path:
+    """PNG of one check: counted features sorted by PSI (bars), each with its in-sample 90th and
+    99th percentile (ticks) so a long bar that is ordinary for its feature reads as such.
+    Calendar and not-comparable features are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    psi = drift.psi[drift.counted].sort_values(ascending=False).head(top)[::-1]
+    fig, ax = plt.subplots(figsize=(7, min(2 + 0.25 * max(len(psi), 1), 14)))
+    rejected = set(drift.decision.rejected) if drift.decision is not None else set()
+    colors = ["#a50f15" if f in rejected else "#6baed6" for f in psi.index]
+    ax.barh(range(len(psi)), psi.to_numpy(), color=colors)
+    if drift.null is not None and drift.null.n_windows:
+        q = drift.null.null.reindex(psi.index)
+        for i, f in enumerate(psi.index):
+            ax.plot([q.loc[f].quantile(0.9)] * 2, [i - 0.4, i + 0.4], color="black", lw=1)
+            ax.plot([q.loc[f].quantile(0.99)] * 2, [i - 0.4, i + 0.4], color="black", lw=1, ls=":")
+    ax.set_yticks(range(len(psi)))
+    ax.set_yticklabels(list(psi.index), fontsize=7)
+    ax.set_xlabel("PSI vs training reference (ticks: in-sample 90th / 99th percentile; red: carries the alarm)")
+    verdict = drift.decision.reason if drift.decision is not None else "no in-sample null"
+    ax.set_title(title or f"drift check {drift.window_end.date() if drift.window_end is not None else ''}", fontsize=9)
+    fig.text(0.01, 0.005, verdict[:140], fontsize=6)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def evidently_summary_html(report: MonitorReport, model: str, check_date: str) -> str:
+    """The project's verdict, put at the top of Evidently's HTML report (which is Evidently's own
+    view: its per-column "drift detected" uses Evidently's default PSI threshold, not our rule)."""
+    d = report.drift
+    verdict = d.decision.reason if d.decision is not None else "no in-sample null (fixed PSI levels only)"
+    state = "n/a" if d.alarm is None else ("ALARM" if d.alarm else "quiet")
+    rows = "".join(
+        f"<tr><td>{_html.escape(str(r.feature))}</td><td>{r.psi:.3f}</td>"
+        f"<td>{'' if 'in_sample_percentile' not in d.table().columns else f'{r.in_sample_percentile:.0f}'}</td></tr>"
+        for r in d.top(5).itertuples()
+    )
+    return (
+        '<div style="font-family:sans-serif;border:2px solid #444;padding:12px;margin:12px;background:#fffbe6">'
+        f"<h2>signals verdict for {_html.escape(model)}, as of {_html.escape(check_date)}: {state}</h2>"
+        f"<p>{_html.escape(verdict)}</p>"
+        "<p>Below is <b>Evidently's own view</b> over the same reference-quantile bins. Its per-column "
+        "&laquo;drift detected&raquo; uses Evidently's fixed PSI threshold (0.1), which this project does not use: "
+        "each feature is judged against its own in-sample distribution of the same statistic, and calendar and "
+        "not-comparable features are not counted.</p>"
+        f"<table><tr><th>feature</th><th>PSI</th><th>in-sample percentile</th></tr>{rows}</table></div>"
+    )
+
+
+def with_summary(evidently_html: str, summary: str) -> str:
+    """Insert ``summary`` right after ``<body>`` (or at the top when there is no body tag)."""
+    low = evidently_html.lower()
+    i = low.find("<body")
+    if i < 0:
+        return summary + evidently_html
+    j = evidently_html.find(">", i) + 1
+    return evidently_html[:j] + summary + evidently_html[j:]
 
 
 def finite_or_none(value: float | None) -> float | None:

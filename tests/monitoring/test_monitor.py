@@ -201,3 +201,17 @@ def test_calibrated_rule_drives_the_retrain_and_the_alert_explains_it():
     assert alert.fields["top_features"].startswith("b (PSI ") and "in-sample pct 100" in alert.fields["top_features"]
     summary = loud.summary()
     assert summary["drift_alarm"] is True and summary["top_features"][0]["feature"] == "b"
+
+
+def test_bar_chart_and_heatmap_leave_calendar_features_out(tmp_path):
+    from signals.monitoring.monitor import psi_bars
+
+    rng = np.random.default_rng(6)
+    dates = pd.bdate_range("2010-01-01", periods=400)
+    idx = pd.MultiIndex.from_product([["A", "B"], dates], names=["symbol", "date"])
+    hist = pd.DataFrame(rng.normal(size=(len(idx), 3)), columns=["a", "b", "month"], index=idx)
+    mon = _monitor(hist, exclude=("month",))
+    d = mon.check_drift(hist.loc[(slice(None), dates[-60:]), :], engine="numpy", history=hist, baseline_end=dates[-1])
+    assert "month" not in d.top(10)["feature"].tolist()
+    out = psi_bars(d, tmp_path / "bars.png")
+    assert out.stat().st_size > 1000
