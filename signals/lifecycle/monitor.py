@@ -2,15 +2,20 @@
 
 One check = one MLflow run in ``mlflow.monitoring_experiment`` (tag ``signals.step=monitor``):
 
-* metrics ``psi.<feature>``, ``drifted_features`` (PSI > major; calendar features excluded),
+* metrics ``drift_alarm`` and ``drift_p_value`` (the calibrated rule,
+  :func:`signals.monitoring.null.drift_decision`), ``data_age_days``, ``rolling_log_loss``,
+  ``expected_accuracy_cbpe``, ``oos_accuracy_percentile``, ``oos_log_loss_percentile``,
+  ``psi.<feature>``, ``drifted_features`` (PSI > major; calendar features excluded),
   ``drifted_features_unusual`` (also above the feature's in-sample 90th percentile),
   ``minor_drift_features``,
   ``max_psi``, ``rolling_accuracy``, ``n_resolved``, ``n_resolved_in_sample``,
   ``model_age_days``, ``stale``, ``retrain_needed`` -- each logged with
   ``step = days since 1970-01-01 of the check date`` and the check date as its timestamp, so
   MLflow's charts put checks on a date axis;
-* artifacts ``drift_report.html`` (Evidently, over the quantile-bin categories),
-  ``psi.csv``, ``psi_heatmap.png`` (features x the check dates of this and earlier runs),
+* artifacts ``drift_report.html`` (Evidently's own view over the quantile-bin categories, opened
+  by the project's verdict), ``psi.csv``, ``psi_bars.png`` (this check, sorted, with in-sample
+  percentiles), ``psi_heatmap.png`` (features x the check dates of this and earlier runs; calendar
+  and not-comparable features left out),
   ``summary.json`` and ``resolved_predictions.parquet``.
 
 Then a drift event is appended to the Redis stream ``{redis.prefix}:drift:events`` (bounded,
@@ -309,7 +314,19 @@ def log_check(
             model_age_days=report.staleness.age_days,
             stale=float(report.staleness.stale),
             retrain_needed=float(report.decision.needed),
+            drift_alarm=float(report.drift.alarm) if report.drift.alarm is not None else float("nan"),
+            drift_p_value=(report.drift.decision.p_value if report.drift.decision is not None
+                           and report.drift.decision.p_value is not None else float("nan")),
+            data_age_days=(report.staleness.data_age_days if report.staleness.data_age_days is not None
+                           else float("nan")),
         )
+        perf = report.accuracy.performance
+        if perf is not None:
+            for key, value in (("rolling_log_loss", perf.log_loss), ("expected_accuracy_cbpe", perf.expected_accuracy),
+                               ("oos_accuracy_percentile", perf.accuracy_percentile),
+                               ("oos_log_loss_percentile", perf.log_loss_percentile)):
+                if value is not None:
+                    values[key] = value
         if report.accuracy.accuracy is not None:
             values["rolling_accuracy"] = report.accuracy.accuracy
         metrics = [Metric(k, float(v), ts, step) for k, v in values.items() if np.isfinite(v)]
