@@ -20,31 +20,44 @@ def _print_result(res, as_json: bool) -> None:  # noqa: ANN001 - MonitorResult, 
     if res.n_resolved_in_sample:
         acc_txt += f"; {res.n_resolved_in_sample} in-sample for the model"
     click.echo(f"check date:        {res.check_date}   model: {res.model_name} v{res.model_version}")
+    verdict = s.get("drift_rule_verdict")
+    alarm = s.get("drift_alarm")
+    state = "n/a" if alarm is None else ("ALARM" if alarm else "quiet")
+    click.echo(f"drift:             {state}: {verdict or 'no in-sample null (champion has no train_end)'}")
     click.echo(
-        f"drift:             {s['drifted_features']} major, {s['minor_drift_features']} minor "
-        f"(max PSI {s['max_psi']:.3f}; {s['n_current']} current rows vs {s['n_reference']} reference)"
+        f"                   {s['drifted_features']} counted feature(s) with PSI > major, {s['minor_drift_features']} "
+        f"minor (max PSI {s['max_psi']:.3f}; {s['n_current']} current rows); the verdict uses each feature's "
+        f"in-sample PSI distribution ({s['baseline_windows']} windows), not the fixed levels"
     )
-    if s["drifted_features_unusual"] is not None:
-        click.echo(
-            f"                   {s['drifted_features_unusual']} of the major ones exceed their in-sample 90th "
-            f"percentile ({s['baseline_windows']} windows of the same length inside the training period)"
-        )
+    if s.get("not_comparable_features"):
+        click.echo(f"                   not comparable (absent from the reference): {', '.join(s['not_comparable_features'])}")
     if s["excluded_features"]:
         click.echo(f"                   not counted (calendar): {', '.join(s['excluded_features'])}")
+    perf = res.report.accuracy.performance
+    if perf is not None and perf.accuracy is not None:
+        basis = "vs the champion's OOS record" if res.report.accuracy.judged_by_record else (
+            f"vs the fixed threshold {res.report.accuracy.threshold:.2f} (no OOS record)")
+        acc_txt = f"{perf.describe()}; judged {basis}"
+        if res.n_resolved_in_sample:
+            acc_txt += f"; {res.n_resolved_in_sample} in-sample for the model"
     click.echo(f"rolling accuracy:  {acc_txt}")
-    click.echo(f"model age:         {s['model_age_days']:.1f} days{'  STALE' if s['stale'] else ''}")
+    data_age = s.get("data_age_days")
+    click.echo(
+        f"data age:          {'unknown (no train_end)' if data_age is None else f'{data_age:.0f} days'} from the "
+        f"training data's end to the as-of date; wall clock {s['model_age_days']:.1f} days since registration; "
+        f"judged by {s['staleness_basis']} time{'  STALE' if s['stale'] else ''}"
+    )
     click.echo(f"retrain needed:    {'yes' if s['retrain_needed'] else 'no'}")
     for r in s["reasons"]:
         click.echo(f"  - {r}")
-    top = res.report.drift.table().sort_values("psi", ascending=False).head(10)
+    top = res.report.drift.top(10)
     if len(top):
         click.echo("")
-        cols = ["feature", "psi", "level", "in_sample_p90", "counted"] if "in_sample_p90" in top.columns else ["feature", "psi", "level", "counted"]
-        print_table(top.to_dict("records"), cols)
+        cols = [c for c in ("feature", "psi", "in_sample_percentile", "z", "p_value", "level") if c in top.columns]
+        print_table(top.round(4).to_dict("records"), cols)
     click.echo("")
     for a in res.alerts:
-        state = "deduplicated" if a["deduplicated"] else ("sent" if a["sent"] else "logged only" if not a["channels"] else "FAILED")
-        click.echo(f"alert {a['kind']}: {state}")
+        click.echo(f"alert {a['kind']}: {a.get('state', 'sent' if a['sent'] else 'FAILED')}")
     click.echo(f"MLflow run: {res.run_id}   Redis event: {res.event_id or 'not written (mirror off or down)'}")
     if res.retrain:
         click.echo(f"retrain: {res.retrain}")

@@ -2,15 +2,20 @@
 
 One check = one MLflow run in ``mlflow.monitoring_experiment`` (tag ``signals.step=monitor``):
 
-* metrics ``psi.<feature>``, ``drifted_features`` (PSI > major; calendar features excluded),
+* metrics ``drift_alarm`` and ``drift_p_value`` (the calibrated rule,
+  :func:`signals.monitoring.null.drift_decision`), ``data_age_days``, ``rolling_log_loss``,
+  ``expected_accuracy_cbpe``, ``oos_accuracy_percentile``, ``oos_log_loss_percentile``,
+  ``psi.<feature>``, ``drifted_features`` (PSI > major; calendar features excluded),
   ``drifted_features_unusual`` (also above the feature's in-sample 90th percentile),
   ``minor_drift_features``,
   ``max_psi``, ``rolling_accuracy``, ``n_resolved``, ``n_resolved_in_sample``,
   ``model_age_days``, ``stale``, ``retrain_needed`` -- each logged with
   ``step = days since 1970-01-01 of the check date`` and the check date as its timestamp, so
   MLflow's charts put checks on a date axis;
-* artifacts ``drift_report.html`` (Evidently, over the quantile-bin categories),
-  ``psi.csv``, ``psi_heatmap.png`` (features x the check dates of this and earlier runs),
+* artifacts ``drift_report.html`` (Evidently's own view over the quantile-bin categories, opened
+  by the project's verdict), ``psi.csv``, ``psi_bars.png`` (this check, sorted, with in-sample
+  percentiles), ``psi_heatmap.png`` (features x the check dates of this and earlier runs; calendar
+  and not-comparable features left out),
   ``summary.json`` and ``resolved_predictions.parquet``.
 
 Then a drift event is appended to the Redis stream ``{redis.prefix}:drift:events`` (bounded,
@@ -51,7 +56,15 @@ from signals.lifecycle import train as train_step
 from signals.lifecycle import tune as tune_step
 from signals.lifecycle.params import jsonable, opt_date, opt_str, opt_symbols, parse_bool, run_main
 from signals.monitoring.alerts import AlertManager
-from signals.monitoring.monitor import ModelMonitor, build_alerts, psi_heatmap, utc_now
+from signals.monitoring.monitor import (
+    ModelMonitor,
+    build_alerts,
+    evidently_summary_html,
+    psi_bars,
+    psi_heatmap,
+    utc_now,
+    with_summary,
+)
 from signals.monitoring.predictions_log import DEFAULT_PATH, PredictionsLog, resolve_outcomes
 from signals.settings.model import load_settings
 
@@ -138,10 +151,10 @@ def current_window(history: pd.DataFrame, window_days: int) -> pd.DataFrame:
     return history[dates.isin(keep)]
 
 
-def training_end(champion: Any) -> pd.Timestamp | None:
-    """The last date of the champion's training data (registry tag ``train_end``), if known."""
+def training_end(champion: Any, key: str = "train_end") -> pd.Timestamp | None:
+    """The last (``train_end``) or first (``train_start``) date of the champion's training data, if known."""
     window = getattr(champion, "data_window", None) or {}
-    value = window.get("train_end")
+    value = window.get(key)
     try:
         return pd.Timestamp(value) if value else None
     except (ValueError, TypeError):
@@ -168,6 +181,30 @@ def resolved_predictions(
         preds, closes, horizon=ml.prediction_horizon, up_threshold=ml.up_threshold,
         down_threshold=ml.down_threshold, as_of=as_of,
     )
+
+
+def champion_oos_record(champion: Any) -> pd.DataFrame | None:
+    """The walk-forward OOS predictions behind the champion: its train run's ``tune_run_id`` ->
+    that tune run's ``oos_predictions.parquet`` (else the train run's own
+    ``calibration_oos_predictions.parquet``). None when neither can be read."""
+    import mlflow
+
+    run_id = getattr(champion, "run_id", None)
+    if not run_id:
+        return None
+    try:
+        client = mlflow.MlflowClient()
+        tune_id = client.get_run(run_id).data.params.get("tune_run_id") or ""
+        sources = ([(tune_id, tune_step.OOS_PREDICTIONS_FILE)] if tune_id else []) + [
+            (run_id, "calibration_oos_predictions.parquet")]
+        for rid, name in sources:
+            try:
+                return pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=rid, artifact_path=name))
+            except Exception:  # noqa: BLE001 - try the next source
+                continue
+    except Exception as exc:  # noqa: BLE001 - no record: performance falls back to the fixed threshold
+        log.info("no OOS record for the champion: %s", exc)
+    return None
 
 
 def last_data_date(provider: "DataProvider", symbols: Sequence[str]) -> pd.Timestamp:
@@ -277,7 +314,19 @@ def log_check(
             model_age_days=report.staleness.age_days,
             stale=float(report.staleness.stale),
             retrain_needed=float(report.decision.needed),
+            drift_alarm=float(report.drift.alarm) if report.drift.alarm is not None else float("nan"),
+            drift_p_value=(report.drift.decision.p_value if report.drift.decision is not None
+                           and report.drift.decision.p_value is not None else float("nan")),
+            data_age_days=(report.staleness.data_age_days if report.staleness.data_age_days is not None
+                           else float("nan")),
         )
+        perf = report.accuracy.performance
+        if perf is not None:
+            for key, value in (("rolling_log_loss", perf.log_loss), ("expected_accuracy_cbpe", perf.expected_accuracy),
+                               ("oos_accuracy_percentile", perf.accuracy_percentile),
+                               ("oos_log_loss_percentile", perf.log_loss_percentile)):
+                if value is not None:
+                    values[key] = value
         if report.accuracy.accuracy is not None:
             values["rolling_accuracy"] = report.accuracy.accuracy
         metrics = [Metric(k, float(v), ts, step) for k, v in values.items() if np.isfinite(v)]
@@ -289,8 +338,15 @@ def log_check(
             d = Path(tmp)
             if report.drift.snapshot is not None:
                 report.drift.snapshot.save_html(str(d / "drift_report.html"))
+                page = (d / "drift_report.html").read_text(encoding="utf-8")
+                summary = evidently_summary_html(report, f"{result.model_name} v{result.model_version}", result.check_date)
+                (d / "drift_report.html").write_text(with_summary(page, summary), encoding="utf-8")
             report.drift.table().to_csv(d / "psi.csv", index=False)
+            hidden = {metric_key(f)[4:] for f in (*report.drift.excluded, *report.drift.not_comparable)}
             heat = psi_matrix(history, report.drift.psi.rename(index=lambda f: metric_key(f)[4:]), day)
+            heat = heat.loc[[f for f in heat.index if f not in hidden]]  # calendar / not comparable: not plotted
+            psi_bars(report.drift, d / "psi_bars.png",
+                     title=f"PSI by feature, {result.model_name} v{result.model_version}, {result.check_date}")
             psi_heatmap(heat, d / "psi_heatmap.png", minor=m.psi_minor, major=m.psi_major,
                         title=f"PSI vs training reference, {result.model_name} v{result.model_version}")
             (d / "summary.json").write_text(json.dumps(result.as_dict(), indent=2, default=str))
@@ -382,6 +438,7 @@ def run_monitor(
     report = monitor.evaluate(
         current, resolved, champion.created_at, engine=engine,
         history=history if train_end is not None else None, baseline_end=train_end,
+        baseline_start=training_end(champion, "train_start"), oos=champion_oos_record(champion),
     )
     in_sample = int(resolved["in_sample"].sum()) if "in_sample" in resolved.columns and not resolved.empty else 0
     if in_sample:
@@ -430,7 +487,8 @@ def run_monitor(
     for alert in build_alerts(report, f"{name}/v{version}", day):
         res = alert_manager.send(alert)
         result.alerts.append(
-            {"kind": alert.kind, "sent": res.sent, "deduplicated": res.deduplicated, "channels": res.delivered}
+            {"kind": alert.kind, "sent": res.sent, "deduplicated": res.deduplicated, "channels": res.delivered,
+             "no_channel": res.no_channel, "state": res.state}
         )
 
     if retrain_on_drift and report.decision.needed:

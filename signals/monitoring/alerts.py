@@ -13,7 +13,8 @@
   client is given, otherwise in a local JSON file written atomically under a file lock.
   The key is claimed before sending and released again when no channel accepted the
   alert, so a failed delivery is retried by the next check instead of being swallowed.
-* No webhook configured: the alert is logged (WARNING) and nothing is sent.
+* No webhook configured: the alert is logged (WARNING), nothing is sent and no de-duplication
+  key is claimed (``AlertResult.no_channel``; the CLI says "no alert channel configured").
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ class AlertResult:
     deduplicated: bool = False
     delivered: dict[str, bool] = field(default_factory=dict)  # channel -> accepted
     errors: dict[str, str] = field(default_factory=dict)
+    no_channel: bool = False  # no webhook configured: logged only, nothing claimed or sent
+
+    @property
+    def state(self) -> str:
+        """One plain word for a person: what happened to this alert."""
+        if self.no_channel:
+            return "no alert channel configured (logged only)"
+        if self.deduplicated:
+            return "already sent within the de-duplication window"
+        return "sent" if self.sent else "FAILED"
 
     @property
     def sent(self) -> bool:
@@ -233,6 +244,11 @@ class AlertManager:
 
     def send(self, alert: Alert) -> AlertResult:
         result = AlertResult(key=alert.dedup_key)
+        channels = self.channels()
+        if not channels:
+            log.warning("ALERT (no alert channel configured) %s", alert.plain_text().replace("\n", " | "))
+            result.no_channel = True
+            return result
         ttl = self.dedup_minutes * 60.0
         if ttl > 0:
             try:
@@ -244,10 +260,7 @@ class AlertManager:
                 result.deduplicated = True
                 log.info("alert %s suppressed: already sent within %g min", alert.dedup_key, self.dedup_minutes)
                 return result
-        channels = self.channels()
         log.warning("ALERT %s", alert.plain_text().replace("\n", " | "))
-        if not channels:
-            return result
         for name, (url, build) in channels.items():
             try:
                 self._post(url, build(alert))

@@ -232,9 +232,17 @@ class MonitoringSettings(_Section):
     psi_minor: float = Field(0.1, ge=0)
     psi_major: float = Field(0.2, ge=0)
     drifted_features_for_retrain: int = Field(5, ge=1)
-    drift_rule: Literal["psi", "unusual"] = "unusual"
+    drift_rule: Literal["calibrated", "psi", "unusual"] = "calibrated"
     rolling_window: int = Field(100, ge=1)
     accuracy_threshold: float = Field(0.5, ge=0, le=1)
+    drift_method: Literal["maxstat", "bh"] = "maxstat"
+    drift_level: float = Field(0.01, gt=0, lt=1)
+    drift_min_features: int = Field(1, ge=1)
+    min_reference_share: float = Field(0.5, ge=0, le=1)
+    null_gap_days: int = Field(60, ge=0)
+    null_step_days: int = Field(5, ge=1)
+    null_warmup_days: int = Field(252, ge=0)
+    performance_level: float = Field(0.01, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _levels_ordered(self) -> "MonitoringSettings":

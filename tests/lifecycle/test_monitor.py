@@ -41,32 +41,43 @@ def _cli(monkeypatch, capsys, *args):
 def test_monitor_and_retrain_if_needed(env, monkeypatch, capsys):
     import signals.lifecycle.monitor as monitor
 
-    code, out, err = _cli(monkeypatch, capsys, "monitor", "--as-of", "2012-12-31", "--json")
+    # the last day of the data the champion saw (labels end 2011-12-22): day 0, quiet
+    code, out, err = _cli(monkeypatch, capsys, "monitor", "--as-of", "2011-12-30", "--json")
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["check_date"] == "2012-12-31" and doc["model_version"] == env.champion.version_id
+    assert doc["check_date"] == "2011-12-30" and doc["model_version"] == env.champion.version_id
     assert doc["mlflow_run_id"] and doc["stale"] is False and doc["retrain"] is None
+    assert doc["data_age_days"] == 8 and doc["staleness_basis"] == "data"
+    assert doc["drift_alarm"] is False and doc["drift_null_windows"] >= 200 and doc["retrain_needed"] is False
+    assert "vix_level" in doc["not_comparable_features"]  # the sample has no VIX at all
+    assert not {"day_of_week", "month"} & {t["feature"] for t in doc["top_features"]}
 
     code, out, err = _cli(monkeypatch, capsys, "monitor", "--as-of", "2012-12-31")
     assert code == 0 and "drift:" in out and "rolling accuracy:" in out and "MLflow run:" in out
+    assert "data age:" in out and "no alert channel configured" in out
 
     calls = []
     monkeypatch.setattr(monitor, "run_retrain", lambda s, reasons: calls.append(list(reasons)) or {"fake": True})
-    monkeypatch.setenv("SA_ML__MODEL_STALENESS_DAYS", "1")
-    monkeypatch.setenv("SA_MONITORING__DRIFTED_FEATURES_FOR_RETRAIN", "1000")  # only staleness can trigger
-    code, out, err = _cli(monkeypatch, capsys, "retrain", "--if-needed", "--as-of", "2012-12-31", "--json")
+    code, out, err = _cli(monkeypatch, capsys, "retrain", "--if-needed", "--as-of", "2011-12-30", "--json")
     assert code == 0, err
-    assert calls == [] and json.loads(out)["retrain_needed"] is False  # a minutes-old model is not stale
+    assert calls == [] and json.loads(out)["retrain_needed"] is False  # fresh data, no drift: nothing to do
 
+    # a year after the training end the model is stale by data time, whatever the wall clock says
+    code, out, err = _cli(monkeypatch, capsys, "retrain", "--if-needed", "--as-of", "2012-12-31", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["stale"] is True and doc["model_age_days"] < 1 and doc["data_age_days"] == 375
+    assert any(r.startswith("staleness:") and "data time" in r for r in calls[-1])
+
+    monkeypatch.setenv("SA_ML__MODEL_STALENESS_DAYS", "1000")  # only drift can trigger now
     monkeypatch.setenv("SA_MONITORING__PSI_MINOR", "0")
     monkeypatch.setenv("SA_MONITORING__PSI_MAJOR", "0")  # any PSI > 0 counts as major drift
     monkeypatch.setenv("SA_MONITORING__DRIFTED_FEATURES_FOR_RETRAIN", "1")
-    monkeypatch.setenv("SA_MONITORING__DRIFT_RULE", "psi")  # the plain count, not "unusual for its history"
-    code, out, err = _cli(monkeypatch, capsys, "retrain", "--if-needed", "--as-of", "2012-12-31", "--json")
+    monkeypatch.setenv("SA_MONITORING__DRIFT_RULE", "psi")  # the plain count, not the calibrated rule
+    code, out, err = _cli(monkeypatch, capsys, "retrain", "--if-needed", "--as-of", "2011-12-30", "--json")
     assert code == 0, err
     doc = json.loads(out)
     assert doc["retrain_needed"] is True and doc["retrain"] == {"fake": True}
-    assert len(calls) == 1 and calls[0][0].startswith("drift:")
+    assert len(calls) == 2 and calls[-1][0].startswith("drift:")
 
 
 def _fake_tune_run(settings, seed=0):

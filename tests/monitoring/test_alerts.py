@@ -157,7 +157,10 @@ def test_no_webhook_logs_only(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     with caplog.at_level("WARNING", logger="signals.monitoring.alerts"):
         result = _manager(tmp_path).send(_alert())
     assert result.delivered == {} and not result.deduplicated
-    assert "Feature drift" in caplog.text
+    assert result.no_channel and result.state == "no alert channel configured (logged only)"
+    assert "Feature drift" in caplog.text and "no alert channel configured" in caplog.text
+    again = _manager(tmp_path).send(_alert())  # a second check says the same, never "deduplicated"
+    assert again.no_channel and not again.deduplicated
 
 
 def test_telegram_without_chat_id_is_disabled(tmp_path: Path):

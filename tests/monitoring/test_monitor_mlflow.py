@@ -3,6 +3,8 @@ webhook alerts with dedup, the retrain trigger, and the entry point's parameter 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from datetime import timedelta
 
 import pandas as pd
@@ -85,7 +87,13 @@ def test_monitor_check_logs_alerts_streams_and_triggers_retrain(env, tmp_path, r
     assert run.data.metrics["rolling_accuracy"] == pytest.approx(report.accuracy.accuracy)
     assert run.data.metrics["stale"] == 1.0
     arts = {a.path for a in client.list_artifacts(res.run_id)}
-    assert {"drift_report.html", "psi_heatmap.png", "psi.csv", "summary.json", "resolved_predictions.parquet"} <= arts
+    assert {"drift_report.html", "psi_heatmap.png", "psi_bars.png", "psi.csv", "summary.json",
+            "resolved_predictions.parquet"} <= arts
+    page = Path(mlflow.artifacts.download_artifacts(run_id=res.run_id, artifact_path="drift_report.html",
+                                                    tracking_uri=env.settings.mlflow.tracking_uri)).read_text()
+    verdict_at = page.find("signals verdict for")
+    body = page.lower().find("<body")
+    assert 0 <= body < verdict_at < body + 300 and "Evidently's own view" in page  # first thing on the page
     exp = client.get_experiment_by_name(env.settings.mlflow.monitoring_experiment)
     heat = psi_history(client, exp.experiment_id, env.settings.mlflow.model_name)
     assert {pd.Timestamp("2012-09-28"), pd.Timestamp("2012-10-01")} <= set(heat.columns)
