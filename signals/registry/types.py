@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-TAG_CHAMPION_HISTORY = "champion_history"
+TAG_CHAMPION_HISTORY = "champion_history"  # legacy (before the event log); read once, never written
+TAG_CHAMPION_EVENT_PREFIX = "champion_event."  # one registered-model tag per champion change, never rewritten
 TAG_PREVIOUS_CHAMPION = "previous_champion"
 METRIC_TAG_PREFIX = "metric."
 GATE_TAG_PREFIX = "gate."
@@ -112,6 +113,28 @@ class ModelVersion:
     @property
     def data_window(self) -> dict[str, str]:
         return {k: self.tags[k] for k in WINDOW_KEYS if k in self.tags}
+
+
+@dataclass(frozen=True)
+class ChampionEvent:
+    """One change of champion, as recorded (append-only) on the registered model.
+
+    ``action``: ``promote`` (explicit), ``auto-promote`` (the gate), ``forced-promote`` (``--auto
+    --force``), ``override`` (an explicit promote against the gate's last verdict), ``rollback``,
+    ``external`` (the alias was moved outside signals; noticed, and recorded, at ``at``).
+    """
+
+    seq: int
+    at: str  # ISO-8601 with offset (UTC)
+    champion: str
+    previous: str | None
+    action: str
+    by: str
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "at": self.at, "champion": self.champion, "previous": self.previous,
+                "action": self.action, "by": self.by, "reason": self.reason}
 
 
 @dataclass(frozen=True)
