@@ -22,6 +22,7 @@ _COMMAND_MODULES: list[tuple[str, str]] = [
     *[("signals.cli.signals_cmd", c) for c in ("generate", "backtest")],
     *[("signals.cli.train", c) for c in ("tune", "train")],
     *[("signals.cli.registry", c) for c in ("registry", "register", "promote", "rollback", "serve")],
+    ("signals.cli.redis_cmd", "redis_group"),
 ]
 
 

@@ -327,6 +327,7 @@ class ModelRegistry:
                 stage=v.stage,
                 promoted_at=v.tags.get("promoted_at"),
                 promoted_by=v.tags.get("promoted_by"),
+                logged_model_id=v.tags.get("logged_model_id"),
             )
             for v in self.list_versions()
         )

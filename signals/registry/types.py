@@ -163,6 +163,19 @@ class VersionRecord:
     stage: str | None = None
     promoted_at: str | None = None
     promoted_by: str | None = None
+    logged_model_id: str | None = None  # the MLflow logged model (``models:/<id>``) the version came from
+
+    @property
+    def artifact_uri(self) -> str:
+        """Where the model's files are, as a URI any machine with the MLflow store can load:
+        ``models:/m-...`` (the logged model), else a ``models:/`` / ``runs:/`` / remote source;
+        empty when the only answer is a path on this machine (``model_uri`` still loads it)."""
+        if self.logged_model_id:
+            return f"models:/{self.logged_model_id}"
+        scheme = self.path.split(":", 1)[0] if "://" in self.path or self.path.startswith(("models:/", "runs:/")) else ""
+        if scheme and scheme != "file":
+            return self.path
+        return ""
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def _race(settings_kwargs: dict, n_versions: int) -> None:
     k = Keys(settings.redis.prefix)
     assert r.get(k.active) == champion
     assert r.hget(k.meta, "previous_champion") == chain[-2]
-    assert [vid for vid in r.zrange(k.models_index, 0, -1) if r.hget(k.model(vid), "is_active") == "1"] == [champion]
+    assert [vid for vid in r.zrange(k.models_index, 0, -1) if r.hget(k.model(vid), "is_active") == "true"] == [champion]
 
 
 def test_two_processes_promoting_on_sqlite(
