@@ -8,7 +8,15 @@ from typing import Any
 
 import pandas as pd
 
-from signals.adapters.tracking import STEP_TUNE, TAG_STEP, configure_mlflow, log_metrics_batch, set_tags_batch
+from signals.adapters.tracking import (
+    STEP_TUNE,
+    TAG_STEP,
+    configure_mlflow,
+    log_metrics_batch,
+    run_identity_tags,
+    set_tags_batch,
+    unique_run_name,
+)
 from signals.data import get_provider
 from signals.trading.backtest import SHARPE_DEFINITION, BacktestError, BacktestResult, plot_equity, run_backtest
 
@@ -77,8 +85,8 @@ def backtest_tune_run(settings: Any, *, tune_run_id: str | None = None, log_to_m
 
 
     bt = client.create_run(
-        exp_id, run_name=f"backtest-{rid[:8]}",
-        tags={"signals.step": "backtest", "signals.tune_run_id": rid},
+        exp_id, run_name=unique_run_name(f"backtest-{rid[:8]}"),
+        tags={**run_identity_tags(), "signals.step": "backtest", "signals.tune_run_id": rid},
     )
     bid = bt.info.run_id
     try:
