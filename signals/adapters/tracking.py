@@ -8,16 +8,19 @@ these are the building blocks.
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import math
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -77,6 +80,55 @@ def quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+# The MLflow 3 UI opens an experiment in its GenAI layout unless this tag says otherwise
+# (mlflow/server/js: ExperimentKind.CUSTOM_MODEL_DEVELOPMENT = "custom_model_development").
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+TAG_NOTE = "mlflow.note.content"
+
+
+def experiment_description(settings: "Settings", name: str) -> str:
+    """What an experiment holds, shown on its page in the MLflow UI."""
+    if name == settings.mlflow.monitoring_experiment:
+        return ("Monitoring of the champion model: one run per check (`signals monitor`), named "
+                "monitor-<check date>-v<version>-<time>, with per-feature PSI drift, rolling accuracy against "
+                "the resolved outcomes and model age, the Evidently report and a PSI heatmap.")
+    return ("The signals model lifecycle. `main` runs hold one child run per step (features, tune with a run per "
+            "walk-forward window and per Optuna trial, train, promote, monitor, generate); `backtest` runs price "
+            "a tune run's out-of-sample predictions. Every out-of-sample metric sits next to its naive baseline "
+            "on the same rows (`baseline_*`: class prior, always UP, buy and hold). Registered versions: Models tab.")
+
+
+def describe_experiment(client: Any, experiment_id: str, settings: "Settings") -> None:
+    """Tag the experiment for the classic ML view and describe it, unless someone already did."""
+    try:
+        exp = client.get_experiment(experiment_id)
+        tags = dict(exp.tags or {})
+        if TAG_EXPERIMENT_KIND not in tags:
+            client.set_experiment_tag(experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
+        if not tags.get(TAG_NOTE):
+            client.set_experiment_tag(experiment_id, TAG_NOTE, experiment_description(settings, exp.name))
+    except Exception as exc:  # noqa: BLE001 - cosmetic: never fail a run on it
+        log.debug("could not tag experiment %s: %s", experiment_id, exc)
+
+
+def unique_run_name(base: str) -> str:
+    """``base`` plus the UTC time to the second, so re-runs of one step are told apart in the UI."""
+    return f"{base}-{datetime.now(timezone.utc):%m%d-%H%M%S}"
+
+
+def run_identity_tags() -> dict[str, str]:
+    """``mlflow.user``, ``mlflow.source.name`` / ``.type`` (and git commit) the way a fluent
+    ``mlflow.start_run`` sets them; for runs created through ``MlflowClient.create_run``."""
+    try:
+        from mlflow.tracking.context.registry import resolve_tags
+
+        return {k: v for k, v in resolve_tags({}).items() if k.startswith("mlflow.")}
+    except Exception:  # noqa: BLE001 - an MLflow without that module: the essentials by hand
+        return {"mlflow.user": getpass.getuser(), "mlflow.source.name": os.path.basename(sys.argv[0] or "signals"),
+                "mlflow.source.type": "LOCAL"}
+
+
 def configure_mlflow(settings: "Settings", experiment: str | None = None) -> str:
     """Point MLflow at the configured tracking/registry URIs and get-or-create the experiment.
 
@@ -100,9 +152,11 @@ def configure_mlflow(settings: "Settings", experiment: str | None = None) -> str
             exp_id = None
         if exp_id is not None:
             mlflow.set_experiment(experiment_id=exp_id)
+            describe_experiment(client, str(exp_id), settings)
             return str(exp_id)
     exp_id = get_or_create_experiment(client, settings, experiment or settings.mlflow.experiment)
     mlflow.set_experiment(experiment_id=exp_id)
+    describe_experiment(client, str(exp_id), settings)
     return str(exp_id)
 
 
@@ -543,6 +597,7 @@ def start_step_run(run_name: str, tags: Mapping[str, str]):
     import mlflow
 
     tags = redact_mapping(tags)
+    run_name = unique_run_name(run_name)
     if mlflow.active_run() is not None:
         return mlflow.start_run(run_name=run_name, tags=tags, nested=True)
     return mlflow.start_run(run_name=run_name, tags=tags)
@@ -555,6 +610,7 @@ def open_client_run(client: Any, experiment_id: str, run_name: str, tags: Mappin
     (the caller must then not terminate it).
     """
     tags = redact_mapping(tags)
+    run_name = unique_run_name(run_name)
     env_run = os.environ.get("MLFLOW_RUN_ID")
     parent = parent_run_tags()
     if not parent and env_run:
@@ -566,5 +622,5 @@ def open_client_run(client: Any, experiment_id: str, run_name: str, tags: Mappin
 
     active = mlflow.active_run()
     exp = active.info.experiment_id if active is not None else str(experiment_id)  # children live with their parent
-    run = client.create_run(exp, run_name=run_name, tags={**tags, **parent})
+    run = client.create_run(exp, run_name=run_name, tags={**run_identity_tags(), **tags, **parent})
     return run.info.run_id, True

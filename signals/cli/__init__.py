@@ -6,6 +6,8 @@ Each command family lives in its own module and is registered in ``_COMMAND_MODU
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 import click
 
@@ -20,10 +22,25 @@ _COMMAND_MODULES: list[tuple[str, str]] = [
     *[("signals.cli.signals_cmd", c) for c in ("generate", "backtest")],
     *[("signals.cli.train", c) for c in ("tune", "train")],
     *[("signals.cli.registry", c) for c in ("registry", "register", "promote", "rollback", "serve")],
+    ("signals.cli.redis_cmd", "redis_group"),
 ]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _PipeClosed(Exception):
+    """The reader of stdout went away (``signals ... | head``)."""
+
+
+class PipeSafeGroup(click.Group):
+    """Turns a closed stdout into :class:`_PipeClosed` before click maps it to exit status 1."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201 - whatever the command returns
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _PipeClosed() from None
+
+
+@click.group(cls=PipeSafeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--config",
     "config_path",
@@ -47,4 +64,11 @@ for _module, _attr in _COMMAND_MODULES:
 
 
 def main() -> None:
-    run_cli(cli)
+    try:
+        run_cli(cli)
+    except _PipeClosed:
+        # `signals ... | head`: the reader has what it wanted. Point stdout at /dev/null so the
+        # interpreter's final flush cannot raise again, and exit 0 (the Python docs' recipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)

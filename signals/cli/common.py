@@ -87,17 +87,42 @@ def _via(parse: Any) -> Any:
     return callback
 
 
-def _symbols(values: tuple[str, ...] | None) -> list[str] | None:
-    return opt_symbols(",".join(values)) if values else None
+class SymbolList(click.ParamType):
+    """``-s AAPL,MSFT`` and ``-s AAPL -s MSFT`` alike: each value is split on commas (the MLproject
+    parser's rule, :func:`signals.lifecycle.params.opt_symbols`); used with ``multiple=True``."""
+
+    name = "SYMBOLS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[str]:
+        if isinstance(value, list):
+            return value
+        try:
+            return opt_symbols(value) or []
+        except (ParameterError, argparse.ArgumentTypeError) as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SYMBOLS = SymbolList()
+
+
+def _joined_symbols(ctx: click.Context, param: click.Parameter, values: tuple[list[str], ...]) -> list[str] | None:
+    """All ``-s`` values in order, each symbol once; None when none was given (= the configured default)."""
+    out = list(dict.fromkeys(s for part in values or () for s in part))
+    return out or None
+
+
+def symbols_opt(help: str = "Symbols (repeatable or comma-separated; default: data.symbols, else the whole universe).") -> Any:
+    """The one ``--symbols/-s`` option every command shares (a list, or None for the default)."""
+    return click.option("--symbols", "-s", type=SYMBOLS, multiple=True, callback=_joined_symbols, help=help)
+
+
+symbols_option = symbols_opt()
 
 
 def _date(name: str) -> Any:
     parse = opt_date(name)
     return lambda value: None if value is None else parse(value)
 
-
-symbols_option = click.option("--symbols", "-s", multiple=True, callback=_via(_symbols),
-                              help="Symbols (repeatable or comma-separated; default: data.symbols, else the whole universe).")
 start_option = click.option("--start", default=None, callback=_via(_date("start")), help="First date (ISO; default data.start).")
 end_option = click.option("--end", default=None, callback=_via(_date("end")), help="Last date (ISO; default data.end).")
 

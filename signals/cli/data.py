@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from signals.cli.common import Context, echo_json, pass_ctx, print_table
+from signals.cli.common import Context, echo_json, pass_ctx, print_table, symbols_opt
+from signals.core.tables import format_table
 from signals.data.errors import DataError
 from signals.data.parquet import export_provider
 from signals.data.sources import get_provider
@@ -21,13 +24,13 @@ def data() -> None:
 
 
 @data.command("check")
-@click.option("--symbols", "-s", multiple=True, help="Symbols to check (repeatable; default: the whole universe).")
+@symbols_opt("Symbols to check (repeatable or comma-separated; default: data.symbols, else the whole universe).")
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default=None, help="Override data.provider.")
 @click.option("--path", default=None, help="Override data.path (parquet layout directory).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--strict", is_flag=True, help="Treat warnings about suspicious data as errors (exit 1).")
 @pass_ctx
-def check(ctx: Context, symbols: tuple[str, ...], provider: str | None, path: str | None, as_json: bool,
+def check(ctx: Context, symbols: list[str] | None, provider: str | None, path: str | None, as_json: bool,
           strict: bool) -> None:
     """Validate bars and event tables; print per-symbol coverage, the features the source cannot provide,
     and warnings about suspicious data (unadjusted splits, prices outside the day's range, spikes, ...)."""
@@ -37,23 +40,59 @@ def check(ctx: Context, symbols: tuple[str, ...], provider: str | None, path: st
         settings = settings.model_copy(
             update={"data": settings.data.model_copy(update={k: v for k, v in {"provider": provider, "path": path}.items() if v})}
         )
-    summary = check_source_features(settings, list(symbols) or settings.data.symbols or None)
+    summary = check_source_features(settings, symbols or settings.data.symbols or None)
     if as_json:
         echo_json(summary)
         _fail_if_strict(summary["warnings"], strict)
         return
-    click.echo(f"source: {summary['source']}")
-    print_table(summary["symbols"], ["symbol", "rows", "first", "last", "gaps", "adjusted_rows", "bars", "fixes"])
-    click.echo("")
-    print_table(summary["tables"], ["table", "rows", "dropped_rows", "symbols", "first_available", "last_available", "synthetic"])
-    if summary["unavailable"]:
-        click.echo("\nunavailable features (NaN):")
+    for line in render_check(summary):
+        click.echo(line)
+    echo_data_warnings(summary.get("warnings") or [])
+    _fail_if_strict(summary.get("warnings") or [], strict)
+
+
+def render_check(summary: dict[str, Any]) -> list[str]:
+    """The ``data check`` report as lines a person reads (``--json`` prints the same dict as is).
+
+    One function over the report dict, so whatever the check adds (e.g. ``warnings``) is shown
+    without a change elsewhere: known sections get tables; any other list or value is listed.
+    """
+    lines: list[str] = []
+    source = dict(summary.get("source") or {})
+    width = max((len(str(k)) for k in source), default=0)
+    for key, value in source.items():
+        text = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        lines.append(f"{key + ':':<{width + 1}}  {text or 'none'}")
+    sections = (
+        ("symbols", "bars per symbol", ["symbol", "rows", "first", "last", "gaps", "adjusted_rows", "bars", "fixes"]),
+        ("tables", "market series and event tables", ["table", "rows", "dropped_rows", "symbols", "first_available",
+                                                       "last_available", "synthetic"]),
+    )
+    for key, title, columns in sections:
+        rows = summary.get(key) or []
+        if rows:
+            lines += ["", f"{title}:"]
+            cols = [c for c in columns if any(c in r for r in rows)]
+            cols += [c for c in rows[0] if c not in cols]
+            lines += format_table([{**r, **({"synthetic": "yes" if r.get("synthetic") else "no"}
+                                            if "synthetic" in r else {})} for r in rows], cols)
+    if summary.get("unavailable"):
+        lines += ["", "unavailable features (NaN):"]
         for item in summary["unavailable"]:
-            where = "" if item["scope"] == "all" else f" ({item['scope']})"
-            click.echo(f"  {item['input']}: {item['why']}")
-            click.echo(f"    {item['n_features']} feature(s){where}: {', '.join(item['features'])}")
-    echo_data_warnings(summary["warnings"])
-    _fail_if_strict(summary["warnings"], strict)
+            where = "" if item.get("scope") == "all" else f" ({item.get('scope')})"
+            lines.append(f"  {item['input']}: {item['why']}")
+            lines.append(f"    {item['n_features']} feature(s){where}: {', '.join(item['features'])}")
+    for key, value in summary.items():  # anything else the check reports, e.g. warnings
+        if key in ("source", "symbols", "tables", "unavailable", "warnings") or value in (None, [], {}, ""):
+            continue
+        lines += ["", f"{key}:"]
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, dict):
+                text = item.get("message") or "; ".join(f"{k}: {v}" for k, v in item.items())
+            else:
+                text = str(item)
+            lines.append(f"  - {text}")
+    return lines
 
 
 def echo_data_warnings(warnings: list[dict]) -> None:
@@ -75,12 +114,12 @@ def _fail_if_strict(warnings: list[dict], strict: bool) -> None:
 
 @data.command("export")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=str))
-@click.option("--symbols", "-s", multiple=True, help="Symbols to export (default: all).")
+@symbols_opt("Symbols to export (repeatable or comma-separated; default: all).")
 @pass_ctx
-def export(ctx: Context, directory: str, symbols: tuple[str, ...]) -> None:
+def export(ctx: Context, directory: str, symbols: list[str] | None) -> None:
     """Write the configured source (e.g. the sample) as a parquet-layout DIRECTORY."""
 
-    root = export_provider(get_provider(ctx.settings), directory, list(symbols) or None)
+    root = export_provider(get_provider(ctx.settings), directory, symbols)
     click.echo(f"wrote parquet layout to {root}")
 
 

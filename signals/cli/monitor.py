@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from signals.cli.common import Context, echo_json, pass_ctx, print_table
+from signals.cli.common import Context, echo_json, pass_ctx, print_table, symbols_opt
 from signals.lifecycle.monitor import run_monitor, run_retrain
 
 
@@ -65,14 +65,14 @@ def _print_result(res, as_json: bool) -> None:  # noqa: ANN001 - MonitorResult, 
 
 @click.command("monitor")
 @click.option("--as-of", "as_of", default=None, help="Check date (ISO; default: the last date in the data).")
-@click.option("--symbols", "-s", multiple=True, help="Symbols (repeatable; default: the configured universe).")
+@symbols_opt()
 @click.option("--retrain-on-drift", is_flag=True, help="Run tune + train + gated promote when a retrain is needed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_ctx
-def monitor(ctx: Context, as_of: str | None, symbols: tuple[str, ...], retrain_on_drift: bool, as_json: bool) -> None:
+def monitor(ctx: Context, as_of: str | None, symbols: list[str] | None, retrain_on_drift: bool, as_json: bool) -> None:
     """Check the champion for feature drift (PSI), falling accuracy and staleness; log, alert."""
 
-    res = run_monitor(ctx.settings, as_of=as_of, retrain_on_drift=retrain_on_drift, symbols=list(symbols) or None)
+    res = run_monitor(ctx.settings, as_of=as_of, retrain_on_drift=retrain_on_drift, symbols=symbols)
     _print_result(res, as_json)
 
 

@@ -1,4 +1,4 @@
-"""``signals registry list|sync``, ``signals register``, ``promote``, ``rollback`` and ``serve``.
+"""``signals registry list|history|sync``, ``signals register``, ``promote``, ``rollback`` and ``serve``.
 
 Thin: parse, build the config, call one function in ``entrypoints`` / ``signals.registry.client``.
 A registry change whose Redis mirror write failed still succeeded in MLflow: that prints a
@@ -11,6 +11,7 @@ import os
 import sys
 
 import click
+import pandas as pd
 
 from signals.adapters.redis import describe
 from signals.cli.common import Context, echo_json, pass_ctx, print_table
@@ -23,7 +24,11 @@ from signals.lifecycle.wiring import open_registry
 from signals.registry.client import ModelRegistry
 from signals.serving.schema import ENV_MODEL_NAME, ENV_MODEL_VERSION
 
-KEY_METRICS = ("holdout_log_loss", "holdout_accuracy", "log_loss", "accuracy")
+# (model metric, its naive baseline on the same rows) shown by `registry list`
+KEY_METRICS = (("holdout_log_loss", "holdout_baseline_prior_log_loss"),
+               ("holdout_accuracy", "holdout_baseline_always_up_accuracy"))
+GATE_TAGS = ("gate.decision", "gate.compared_with", "gate.log_loss_delta", "gate.p_value", "gate.evaluated_at",
+             "gate.forced", "gate.overridden_by")
 
 
 class NoChampionError(SignalsError):
@@ -50,11 +55,24 @@ def registry() -> None:
     """Inspect the model registry and its Redis mirror."""
 
 
+def _gate_cell(tags: dict[str, str]) -> str:
+    """``promote vs champion v1`` / ``keep vs class prior`` (+ forced / overridden), or empty."""
+    decision = tags.get("gate.decision")
+    if not decision:
+        return ""
+    cell = f"{decision} vs {tags.get('gate.compared_with', '?')}"
+    if tags.get("gate.forced") == "true":
+        cell += " (forced)"
+    elif tags.get("gate.overridden_by"):
+        cell += " (overridden)"
+    return cell
+
+
 @registry.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
 def list_versions(ctx: Context, as_json: bool) -> None:
-    """Registered versions, newest first, with aliases and key metrics."""
+    """Registered versions, newest first: aliases, hold-out metrics next to their baselines, the gate's verdict."""
 
     reg = ModelRegistry.from_settings(ctx.settings, mirror=False)
     versions = reg.list_versions()
@@ -73,7 +91,7 @@ def list_versions(ctx: Context, as_json: bool) -> None:
                         "metrics": v.metrics,
                         "run_id": v.run_id,
                         "path": v.path,
-                        **{k: v.tags.get(k) for k in ("promoted_by", "promoted_at", "gate.p_value")},
+                        **{k: v.tags.get(k) for k in ("promoted_by", "promoted_at", *GATE_TAGS)},
                     }
                     for v in versions
                 ],
@@ -83,21 +101,55 @@ def list_versions(ctx: Context, as_json: bool) -> None:
     if not versions:
         click.echo(f"no versions registered for model {reg.name!r} yet (train, then `signals register RUN_ID`)")
         return
-    present = [k for k in KEY_METRICS if any(k in v.metrics for v in versions)]
-    rows = [
-        {
-            "version": v.version_id,
-            "aliases": ",".join(v.aliases),
-            "created": v.created_at.strftime("%Y-%m-%d %H:%M"),
-            **{k: _fmt_metric(v.metrics, k) for k in present},
-            "gate_p": _fmt_metric({"p": float(v.tags["gate.p_value"])}, "p") if v.tags.get("gate.p_value") else "",
-            "promoted_by": v.tags.get("promoted_by", ""),
-            "run": (v.run_id or "")[:8],
-        }
-        for v in versions
-    ]
-    click.echo(f"model: {reg.name}   previous champion: {previous or '-'}")
+    rows = []
+    for v in versions:
+        row = {"version": v.version_id, "aliases": ",".join(v.aliases), "created": v.created_at.strftime("%Y-%m-%d %H:%M")}
+        for metric, baseline in KEY_METRICS:
+            short = metric.removeprefix("holdout_")
+            row[short] = _fmt_metric(v.metrics, metric)
+            row[f"{short}_baseline"] = _fmt_metric(v.metrics, baseline)
+        row["gate"] = _gate_cell(v.tags)
+        row["gate_p"] = v.tags.get("gate.p_value", "")
+        row["promoted_by"] = v.tags.get("promoted_by", "")
+        row["run"] = (v.run_id or "")[:8]
+        rows.append(row)
+    click.echo(f"model: {reg.name}   previous champion: {previous or '-'}   "
+               "(baselines: class prior for log_loss, always-UP for accuracy; same hold-out rows)")
     print_table(rows)
+
+
+@registry.command("history")
+@click.option("--at", "at", default=None, help="Only say which version was champion at this time "
+              "(ISO-8601, e.g. 2026-01-01T00:00Z; no offset = UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+def history(ctx: Context, at: str | None, as_json: bool) -> None:
+    """Every change of champion, oldest first (append-only), or the champion at one time (--at)."""
+    reg = ModelRegistry.from_settings(ctx.settings, mirror=False)
+    if at is not None:
+        try:
+            when = pd.Timestamp(at)
+        except ValueError:
+            raise click.BadParameter(f"{at!r} is not an ISO-8601 time (e.g. 2026-01-01T00:00Z)", param_hint="--at") from None
+        if pd.isna(when):
+            raise click.BadParameter(f"{at!r} is not a time", param_hint="--at")
+        when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+        version = reg.champion_at(when)
+        if as_json:
+            echo_json({"model_name": reg.name, "at": when.isoformat(), "champion": version})
+        else:
+            click.echo(f"{reg.name} champion at {when.isoformat()}: "
+                       + (f"version {version}" if version else "none (no champion yet)"))
+        return
+    events = reg.history()
+    if as_json:
+        echo_json({"model_name": reg.name, "events": [e.as_dict() for e in events]})
+        return
+    if not events:
+        click.echo(f"model {reg.name!r} has had no champion yet")
+        return
+    print_table([{"at": e.at or "?", "champion": e.champion, "previous": e.previous or "-", "action": e.action,
+                  "by": e.by, "reason": (e.reason[:70] + "...") if len(e.reason) > 73 else e.reason} for e in events])
 
 
 @registry.command("sync")
@@ -143,6 +195,8 @@ def promote(ctx: Context, version: str | None, auto: bool, force: bool, reason: 
     """Make VERSION the champion, or (--auto) let the promotion gate decide about the challenger."""
 
     result = run_promote(ctx.settings, version=version, auto=auto, reason=reason, force=force)
+    if result.warning:
+        click.echo(f"Warning: {result.warning}", err=True)
     if as_json:
         echo_json(result.as_dict())
     else:

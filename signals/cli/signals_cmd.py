@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from signals.cli.common import Context, echo_json, pass_ctx, print_table
+from signals.cli.common import Context, echo_json, pass_ctx, print_table, symbols_opt
 from signals.lifecycle.backtest import backtest_tune_run
 from signals.lifecycle.generate import run_generate
 from signals.trading.strategy import signals_table
@@ -12,7 +12,7 @@ from signals.trading.strategy import signals_table
 
 @click.command("generate")
 @click.option("--as-of", "as_of", default=None, help="Generate as of this date (ISO; default: the last date in the data).")
-@click.option("--symbols", "-s", multiple=True, help="Symbols (repeatable; default: the configured universe).")
+@symbols_opt()
 @click.option(
     "--replay-days",
     type=click.IntRange(min=0),
@@ -23,12 +23,12 @@ from signals.trading.strategy import signals_table
 @click.option("--no-publish", is_flag=True, help="Do not mirror the signals to Redis.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
-def generate(ctx: Context, as_of: str | None, symbols: tuple[str, ...], replay_days: int, no_publish: bool, as_json: bool) -> None:
+def generate(ctx: Context, as_of: str | None, symbols: list[str] | None, replay_days: int, no_publish: bool, as_json: bool) -> None:
     """Today's LONG/SHORT signals from the champion; logged to the predictions log and mirrored to Redis."""
 
     sink: list = []
     signals = run_generate(
-        ctx.settings, as_of=as_of, symbols=list(symbols) or None, replay_days=replay_days,
+        ctx.settings, as_of=as_of, symbols=symbols, replay_days=replay_days,
         publish=not no_publish, outcome=sink,
     )
     out = sink[0]

@@ -156,5 +156,6 @@ def export_provider(provider: DataProvider, root: str | os.PathLike[str], symbol
             "fundamentals": provider.fundamentals(syms),
             "insider_transactions": provider.insider_transactions(syms),
             "short_interest": provider.short_interest(syms),
+            "synthetic_tables": provider.synthetic_tables,  # read back as synthetic, not as real data
         },
     )

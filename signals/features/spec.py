@@ -248,6 +248,11 @@ def features_needing(missing: Iterable[str]) -> list[FeatureSpec]:
     return [f for f in FEATURES if gone.intersection(f.needs)]
 
 
+def synthetic_features(synthetic_tables: Iterable[str]) -> list[str]:
+    """Names of the features computed from generated data (a provider's ``synthetic_tables``)."""
+    return [f.name for f in features_needing(synthetic_tables)]
+
+
 @lru_cache(maxsize=None)
 def unavailable_rows(missing: frozenset[str]) -> np.ndarray:
     """Registry positions of :func:`features_needing` ``missing`` (what compute blanks out)."""
@@ -312,9 +317,12 @@ Conventions:
   close-only bars (no open, high, low or volume) lose every feature needing one of those, and
   the features needing only closes are computed exactly as for full bars; a source without an
   event table, VIX or a sector ETF loses the features needing it.
-- Cache: Parquet segments of up to 32 symbols under `features.cache_dir` (default `data/features/`),
-  each symbol's full history, served only when both `FEATURE_VERSION` (spec + calculator source +
-  TA-Lib version) and a fingerprint of every input match; `signals features build` fills it.
+- Cache: not a file per symbol but Parquet *segments* under `features.cache_dir` (default
+  `data/features/`), `features-<time>-<pid>-<random>.parquet`, one per build chunk of up to 32
+  symbols (row groups of 8), each symbol's full history as a long table (`symbol`, `date`, features);
+  the footer records, per symbol, its rows and input fingerprint. An entry is served only when both
+  `FEATURE_VERSION` (spec + calculator source + TA-Lib version) and that fingerprint match;
+  `signals features build` fills it (README, "The feature cache").
 """
 
 

@@ -8,7 +8,15 @@ from typing import Any
 
 import pandas as pd
 
-from signals.adapters.tracking import configure_mlflow, log_metrics_batch, set_tags_batch
+from signals.adapters.tracking import (
+    STEP_TUNE,
+    TAG_STEP,
+    configure_mlflow,
+    log_metrics_batch,
+    run_identity_tags,
+    set_tags_batch,
+    unique_run_name,
+)
 from signals.data import get_provider
 from signals.trading.backtest import SHARPE_DEFINITION, BacktestError, BacktestResult, plot_equity, run_backtest
 
@@ -16,7 +24,12 @@ OOS_FILE = "oos_predictions.parquet"
 
 
 def find_tune_run(client: Any, experiment_id: str, tune_run_id: str | None = None) -> Any:
-    """The given run, or the latest finished top-level tune run that logged OOS predictions."""
+    """The given run, or the latest finished tune run that logged OOS predictions.
+
+    A tune run is found whether it stands alone (``signals tune``, ``mlflow run -e tune``) or is a
+    child of a ``main`` pipeline run (``signals run``, ``mlflow run -e main``): the ``signals.step``
+    tag alone marks a tune step's own run (its window and trial runs carry other step tags).
+    """
     from mlflow.exceptions import MlflowException
 
     if tune_run_id:
@@ -29,18 +42,18 @@ def find_tune_run(client: Any, experiment_id: str, tune_run_id: str | None = Non
         return run
     runs = client.search_runs(
         [experiment_id],
-        filter_string="tags.`signals.step` = 'tune' and attributes.status = 'FINISHED'",
+        filter_string=f"tags.`{TAG_STEP}` = '{STEP_TUNE}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=20,
     )
     for run in runs:
-        if "mlflow.parentRunId" in run.data.tags:
-            continue
         if OOS_FILE in {a.path for a in client.list_artifacts(run.info.run_id)}:
             return run
+    exp = client.get_experiment(experiment_id)
     raise BacktestError(
-        "no finished tune run with out-of-sample predictions in this experiment: run `signals tune` first "
-        "(or pass --tune-run-id)"
+        f"no finished tune run with out-of-sample predictions in experiment {exp.name!r}: run the pipeline "
+        "(`signals run`) or a short tune (`signals tune --trials 5`) first, or pass --tune-run-id "
+        "(a tune made by `mlflow run` lives in the experiment named by --experiment-name)"
     )
 
 
@@ -72,8 +85,8 @@ def backtest_tune_run(settings: Any, *, tune_run_id: str | None = None, log_to_m
 
 
     bt = client.create_run(
-        exp_id, run_name=f"backtest-{rid[:8]}",
-        tags={"signals.step": "backtest", "signals.tune_run_id": rid},
+        exp_id, run_name=unique_run_name(f"backtest-{rid[:8]}"),
+        tags={**run_identity_tags(), "signals.step": "backtest", "signals.tune_run_id": rid},
     )
     bid = bt.info.run_id
     try:

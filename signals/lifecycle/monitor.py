@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from signals.adapters.mirror import Mirror
-from signals.adapters.tracking import configure_mlflow, git_info, quiet_mlflow
+from signals.adapters.tracking import configure_mlflow, git_info, quiet_mlflow, run_identity_tags, unique_run_name
 from signals.core.errors import SignalsError
 from signals.data import get_provider
 from signals.features import FeatureStore
@@ -267,8 +267,9 @@ def log_check(
     g = git_info()
     run = client.create_run(
         exp_id,
-        run_name=f"monitor-{result.check_date}-v{result.model_version}",
+        run_name=unique_run_name(f"monitor-{result.check_date}-v{result.model_version}"),
         tags={
+            **run_identity_tags(),  # source and user, as a fluent run would carry
             "signals.step": STEP_MONITOR,
             TAG_CHECK_DATE: result.check_date,
             TAG_MODEL_NAME: result.model_name,

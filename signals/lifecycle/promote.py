@@ -21,6 +21,7 @@ from signals.core.errors import SignalsError
 from signals.core.redaction import install_log_redaction, redact_text
 from signals.lifecycle.params import ParameterError, parse_bool, parse_version
 from signals.lifecycle.wiring import open_registry
+from signals.registry.types import current_actor
 from signals.settings.model import load_settings
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class PromoteResult:
     gate: "GateResult | None" = None
     mirror_ok: bool | None = None
     mlflow_run_id: str | None = None
+    warning: str | None = None  # e.g. an explicit promotion that overrides the gate's verdict
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -61,6 +63,7 @@ class PromoteResult:
             "gate": self.gate.as_dict() if self.gate else None,
             "mirror_ok": self.mirror_ok,
             "mlflow_run_id": self.mlflow_run_id,
+            "warning": self.warning,
         }
 
 
@@ -122,7 +125,12 @@ def run_promote(
     registry = open_registry(settings)
     r = settings.registry
     if version is not None:
-        new = registry.promote(version, reason=reason or "manual promotion")
+        overrides = registry.gate_override(version)
+        warning = None
+        if overrides:
+            warning = (f"version {version} overrides the gate's last verdict ({overrides}); recorded as an override "
+                       f"by {current_actor()}" + ("" if reason else " with no reason: pass --reason to say why"))
+        new = registry.promote(version, reason=reason or ("manual override of the gate" if overrides else "manual promotion"))
         before = new.tags.get("previous_champion") or None
         result = PromoteResult(
             "promoted",
@@ -130,6 +138,7 @@ def run_promote(
             champion_before=before,
             champion_after=new.version_id,
             mirror_ok=registry.last_mirror_ok,
+            warning=warning,
         )
     else:
         outcome = registry.promote_if_better(
@@ -181,6 +190,7 @@ def run_promote(
             "model_name": registry.name,
             "alpha": gate.alpha if gate else None,
             "message": result.message,
+            "warning": result.warning,
         },
         {
             "promoted": 1.0 if result.promoted else 0.0,
@@ -223,6 +233,8 @@ def run_registry_step(step: Any, config: str | None) -> int:
         print(f"Error: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     print(result.message)
+    if getattr(result, "warning", None):
+        print(f"Warning: {result.warning}", file=sys.stderr)
     if result.mirror_ok is False:
         print("Warning: the Redis mirror was not updated and is marked stale; run `signals registry sync`.", file=sys.stderr)
     return 0

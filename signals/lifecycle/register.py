@@ -6,8 +6,9 @@ training run never reaches the registry. ``python -m entrypoints.register --run-
 train step calls. Registering the same run twice returns the existing version (idempotent, so
 a retried pipeline does not create duplicates).
 
-The version is tagged with the run's metrics (``metric.*``) and its data window
-(``train_start``, ``train_end``, ``holdout_start``, ``holdout_end``, from the run's params/tags).
+The version is tagged with the run's headline hold-out metrics next to their baselines
+(``metric.*``, rounded; every metric stays on the training run at full precision) and its data
+window (``train_start``, ``train_end``, ``holdout_start``, ``holdout_end``, from the run's params/tags).
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("signals.register")
 
-MAX_METRIC_TAGS = 60
+# What a person compares on the version page: each model figure next to its naive baseline.
+HEADLINE_METRICS = (
+    "holdout_log_loss", "holdout_baseline_prior_log_loss", "holdout_skill_vs_prior",
+    "holdout_accuracy", "holdout_baseline_always_up_accuracy",
+    "holdout_strategy_sharpe", "holdout_baseline_buy_hold_sharpe", "holdout_ece",
+)
 
 
 def _run_model_uri(client: Any, run: Any) -> str:
@@ -77,7 +83,8 @@ def run_register(
         return existing
     uri = model_uri or _run_model_uri(client, run)
     if metrics is None:
-        metrics = dict(sorted(run.data.metrics.items())[:MAX_METRIC_TAGS])
+        metrics = run.data.metrics
+    metrics = {k: v for k, v in metrics.items() if k in HEADLINE_METRICS}
     metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
     window = {}
     for key in ("train_start", "train_end", "holdout_start", "holdout_end"):

@@ -324,7 +324,8 @@ def _run_logged_step(client: Any, experiment_id: str, step: str, fn: Callable[[]
     import mlflow
 
 
-    with mlflow.start_run(run_name=step, nested=True, tags={T.TAG_STEP: step}, experiment_id=experiment_id) as run:
+    with mlflow.start_run(run_name=T.unique_run_name(step), nested=True, tags={T.TAG_STEP: step},
+                          experiment_id=experiment_id) as run:
         summary = fn()
         T.log_metrics_batch(client, run.info.run_id, {k: v for k, v in summary.items() if isinstance(v, (int, float))
                                                       and not isinstance(v, bool)})

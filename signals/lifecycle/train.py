@@ -37,6 +37,7 @@ from signals.adapters import tracking as T
 from signals.adapters.dask_compute import client_for
 from signals.core.errors import SignalsError
 from signals.dataset import TrainingData, load_training_data
+from signals.features.spec import synthetic_features
 from signals.lifecycle.params import (
     check_date_order,
     common_parser,
@@ -325,7 +326,8 @@ def train_with_tracking(
         # ---- plots
         imp = final.pipeline.feature_importance("gain")
         figures = {
-            "plots/feature_importance.png": plots.feature_importance(imp),
+            "plots/feature_importance.png": plots.feature_importance(
+                imp, marked=synthetic_features(data.source.get("synthetic_tables") or ())),
             "plots/confusion_matrix.png": plots.confusion_matrix(y_ho, p_ho, "Hold-out confusion matrix"),
             "plots/reliability.png": plots.reliability_diagram(
                 y_ho, {"raw": raw_ho, "calibrated": p_ho}, title="Hold-out reliability (evaluation model)"),

@@ -40,12 +40,13 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
 from signals.adapters import tracking as T
 from signals.dataset import TrainingData, load_training_data
+from signals.features.spec import synthetic_features
 from signals.lifecycle.params import (
     check_date_order,
     common_parser,
@@ -322,7 +323,8 @@ def calibration_report(res: "WalkForwardResult") -> dict[str, Any]:
 
 def log_walk_forward_outputs(client: Any, run_id: str, res: "WalkForwardResult", horizon: int,
                              window_runs: dict[int, str] | None = None, prices: pd.DataFrame | None = None,
-                             strategy: dict[str, Any] | None = None) -> dict[str, str]:
+                             strategy: dict[str, Any] | None = None,
+                             synthetic_features: Sequence[str] = ()) -> dict[str, str]:
     """Parent-run artifacts: OOS predictions, final params, calibration choices, per-window table, plots."""
 
     artifacts: dict[str, str] = {}
@@ -349,7 +351,8 @@ def log_walk_forward_outputs(client: Any, run_id: str, res: "WalkForwardResult",
         "plots/confusion_matrix.png": plots.confusion_matrix(y, proba, "Out-of-sample confusion matrix (all windows)"),
         "plots/reliability.png": plots.reliability_diagram(y, {"raw": raw, "calibrated": proba},
                                                            title="Out-of-sample reliability (all windows)"),
-        "plots/feature_importance.png": plots.feature_importance(imp, title="Mean gain share across windows"),
+        "plots/feature_importance.png": plots.feature_importance(imp, title="Mean gain share across windows",
+                                                                 marked=synthetic_features),
     }
     fig = strategy_figure(st, prices, strategy, "Walk-forward out-of-sample: strategy (net of costs) vs buy-and-hold")
     if fig is not None:
@@ -457,7 +460,8 @@ def tune_with_tracking(
                                          "tune.final_params_rule": res.final_params_report.get("rule", ""),
                                          "calibration.method": deploy.method, "calibration.reason": deploy.reason})
         T.log_metrics_batch(client, rid, metrics)
-        artifacts = log_walk_forward_outputs(client, rid, res, config.horizon, hooks.window_runs, prices, strategy)
+        artifacts = log_walk_forward_outputs(client, rid, res, config.horizon, hooks.window_runs, prices, strategy,
+                                             synthetic_features=synthetic_features(data.source.get("synthetic_tables") or ()))
         seconds = time.perf_counter() - t0
         T.log_metrics_batch(client, rid, {"tune_seconds": seconds})
     return TuneResult(

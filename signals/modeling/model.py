@@ -22,6 +22,7 @@ from signals.core.errors import SignalsError
 from signals.dataset import make_target
 from signals.modeling import metrics as M
 from signals.modeling.calibration import normalize_proba
+from signals.settings.model import load_settings
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings
@@ -105,28 +106,50 @@ class MLPipeline:
         Fewer labelled rows than this in :meth:`train` raises :class:`InsufficientDataError`.
     seed, n_jobs:
         XGBoost seed and thread count (``n_jobs`` defaults to 2).
+
+    Anything left out (``None``) comes from the loaded settings, like the CLI's: ``ml.*`` of
+    ``config/settings.yaml`` (or ``$SA_CONFIG``) with ``SA_`` overrides, e.g.
+    ``SA_ML__PREDICTION_HORIZON=3``. The settings are read the first time such a value is
+    needed, so a bare ``MLPipeline()`` follows the configuration and callers that pass every
+    value (the tuner, the final fit) never read it. :meth:`from_settings` takes a given
+    ``Settings`` object instead.
     """
+
+    #: constructor argument -> ``settings.ml`` field it defaults to
+    _FROM_SETTINGS = {"params": "xgb_params", "horizon": "prediction_horizon", "up_threshold": "up_threshold",
+                      "down_threshold": "down_threshold", "min_training_samples": "min_training_samples",
+                      "seed": "seed", "class_weight": "class_weight"}
 
     def __init__(
         self,
         params: dict[str, Any] | Any | None = None,
         *,
-        horizon: int = 5,
-        up_threshold: float = 0.01,
-        down_threshold: float = -0.01,
-        min_training_samples: int = 500,
-        seed: int = 42,
+        horizon: int | None = None,
+        up_threshold: float | None = None,
+        down_threshold: float | None = None,
+        min_training_samples: int | None = None,
+        seed: int | None = None,
         n_jobs: int | None = None,
-        class_weight: str = "none",
+        class_weight: str | None = None,
     ) -> None:
-        self.params = params
-        self.horizon = horizon
-        self.up_threshold = up_threshold
-        self.down_threshold = down_threshold
-        self.min_training_samples = min_training_samples
-        self.seed = seed
+        given = dict(params=params, horizon=horizon, up_threshold=up_threshold, down_threshold=down_threshold,
+                     min_training_samples=min_training_samples, seed=seed, class_weight=class_weight)
+        for name, value in given.items():
+            if value is not None:  # left unset: __getattr__ reads it from the settings when first used
+                setattr(self, name, value)
         self.n_jobs = n_jobs
-        self.class_weight = class_weight
+
+    def __getattr__(self, name: str) -> Any:
+        """Only called for attributes not set: the configuration values left to the settings."""
+        field = type(self)._FROM_SETTINGS.get(name)
+        if field is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        settings = self.__dict__.get("_settings")
+        if settings is None:
+            settings = self.__dict__["_settings"] = load_settings()
+        value = getattr(settings.ml, field)
+        setattr(self, name, value)
+        return value
 
     @classmethod
     def from_settings(

@@ -7,7 +7,8 @@ and in long-running processes). Every function returns the ``Figure``; callers l
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import textwrap
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,17 +31,36 @@ def save_png(fig, path) -> None:  # noqa: ANN001
     fig.savefig(path, format="png")
 
 
-def feature_importance(importance: Mapping[str, float], top: int = 25, title: str = "Feature importance (gain)"):
+def _title(ax, title: str, fontsize: float = 11.0) -> None:  # noqa: ANN001
+    """A title that fits: wrapped to the figure's width (a long title is otherwise cut on both sides)."""
+    width_px = 0.85 * ax.figure.get_figwidth() * ax.figure.dpi  # the axes span, within the figure's margins
+    em_px = fontsize * ax.figure.dpi / 72
+    chars = max(20, int(width_px / (0.6 * em_px)))  # ~0.6 em per character in the default font
+    ax.set_title(textwrap.fill(title, chars), fontsize=fontsize)
+
+
+def feature_importance(importance: Mapping[str, float], top: int = 25, title: str = "Feature importance (gain)",
+                       marked: Collection[str] = (), marked_label: str = "built from synthetic data"):
+    """Top features by gain; those in ``marked`` (e.g. computed from synthetic tables) are drawn in
+    another colour, suffixed ``*`` and counted in the legend, so nobody reads them as real signal."""
     items = sorted(importance.items(), key=lambda kv: kv[1], reverse=True)[:top]
-    fig = _figure(7.5, max(3.0, 0.28 * len(items) + 1.2))
+    marked = set(marked)
+    fig = _figure(7.5, max(3.0, 0.28 * len(items) + 1.4))
     ax = fig.add_subplot()
     if items:
         names, values = zip(*items)
         pos = np.arange(len(items))[::-1]
-        ax.barh(pos, values, color="#4c72b0")
-        ax.set_yticks(pos, labels=names, fontsize=8)
+        hit = [n in marked for n in names]
+        colors = ["#dd8452" if h else "#4c72b0" for h in hit]
+        ax.barh(pos, values, color=colors)
+        ax.set_yticks(pos, labels=[f"{n} *" if h else n for n, h in zip(names, hit)], fontsize=8)
+        if any(hit):
+            from matplotlib.patches import Patch
+
+            ax.legend(handles=[Patch(color="#dd8452", label=f"* {marked_label} ({sum(hit)} of {len(items)})"),
+                               Patch(color="#4c72b0", label="real inputs")], fontsize=8, loc="lower right")
     ax.set_xlabel("total gain share" if items and abs(sum(v for _, v in items) - 1) < 1e-6 else "gain")
-    ax.set_title(title)
+    _title(ax, title)
     return fig
 
 
@@ -61,28 +81,49 @@ def confusion_matrix(y: np.ndarray, proba_or_pred: np.ndarray, title: str = "Con
         for j in range(3):
             ax.text(j, i, f"{cm[i, j]}\n{cm[i, j] / total:.1%}", ha="center", va="center",
                     color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=8)
-    ax.set_title(title)
+    _title(ax, title)
     return fig
 
 
 def reliability_diagram(
     y: np.ndarray, curves: Mapping[str, np.ndarray], n_bins: int = 10, title: str = "Reliability (top label)"
 ):
-    """One line per probability set (e.g. {"raw": p0, "calibrated": p1}); ECE in the legend."""
-    fig = _figure(5.5, 5.0)
-    ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
-    for name, proba in curves.items():
-        t = M.reliability_table(y, proba, n_bins)
+    """One line per probability set (e.g. {"raw": p0, "calibrated": p1}); ECE in the legend.
+
+    The axes are zoomed to where the points are (3-class top-label confidence rarely leaves
+    0.35-0.8), and a lower panel shows how many rows each bin holds: a point far from the
+    diagonal on 12 rows is noise, on 2,000 rows it is not."""
+    from matplotlib.gridspec import GridSpec
+
+    fig = _figure(6.5, 6.0)
+    grid = GridSpec(2, 1, figure=fig, height_ratios=[3, 1])
+    ax = fig.add_subplot(grid[0])
+    counts_ax = fig.add_subplot(grid[1], sharex=ax)
+    lo, hi = 1.0, 0.0
+    tables = {name: (M.reliability_table(y, proba, n_bins), M.expected_calibration_error(y, proba, n_bins))
+              for name, proba in curves.items()}
+    width = 0.8 / max(n_bins, 1) / max(len(tables), 1)
+    for i, (name, (t, ece)) in enumerate(tables.items()):
         mask = t["count"] > 0
-        ece = M.expected_calibration_error(y, proba, n_bins)
-        ax.plot(t["confidence"][mask], t["accuracy"][mask], marker="o", label=f"{name} (ECE {ece:.3f})")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("mean predicted confidence")
+        conf, acc, n = t["confidence"][mask], t["accuracy"][mask], t["count"][mask]
+        line = ax.plot(conf, acc, marker="o", label=f"{name} (ECE {ece:.3f})")[0]
+        counts_ax.bar(conf + (i - (len(tables) - 1) / 2) * width, n, width=width, color=line.get_color(), label=name)
+        if len(conf):
+            lo, hi = min(lo, float(np.min(conf)), float(np.min(acc))), max(hi, float(np.max(conf)), float(np.max(acc)))
+    if hi < lo:
+        lo, hi = 0.0, 1.0
+    pad = max(0.03, 0.08 * (hi - lo))
+    lo, hi = max(0.0, lo - pad), min(1.0, hi + pad)
+    ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, label="perfect")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
     ax.set_ylabel("observed accuracy")
     ax.legend(loc="upper left", fontsize=8)
-    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    counts_ax.set_xlabel("mean predicted confidence (top label)")
+    counts_ax.set_ylabel("rows per bin")
+    counts_ax.grid(alpha=0.3)
+    _title(ax, title)
     return fig
 
 
@@ -102,7 +143,7 @@ def window_metrics(frame: pd.DataFrame, metrics: Sequence[tuple[str, str | None]
         ax.legend(fontsize=8, loc="best")
         ax.grid(alpha=0.3)
         if i == 0:
-            ax.set_title(title)
+            _title(ax, title)
     return fig
 
 
@@ -118,5 +159,5 @@ def cumulative_returns(daily: pd.DataFrame, title: str = "Strategy (net of costs
     ax.set_ylabel("growth of 1")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    ax.set_title(title)
+    _title(ax, title)
     return fig

@@ -15,14 +15,17 @@ Aliases are the truth
     champion, ``Archived`` for the one it replaced) for tools that still read stages; if MLflow
     refuses (stages removed), that is logged and ignored.
 
-Previous champion
-    Registered-model tag ``champion_history`` holds JSON ``{"champion": "7", "previous": ["3",
-    "5"]}`` (oldest first, capped at 50) and tag ``previous_champion`` its last entry (for the UI).
-    Promotion and an explicit rollback push the outgoing champion; a bare ``rollback()`` pops,
-    so repeated bare rollbacks walk back through earlier champions. The alias is moved *before*
-    the record is rewritten; if a process dies in between (or someone moves the alias in the
-    MLflow UI), the next operation sees ``record.champion != alias`` and treats the recorded
-    champion as the previous one, so the record heals instead of drifting.
+Champion history (append-only)
+    Every change of champion is one registered-model tag ``champion_event.<seq>`` holding JSON
+    (:class:`ChampionEvent`: when, which version, the one it replaced, the action, who, why). A
+    tag is written once and never rewritten, so the history answers "which version was champion
+    at time T" (:meth:`ModelRegistry.champion_at`) and survives any number of rollbacks. Tag
+    ``previous_champion`` (for the UI) names the version a bare rollback would return to.
+    A bare ``rollback()`` goes back to the champion before the current one (like ``kubectl
+    rollout undo``): repeating it toggles between the two; ``rollback(VERSION)`` goes further
+    back. The alias is moved *before* the event is written; if a process dies in between (or
+    someone moves the alias in the MLflow UI), the next change sees ``last event != alias`` and
+    first records an ``external`` event, so the record heals instead of drifting.
 
 Locking
     The alias write is atomic, but "read champion, move alias, record previous" is a
@@ -37,12 +40,17 @@ Locking
     lock is held, so the mirror sees changes in MLflow order. After moving the alias the target
     version is re-read; if it was deleted concurrently, the alias is put back.
 
-Version tags
-    ``metric.<name>`` (metrics given to ``register``), ``train_start``/``train_end``/
-    ``holdout_start``/``holdout_end`` (data window), ``registered_by``/``registered_at``,
-    ``promoted_by`` (``user@host`` or ``auto-gate``), ``promoted_at`` (ISO-8601 UTC),
-    ``promotion_reason``, ``previous_champion``, ``logged_model_id`` (the MLflow logged model
-    the version was registered from), and the gate's ``gate.*`` results.
+Version tags (what a person reads; full-precision metrics stay on the training run)
+    ``metric.<name>`` (the headline metrics given to ``register``, 4 decimals), ``train_start``/
+    ``train_end``/``holdout_start``/``holdout_end`` (data window), ``registered_by``/
+    ``registered_at``, ``promoted_by`` (``user@host`` or ``auto-gate``), ``promoted_at``
+    (ISO-8601 UTC), ``promotion_reason``, ``previous_champion``, ``rolled_back_to_at``/``_by``/
+    ``rollback_reason`` (a rollback never overwrites the promotion's tags), ``logged_model_id``
+    (the MLflow logged model the version was registered from) and the gate's verdict
+    (``gate.decision``, ``gate.compared_with``, ``gate.log_loss_delta``, ``gate.p_value``,
+    ``gate.evaluated_at``, ``gate.forced``, ``gate.overridden_by``). The version *description*
+    says the same in sentences: the gate's verdict, what it was compared with (the champion and
+    the class prior), the log-loss delta and p-value, and how the version became champion.
 """
 
 from __future__ import annotations
@@ -65,15 +73,16 @@ from signals.registry.types import (
     CHALLENGER,
     CHAMPION,
     GATE_TAG_PREFIX,
-    HISTORY_LIMIT,
     HOLDOUT_ARTIFACT,
     METRIC_TAG_PREFIX,
     STAGE_ARCHIVED,
     STAGE_PRODUCTION,
+    TAG_CHAMPION_EVENT_PREFIX,
     TAG_CHAMPION_HISTORY,
     TAG_PREVIOUS_CHAMPION,
     AlreadyChampionError,
     AutoPromoteOutcome,
+    ChampionEvent,
     EmptyRegistryError,
     ModelVersion,
     NoPreviousChampionError,
@@ -230,43 +239,78 @@ class ModelRegistry:
     def get_challenger(self) -> ModelVersion | None:
         return self._by_alias(CHALLENGER)
 
-    def champion_history(self) -> list[str]:
-        """Earlier champions, oldest first (what bare rollbacks walk back through)."""
+    def history(self) -> list[ChampionEvent]:
+        """Every change of champion, oldest first (healed: see the module docstring)."""
         rm = self._registered_model()
-        if rm is None:
-            return []
-        return self._history(rm)
+        return [] if rm is None else self._events(rm)
+
+    def champion_at(self, when: datetime | str) -> str | None:
+        """The version that was champion at ``when`` (timezone-aware, or naive = UTC); None before the first."""
+        t = pd.Timestamp(when)
+        t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+        current = None
+        for event in self.history():
+            if not event.at or pd.Timestamp(event.at) > t:
+                continue
+            current = event.champion
+        return current
+
+    def champion_history(self) -> list[str]:
+        """Earlier champions in the order they reigned (the current one excluded)."""
+        return [e.champion for e in self.history()][:-1]
 
     def previous_champion(self) -> str | None:
-        hist = self.champion_history()
-        return hist[-1] if hist else None
+        """Where a bare ``rollback()`` would go (the champion before the current one, if it still exists)."""
+        rm = self._registered_model()
+        if rm is None:
+            return None
+        return self._rollback_target(self._events(rm), self._aliases(rm).get(CHAMPION))
 
-    def _history(self, rm: Any) -> list[str]:
-        """The recorded history, healed if the alias moved without the record (crash, UI edit)."""
+    def _recorded_events(self, rm: Any) -> list[ChampionEvent]:
         tags = dict(rm.tags or {})
-        actual = self._aliases(rm).get(CHAMPION)
-        raw = tags.get(TAG_CHAMPION_HISTORY)
-        record: dict[str, Any] = {}
-        if raw:
+        events = []
+        for key, raw in tags.items():
+            if not key.startswith(TAG_CHAMPION_EVENT_PREFIX):
+                continue
             try:
-                record = json.loads(raw)
-            except ValueError:
-                log.warning("registered-model tag %s is not JSON (%r); starting a new history", TAG_CHAMPION_HISTORY, raw[:80])
-        history = [str(v) for v in record.get("previous", [])]
-        if not raw and tags.get(TAG_PREVIOUS_CHAMPION):
-            history = [tags[TAG_PREVIOUS_CHAMPION]]
-        recorded = record.get("champion")
-        if recorded and recorded != actual:
+                d = json.loads(raw)
+                events.append(ChampionEvent(
+                    seq=int(d["seq"]), at=str(d.get("at") or ""), champion=str(d["champion"]),
+                    previous=str(d["previous"]) if d.get("previous") else None, action=str(d.get("action", "")),
+                    by=str(d.get("by", "")), reason=str(d.get("reason", ""))))
+            except (ValueError, KeyError, TypeError):
+                log.warning("registered-model tag %s is not a champion event (%r); ignored", key, raw[:80])
+        if not events and tags.get(TAG_CHAMPION_HISTORY):  # a store written before the event log
+            try:
+                record = json.loads(tags[TAG_CHAMPION_HISTORY])
+                chain = [str(v) for v in record.get("previous", [])] + [str(record["champion"])]
+            except (ValueError, KeyError, TypeError):
+                chain = []
+            events = [ChampionEvent(i + 1, "", v, chain[i - 1] if i else None, "recorded before the event log", "")
+                      for i, v in enumerate(chain)]
+        return sorted(events, key=lambda e: e.seq)
+
+    def _events(self, rm: Any) -> list[ChampionEvent]:
+        """The recorded events, plus an ``external`` one when the alias moved without a record."""
+        events = self._recorded_events(rm)
+        actual = self._aliases(rm).get(CHAMPION)
+        recorded = events[-1].champion if events else None
+        if actual and actual != recorded:
             log.warning(
                 "the champion alias points at %s but the history recorded %s (moved outside signals, or an "
-                "interrupted change); counting %s as the previous champion",
-                actual,
-                recorded,
-                recorded,
-            )
-            if not history or history[-1] != recorded:
-                history.append(str(recorded))
-        return history
+                "interrupted change); recording it as an external change", actual, recorded)
+            events.append(ChampionEvent(
+                (events[-1].seq if events else 0) + 1, utc_now_iso(), actual, recorded, "external", "unknown",
+                "the champion alias was moved outside signals (or a change was interrupted); noticed at this time"))
+        return events
+
+    def _rollback_target(self, events: list[ChampionEvent], current: str | None) -> str | None:
+        """The most recent earlier champion that is not ``current`` and still exists."""
+        for event in reversed(events):
+            for candidate in (event.champion, event.previous):
+                if candidate and candidate != current and self._mlflow_version(candidate) is not None:
+                    return candidate
+        return None
 
     def snapshot(self) -> "RegistrySnapshot":
         """The registry state for the Redis mirror, read from MLflow."""
@@ -287,16 +331,16 @@ class ModelRegistry:
                 stage=v.stage,
                 promoted_at=v.tags.get("promoted_at"),
                 promoted_by=v.tags.get("promoted_by"),
+                logged_model_id=v.tags.get("logged_model_id"),
             )
             for v in self.list_versions()
         )
-        history = self._history(rm)
         return RegistrySnapshot(
             model_name=self.name,
             versions=records,
             champion=aliases.get(CHAMPION),
             challenger=aliases.get(CHALLENGER),
-            previous_champion=history[-1] if history else None,
+            previous_champion=self._rollback_target(self._events(rm), aliases.get(CHAMPION)),
         )
 
     # ------------------------------------------------------------------ mirror
@@ -389,7 +433,8 @@ class ModelRegistry:
             except (TypeError, ValueError):
                 raise RegistryError(f"metric {key!r} must be a number, got {value!r}") from None
         wanted = _vid(version_id) if version_id is not None else None
-        version_tags = {f"{METRIC_TAG_PREFIX}{k}": repr(v) for k, v in clean_metrics.items()}
+        # rounded: the tags are for reading; the training run keeps every metric at full precision
+        version_tags = {f"{METRIC_TAG_PREFIX}{k}": f"{v:.4f}" for k, v in clean_metrics.items()}
         version_tags.update({str(k): str(v) for k, v in (tags or {}).items() if v is not None})
         version_tags.update(registered_by=current_actor(), registered_at=utc_now_iso())
         with self.lock:
@@ -448,19 +493,37 @@ class ModelRegistry:
             log.log(level, "could not set deprecated stage %s on version %s (%s); the aliases are authoritative", stage, version_id, exc)
             self._stage_warned = True
 
-    def _write_history(self, champion: str, history: list[str]) -> None:
-        history = history[-HISTORY_LIMIT:]
+    def _append_event(self, rm: Any, event_fields: Mapping[str, Any]) -> ChampionEvent:
+        """Write the unrecorded ``external`` event (if any) and then this one; never rewrite a tag."""
+        events = self._events(rm)
+        recorded = {e.seq for e in self._recorded_events(rm)}
+        for e in events:
+            if e.seq not in recorded and e.action == "external":
+                self._write_event(e)
+        seq = (max((e.seq for e in events), default=0)) + 1
+        event = ChampionEvent(seq=seq, **event_fields)
+        self._write_event(event)
+        return event
+
+    def _write_event(self, event: ChampionEvent) -> None:
         self.client.set_registered_model_tag(
-            self.name, TAG_CHAMPION_HISTORY, json.dumps({"champion": champion, "previous": history})
-        )
-        self.client.set_registered_model_tag(self.name, TAG_PREVIOUS_CHAMPION, history[-1] if history else "")
+            self.name, f"{TAG_CHAMPION_EVENT_PREFIX}{event.seq:06d}", json.dumps(event.as_dict())[:4900])
+
+    def _set_description_part(self, version_id: str, label: str, text: str) -> None:
+        """Replace (or add) the paragraph starting ``<label>:`` in the version's description."""
+        mv = self._mlflow_version(version_id)
+        if mv is None:
+            return
+        parts = [p for p in (mv.description or "").split("\n\n") if p and not p.startswith(f"{label}:")]
+        parts.append(f"{label}: {text}")
+        self.client.update_model_version(self.name, version_id, description="\n\n".join(parts)[:4900])
 
     def _move_champion(
         self,
         rm: Any,
         target: str,
-        new_history: list[str],
         *,
+        action: str,
         actor: str,
         reason: str,
         extra_tags: Mapping[str, str] | None = None,
@@ -491,19 +554,23 @@ class ModelRegistry:
                 except MlflowException:
                     pass  # MLflow already dropped it with the version
             raise deleted
-        self._write_history(target, new_history)
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")  # orders events within a second
+        self._append_event(rm, dict(at=now, champion=target, previous=old, action=action, by=actor, reason=reason))
+        self.client.set_registered_model_tag(self.name, TAG_PREVIOUS_CHAMPION, old or "")
         if aliases.get(CHALLENGER) == target:
             self.client.delete_registered_model_alias(self.name, CHALLENGER)
-        now = utc_now_iso()
-        tags = {
-            "promoted_by": actor,
-            "promoted_at": now,
-            "promotion_reason": reason,
-            TAG_PREVIOUS_CHAMPION: old or "",
-            **(extra_tags or {}),
-        }
+        if action == "rollback":  # the promotion's own record stays as it was
+            tags = {"rolled_back_to_at": now, "rolled_back_to_by": actor, "rollback_reason": reason}
+        else:
+            tags = {"promoted_by": actor, "promoted_at": now, "promotion_reason": reason,
+                    TAG_PREVIOUS_CHAMPION: old or ""}
+        tags.update(extra_tags or {})
         for key, value in tags.items():
             self.client.set_model_version_tag(self.name, target, key, value)
+        verb = {"rollback": "rolled back to", "override": "promoted OVER THE GATE'S VERDICT",
+                "forced-promote": "promoted, forced over the gate's verdict", "auto-promote": "promoted by the gate"}
+        self._set_description_part(target, "Champion", f"{verb.get(action, 'promoted')} at {now} by {actor} "
+                                                      f"(replacing {'version ' + old if old else 'no champion'}): {reason}")
         if old:
             if self._mlflow_version(old) is not None:
                 self.client.set_model_version_tag(self.name, old, "replaced_by", target)
@@ -538,57 +605,64 @@ class ModelRegistry:
     ) -> ModelVersion:
         """Make ``version_id`` the champion; the outgoing champion becomes the previous one.
 
-        Returns the new champion. Errors (nothing changed): :class:`EmptyRegistryError`,
-        :class:`UnknownVersionError`, :class:`AlreadyChampionError`.
+        When the gate's last verdict on that version was not "promote", this is an *override*:
+        recorded as such (``gate.overridden_by``, the event's action) and logged as a warning
+        (:func:`gate_override` tells callers beforehand). Returns the new champion. Errors
+        (nothing changed): :class:`EmptyRegistryError`, :class:`UnknownVersionError`,
+        :class:`AlreadyChampionError`.
         """
         with self.lock:
             rm = self._require_model()
             target = self._validated_target(rm, version_id)
-            history = self._history(rm)
-            old = self._aliases(rm).get(CHAMPION)
-            if old and (not history or history[-1] != old):
-                history.append(old)
-            return self._move_champion(
-                rm, target, history, actor=promoted_by or current_actor(), reason=reason, extra_tags=extra_tags
-            )
+            actor = promoted_by or current_actor()
+            verdict = self.gate_override(target)
+            tags = dict(extra_tags or {})
+            action = "promote"
+            if verdict:
+                action = "override"
+                tags[f"{GATE_TAG_PREFIX}overridden_by"] = actor
+                log.warning("promoting version %s against the gate's last verdict (%s): %s", target, verdict, reason)
+            return self._move_champion(rm, target, action=action, actor=actor, reason=reason, extra_tags=tags)
+
+    def gate_override(self, version_id: str) -> str | None:
+        """The gate's last verdict on ``version_id`` if promoting it would override it (else None)."""
+        mv = self._mlflow_version(_vid(version_id))
+        decision = (mv.tags or {}).get(f"{GATE_TAG_PREFIX}decision") if mv is not None else None
+        if not decision or decision == "promote":
+            return None
+        return f"{decision} vs {(mv.tags or {}).get(f'{GATE_TAG_PREFIX}compared_with', '?')}"
 
     def rollback(
         self, version_id: str | None = None, *, reason: str | None = None, promoted_by: str | None = None
     ) -> ModelVersion:
-        """Move ``champion`` back: to ``version_id``, or (bare) to the previous champion.
+        """Move ``champion`` back: to ``version_id``, or (bare) to the champion before the current one.
 
-        A bare rollback pops the history, so repeating it walks further back; rolling back to a
-        named version pushes the current champion, so a bare rollback can undo it.
+        A bare rollback repeated toggles between the last two champions (each rollback is a new
+        event; nothing is popped or rewritten); name a version to go further back.
         Errors (nothing changed): :class:`EmptyRegistryError`, :class:`UnknownVersionError`,
         :class:`AlreadyChampionError`, :class:`NoPreviousChampionError`.
         """
         with self.lock:
             rm = self._require_model()
             current = self._aliases(rm).get(CHAMPION)
-            history = self._history(rm)
             actor = promoted_by or current_actor()
             if version_id is not None:
                 target = self._validated_target(rm, version_id)
-                if current and (not history or history[-1] != current):
-                    history.append(current)
-                return self._move_champion(
-                    rm, target, history, actor=actor, reason=reason or f"rollback from {current} to {target}"
-                )
-            remaining = list(history)
-            while remaining:
-                candidate = remaining.pop()
-                if candidate != current and self._mlflow_version(candidate) is not None:
-                    return self._move_champion(
-                        rm, candidate, remaining, actor=actor, reason=reason or f"rollback from {current} to previous champion {candidate}"
+            else:
+                target = self._rollback_target(self._events(rm), current)
+                if target is None:
+                    if current is None:
+                        raise NoPreviousChampionError(
+                            f"model {self.name!r} has no champion and no recorded previous champion; "
+                            "promote a version explicitly: `signals promote VERSION`"
+                        )
+                    raise NoPreviousChampionError(
+                        f"no previous champion is recorded for {self.name!r} (champion is version {current}); "
+                        "name the version to roll back to: `signals rollback VERSION`"
                     )
-            if current is None:
-                raise NoPreviousChampionError(
-                    f"model {self.name!r} has no champion and no recorded previous champion; "
-                    "promote a version explicitly: `signals promote VERSION`"
-                )
-            raise NoPreviousChampionError(
-                f"no previous champion is recorded for {self.name!r} (champion is version {current}); "
-                "name the version to roll back to: `signals rollback VERSION`"
+            return self._move_champion(
+                rm, target, action="rollback", actor=actor,
+                reason=reason or f"rollback from {current or 'none'} to {target}",
             )
 
     # ------------------------------------------------------------------ the gate
@@ -624,10 +698,10 @@ class ModelRegistry:
         its own class prior).
 
         Evaluated under the lock, so the champion cannot change between the comparison and the
-        promotion. The gate's numbers are recorded as ``gate.*`` tags on the challenger either
-        way (an audit trail; aliases, stages and the mirror change only on promotion). ``force``
-        promotes even against the gate's verdict; the override, who did it and why are recorded
-        on the version (``gate.forced``, ``promoted_by``, ``promotion_reason``).
+        promotion. The verdict is recorded on the challenger either way (a few ``gate.*`` tags and
+        a "Gate:" paragraph in its description; aliases, stages and the mirror change only on
+        promotion). ``force`` promotes even against the gate's verdict; the override, who did it
+        and why are recorded on the version (``gate.forced``, ``promoted_by``, ``promotion_reason``).
         """
 
         with self.lock:
@@ -656,39 +730,54 @@ class ModelRegistry:
                 block_days=block_days,
                 seed=seed,
             )
-            gate_tags = self._gate_tags(gate, champion)
+            now = utc_now_iso()
+            gate_tags = self._gate_tags(gate, champion, now)
             forced = force and not gate.promote
             gate_tags[f"{GATE_TAG_PREFIX}forced"] = "true" if forced else "false"
             for key, value in gate_tags.items():
                 self.client.set_model_version_tag(self.name, challenger.version_id, key, value)
+            self._set_description_part(challenger.version_id, "Gate", gate_description(gate, champion, now))
             if not gate.promote and not force:
                 log.info("gate kept champion %s over challenger %s: %s", champion and champion.version_id, challenger.version_id, gate.reason)
                 return AutoPromoteOutcome(gate, self.get(challenger.version_id), champion, None)
-            history = self._history(rm)
-            if champion and (not history or history[-1] != champion.version_id):
-                history.append(champion.version_id)
             if forced:
-                actor = current_actor()
+                actor, action = current_actor(), "forced-promote"
                 why = f"forced over the gate ({gate.decision}){': ' + reason if reason else ''}; gate: {gate.reason}"
             else:
-                actor, why = AUTO_GATE_ACTOR, f"auto-gate: {gate.reason}"
-            promoted = self._move_champion(rm, challenger.version_id, history, actor=actor, reason=why)
+                actor, action, why = AUTO_GATE_ACTOR, "auto-promote", f"auto-gate: {gate.reason}"
+            promoted = self._move_champion(rm, challenger.version_id, action=action, actor=actor, reason=why)
             return AutoPromoteOutcome(gate, challenger, champion, promoted)
 
     @staticmethod
-    def _gate_tags(gate: "GateResult", champion: ModelVersion | None) -> dict[str, str]:
+    def _gate_tags(gate: "GateResult", champion: ModelVersion | None, now: str) -> dict[str, str]:
+        """The verdict in a few readable tags (the whole sentence is in the description)."""
         def fmt(x: float | None) -> str:
-            return "" if x is None else repr(float(x))
+            return "" if x is None else f"{float(x):.4f}"
 
         return {
             f"{GATE_TAG_PREFIX}decision": gate.decision,
+            f"{GATE_TAG_PREFIX}compared_with": compared_with(gate, champion),
+            f"{GATE_TAG_PREFIX}log_loss_delta": fmt(None if gate.improvement is None else -gate.improvement),
             f"{GATE_TAG_PREFIX}p_value": fmt(gate.p_value),
-            f"{GATE_TAG_PREFIX}improvement": fmt(gate.improvement),
-            f"{GATE_TAG_PREFIX}challenger_log_loss": fmt(gate.challenger_log_loss),
-            f"{GATE_TAG_PREFIX}champion_log_loss": fmt(gate.champion_log_loss),
-            f"{GATE_TAG_PREFIX}n_rows": str(gate.n_rows),
-            f"{GATE_TAG_PREFIX}alpha": repr(gate.alpha),
-            f"{GATE_TAG_PREFIX}vs_champion": champion.version_id if champion else "",
-            f"{GATE_TAG_PREFIX}evaluated_at": utc_now_iso(),
-            f"{GATE_TAG_PREFIX}reason": gate.reason[:4000],
+            f"{GATE_TAG_PREFIX}evaluated_at": now,
         }
+
+
+def compared_with(gate: "GateResult", champion: ModelVersion | None) -> str:
+    return f"champion v{champion.version_id}" if champion is not None else "class prior"
+
+
+def gate_description(gate: "GateResult", champion: ModelVersion | None, now: str) -> str:
+    """The gate's verdict as the paragraph a person reads on the version page."""
+    verdict = {"promote": "PROMOTE", "keep": "KEEP (not promoted)", "insufficient_data": "NO VERDICT (too few rows)"}
+    head = f"{verdict.get(gate.decision, gate.decision)} at {now}, compared with {compared_with(gate, champion)}"
+    if gate.p_value is None or gate.improvement is None:
+        return f"{head}. {gate.reason}"
+    base = f"champion v{champion.version_id}" if champion is not None else "class prior"
+    text = (f"{head}: hold-out log-loss {gate.challenger_log_loss:.4f} vs {gate.champion_log_loss:.4f} ({base}), "
+            f"delta {-gate.improvement:+.4f} (negative = this version is better), one-sided paired bootstrap "
+            f"p = {gate.p_value:.4f} (alpha {gate.alpha}) on {gate.n_rows} rows / {gate.n_dates} dates.")
+    if champion is not None and gate.prior_log_loss is not None:
+        text += (f" Class prior on the same rows: log-loss {gate.prior_log_loss:.4f} "
+                 f"(delta {gate.challenger_log_loss - gate.prior_log_loss:+.4f}).")
+    return text

@@ -68,6 +68,7 @@ class GateResult:
     block_days: int = DEFAULT_BLOCK_DAYS
     seed: int = 0
     baseline: Baseline = "champion"
+    prior_log_loss: float | None = None  # the challenger's class prior on the same rows, when it carries one
 
     @property
     def promote(self) -> bool:
@@ -77,13 +78,17 @@ class GateResult:
         return {**asdict(self), "promote": self.promote}
 
 
+def _naive_dates(values: pd.Series) -> pd.Series:
+    dates = pd.to_datetime(values)
+    return dates.dt.tz_convert(None) if dates.dt.tz is not None else dates
+
+
 def _validate(frame: pd.DataFrame, who: str) -> pd.DataFrame:
     missing = [c for c in HOLDOUT_COLUMNS if c not in frame.columns]
     if missing:
         raise GateError(f"{who} holdout predictions lack column(s) {missing}; expected {list(HOLDOUT_COLUMNS)}")
     out = frame.loc[:, list(HOLDOUT_COLUMNS)].copy()
-    dates = pd.to_datetime(out["date"])
-    out["date"] = dates.dt.tz_convert(None) if dates.dt.tz is not None else dates
+    out["date"] = _naive_dates(out["date"])
     out["symbol"] = out["symbol"].astype(str)
     out = out.dropna(subset=["y", *PROBA_COLUMNS])
     if not out["y"].isin([0, 1, 2]).all():
@@ -224,7 +229,15 @@ def evaluate_gate(
         n_resamples=n_resamples,
         seed=seed,
     )
+    prior_ll = None
+    if all(c in challenger.columns for c in PRIOR_COLUMNS):
+        pri = prior_as_holdout(challenger)
+        pri = pri.assign(date=_naive_dates(pri["date"]), symbol=pri["symbol"].astype(str))
+        on_rows = rows[list(KEYS)].merge(pri, on=list(KEYS), how="left")
+        if not on_rows[list(PROBA_COLUMNS)].isna().any().any():
+            prior_ll = float(per_row_log_loss(y, on_rows[list(PROBA_COLUMNS)].to_numpy(np.float64)).mean())
     stats = dict(
+        prior_log_loss=prior_ll,
         n_rows=n,
         n_dates=n_dates,
         champion_log_loss=float(loss_champ.mean()),

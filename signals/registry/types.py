@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-TAG_CHAMPION_HISTORY = "champion_history"
+TAG_CHAMPION_HISTORY = "champion_history"  # legacy (before the event log); read once, never written
+TAG_CHAMPION_EVENT_PREFIX = "champion_event."  # one registered-model tag per champion change, never rewritten
 TAG_PREVIOUS_CHAMPION = "previous_champion"
 METRIC_TAG_PREFIX = "metric."
 GATE_TAG_PREFIX = "gate."
@@ -115,6 +116,28 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class ChampionEvent:
+    """One change of champion, as recorded (append-only) on the registered model.
+
+    ``action``: ``promote`` (explicit), ``auto-promote`` (the gate), ``forced-promote`` (``--auto
+    --force``), ``override`` (an explicit promote against the gate's last verdict), ``rollback``,
+    ``external`` (the alias was moved outside signals; noticed, and recorded, at ``at``).
+    """
+
+    seq: int
+    at: str  # ISO-8601 with offset (UTC)
+    champion: str
+    previous: str | None
+    action: str
+    by: str
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "at": self.at, "champion": self.champion, "previous": self.previous,
+                "action": self.action, "by": self.by, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class AutoPromoteOutcome:
     """What ``promote_if_better`` decided and did."""
 
@@ -140,6 +163,19 @@ class VersionRecord:
     stage: str | None = None
     promoted_at: str | None = None
     promoted_by: str | None = None
+    logged_model_id: str | None = None  # the MLflow logged model (``models:/<id>``) the version came from
+
+    @property
+    def artifact_uri(self) -> str:
+        """Where the model's files are, as a URI any machine with the MLflow store can load:
+        ``models:/m-...`` (the logged model), else a ``models:/`` / ``runs:/`` / remote source;
+        empty when the only answer is a path on this machine (``model_uri`` still loads it)."""
+        if self.logged_model_id:
+            return f"models:/{self.logged_model_id}"
+        scheme = self.path.split(":", 1)[0] if "://" in self.path or self.path.startswith(("models:/", "runs:/")) else ""
+        if scheme and scheme != "file":
+            return self.path
+        return ""
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,8 @@ class RedisSettings(_Section):
     prefix: str = "ml"
     stream_maxlen: int = Field(10000, ge=1)
     socket_timeout: float = Field(2.0, gt=0)
+    serve_host: str = "127.0.0.1"  # `signals redis serve`: where the embedded server listens for others
+    serve_port: int = Field(6390, ge=0, le=65535)  # 0: the unix socket under .redis/ only
 
 
 class MonitoringSettings(_Section):

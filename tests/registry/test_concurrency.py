@@ -2,7 +2,7 @@
 
 Each round both processes pass a barrier and promote different versions at the same moment.
 Afterwards the promotions must form one unbroken chain: the champion alias is single and
-points at a live version, ``champion_history`` + champion lists every promoted version exactly
+points at a live version, the ``champion_event.*`` log lists every promoted version exactly
 once, each version's ``previous_champion`` tag names its predecessor in that chain, and the
 Redis mirror agrees. Without the registry lock, lost updates break the chain.
 """
@@ -72,9 +72,10 @@ def _race(settings_kwargs: dict, n_versions: int) -> None:
     assert list(rm.aliases) == [CHAMPION] or set(rm.aliases) == {CHAMPION, "challenger"}
     champion = str(rm.aliases[CHAMPION])
     assert reg.client.get_model_version(reg.name, champion).current_stage == "Production"
-    record = json.loads(rm.tags["champion_history"])
-    chain = record["previous"] + [record["champion"]]
-    assert record["champion"] == champion
+    events = [json.loads(v) for k, v in sorted(rm.tags.items()) if k.startswith("champion_event.")]
+    chain = [e["champion"] for e in events]
+    assert chain[-1] == champion and [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["previous"] for e in events[1:]] == chain[:-1], "each event names the champion it replaced"
     assert sorted(chain, key=int) == [str(v) for v in range(1, n_versions + 1)], f"lost update: chain {chain}"
     assert rm.tags["previous_champion"] == chain[-2]
     for before, after in zip(chain, chain[1:]):
@@ -86,7 +87,7 @@ def _race(settings_kwargs: dict, n_versions: int) -> None:
     k = Keys(settings.redis.prefix)
     assert r.get(k.active) == champion
     assert r.hget(k.meta, "previous_champion") == chain[-2]
-    assert [vid for vid in r.zrange(k.models_index, 0, -1) if r.hget(k.model(vid), "is_active") == "1"] == [champion]
+    assert [vid for vid in r.zrange(k.models_index, 0, -1) if r.hget(k.model(vid), "is_active") == "true"] == [champion]
 
 
 def test_two_processes_promoting_on_sqlite(
