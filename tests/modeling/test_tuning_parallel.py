@@ -44,7 +44,9 @@ def _settings(workdir: Path, storage: str, **tuning):
         redis={"enabled": False},
         ml={"min_training_samples": 50},
         walk_forward={"train_months": 4, "test_months": 2, "step_months": 2},
-        tuning={"n_trials": N_TRIALS, "early_stopping_rounds": 5, "storage": storage, **tuning},
+        # every window a full single-fidelity study: the quota mechanics under test
+        tuning={"n_trials": N_TRIALS, "early_stopping_rounds": 5, "storage": storage, "full_every": 1,
+                "fidelity_rows": 1.0, **tuning},
     )
 
 
