@@ -346,14 +346,16 @@ def study_storage(storage: str | None, heartbeat_interval: int = 30, heartbeat_g
     if not storage:
         return None
     import optuna
-    from optuna.storages import RetryFailedTrialCallback
 
+    storages = optuna.storages
     with warnings.catch_warnings():  # heartbeats and the retry callback are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            storage, heartbeat_interval=int(heartbeat_interval), grace_period=int(heartbeat_grace),
-            failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
-        )
+        if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # Optuna >= 4.9 names it so
+            retry = {"heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(max_retry=1)}
+        else:
+            retry = {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=1)}
+        return storages.RDBStorage(storage, heartbeat_interval=int(heartbeat_interval),
+                                   grace_period=int(heartbeat_grace), **retry)
 
 
 def create_study(storage: str | None, name: str, seed: int, report_every: int = 10, pruner: str = "median",
@@ -371,9 +373,16 @@ def create_study(storage: str | None, name: str, seed: int, report_every: int = 
 
 
 def study_for(config: TuneConfig, name: str, seed: int | None = None):
-    """The study ``name`` with the config's storage, pruner and heartbeats (one place for every process)."""
-    return create_study(config.storage, name, config.seed if seed is None else seed, config.report_every,
-                        config.pruner, (config.heartbeat_interval, config.heartbeat_grace))
+    """The study ``name`` with the config's storage, pruner and heartbeats (one place for every process).
+
+    The sampler's seed is ``seed`` (default ``config.seed``) plus an offset from the study name:
+    with one seed for every window, each window's TPE would start from the same random points,
+    and a warm-started study would re-run its predecessor's start-up trials.
+    """
+    base = config.seed if seed is None else seed
+    offset = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % 1_000_003
+    return create_study(config.storage, name, base + offset, config.report_every, config.pruner,
+                        (config.heartbeat_interval, config.heartbeat_grace))
 
 
 def symbol_subsample(index: pd.Index, fraction: float, seed: int) -> np.ndarray:

@@ -313,7 +313,7 @@ def tune_window(
         n_warm_started=len(warm),
         n_low_fidelity=len(low_done),
         cpu_seconds=process_cpu_seconds() - cpu0,
-        top_trials=top[: max(1, int(config.warm_start_trials))],
+        top_trials=top[: max(5, int(config.warm_start_trials))],
         full_values={params_key(t.params): (float(t.value), int(t.user_attrs.get("n_rounds", 0))) for t in complete},
     )
 
