@@ -115,6 +115,11 @@ def oos_summary_rows(m: dict[str, float], prefix: str = "oos_", baseline_prefix:
     ]
 
 
+#: the tuning cost controls, logged as ``tune.<name>`` params of the tune run (see TuneConfig)
+COST_CONTROLS = ("pruner", "reuse_matrix", "warm_start_trials", "full_every", "short_trials", "fidelity_rows",
+                 "promote_top")
+
+
 def _fmt(x: Any) -> str:
     try:
         return f"{float(x):+.4f}"
@@ -210,6 +215,8 @@ class MlflowWalkForwardHooks:
         metrics.update({"best_val_log_loss": t.best_value, "best_trial": t.best_trial, "n_trials": t.n_trials_total,
                         "n_trials_run": t.n_trials_run, "n_trials_resumed": t.n_trials_resumed,
                         "n_pruned": t.n_pruned, "tuning_seconds": t.seconds, "n_rounds": t.n_rounds,
+                        "n_trials_target": t.n_trials_target, "n_warm_started": t.n_warm_started,
+                        "n_subsample_trials": t.n_low_fidelity, "tuning_cpu_seconds": t.cpu_seconds,
                         "calibration_pool_rows": cal.pool_rows, "calibration_selection_rows": cal.selection_rows})
         metrics.update({f"calibration_fc_log_loss_{k}": v for k, v in cal.candidate_log_loss.items()})
         T.log_params_batch(self.client, rid, {"calibration.method": cal.method, "calibration.reason": cal.reason})
@@ -291,6 +298,11 @@ def window_table(res: "WalkForwardResult", window_runs: dict[int, str] | None = 
             "best_val_log_loss": w.tuning.best_value,
             "best_params": w.tuning.best_params,
             "n_rounds": w.tuning.n_rounds,
+            "n_trials": w.tuning.n_trials_total,
+            "n_trials_target": w.tuning.n_trials_target,
+            "n_warm_started": w.tuning.n_warm_started,
+            "n_subsample_trials": w.tuning.n_low_fidelity,
+            "tuning_cpu_seconds": round(w.tuning.cpu_seconds, 2),
             "calibration": w.calibration.method,
             "calibration_pool_rows": w.calibration.pool_rows,
             **{k: w.metrics.get(k) for k in ("log_loss", "log_loss_raw", "accuracy", "brier", "ece", "ece_raw",
@@ -400,6 +412,7 @@ def tune_with_tracking(
             "tune.sharpe_definition": SHARPE_DEFINITION, "tune.class_weight": config.class_weight,
             "tune.calibration_method": config.calibration_method,
             "tune.max_windows": max_windows if max_windows is not None else "all",
+            **{f"tune.{k}": getattr(config, k) for k in COST_CONTROLS},
         })
         T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
                                digest=data.digest)
@@ -426,11 +439,14 @@ def tune_with_tracking(
         T.log_params_batch(client, rid, {f"final.{k}": v for k, v in res.final_params.items()})
         T.log_params_batch(client, rid, {"final_params_window": res.final_params_window,
                                          "tune.final_params_rule": res.final_params_report.get("rule", ""),
+                                         "tune.final_params_refits": res.final_params_report.get("n_fits", 0),
+                                         "tune.final_params_reused": res.final_params_report.get("n_reused", 0),
                                          "calibration.method": deploy.method, "calibration.reason": deploy.reason})
         T.log_metrics_batch(client, rid, metrics)
         artifacts = log_walk_forward_outputs(client, rid, res, config.horizon, hooks.window_runs, prices, strategy)
         seconds = time.perf_counter() - t0
-        T.log_metrics_batch(client, rid, {"tune_seconds": seconds})
+        cpu = sum(w.tuning.cpu_seconds for w in res.windows) + float(res.final_params_report.get("cpu_seconds", 0.0))
+        T.log_metrics_batch(client, rid, {"tune_seconds": seconds, "tuning_cpu_seconds": cpu})
     return TuneResult(
         run_id=rid,
         experiment_id=experiment_id,
