@@ -9,9 +9,14 @@ logs it as the served pyfunc, registers and promotes it in a throwaway MLflow st
 * ``http``     POST /invocations with a ``dataframe_split`` body over one keep-alive connection
                (body encoded once up front; the time includes decoding the JSON answer).
 
+Then the concurrency table: for ``signals serve --workers W`` (W in ``--workers``, default 1 and 4)
+and C concurrent clients (``--clients``, default 1 and 4), each client on its own keep-alive
+connection sending 1-row requests, the p50 / p99 latency per request; the baseline is one client
+against one worker, measured in the same run.
+
 All three run with ``OMP_WAIT_POLICY=PASSIVE`` (unless set) so a busy machine does not distort
 the comparison. Prints a table, then, as its LAST line, one JSON object with the headline figures.
-Usage: ``python benchmarks/serving.py [--n-small 300] [--n-large 60]``.
+Usage: ``python benchmarks/serving.py [--n-small 300] [--n-large 60] [--workers 1,4] [--clients 1,4]``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -67,10 +73,28 @@ def _time(fn: Callable[[], object], n: int, warmup: int = 5) -> np.ndarray:
     return out * 1000.0
 
 
+def http_call_port(port: int, body: bytes) -> Callable[[], object]:
+    """One keep-alive connection posting ``body``; the call returns the decoded predictions."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def call() -> object:
+        conn.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"HTTP {resp.status}: {data[:200]!r}")
+        return json.loads(data)["predictions"]
+
+    return call
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-small", type=int, default=300, help="timed requests with 1 row")
     parser.add_argument("--n-large", type=int, default=60, help="timed requests with 1,000 rows")
+    parser.add_argument("--workers", default="1,4", help="server worker counts for the concurrency table")
+    parser.add_argument("--clients", default="1,4", help="concurrent client counts for the concurrency table")
+    parser.add_argument("--n-concurrent", type=int, default=150, help="1-row requests per client")
     args = parser.parse_args(argv)
 
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
@@ -138,6 +162,36 @@ def main(argv: list[str] | None = None) -> int:
             results[("inproc", n_rows)] = _time(lambda: model.predict(frame), n_iter)
             results[("http", n_rows)] = _time(http_call(body, n_rows), n_iter)
 
+        # ---- concurrency: one server per worker count, C clients each on its own connection
+        proc_main, proc = proc, None
+        os.killpg(proc_main.pid, signal.SIGTERM)
+        proc_main.wait(timeout=15)
+        one_row = json.dumps({"dataframe_split": {"columns": list(x.columns), "data": x.iloc[:1].to_numpy().tolist()}}).encode()
+        conc: dict[tuple[int, int], np.ndarray] = {}
+        for workers in [int(w) for w in args.workers.split(",")]:
+            port = free_port()
+            cmd, env, _ = serve_command(settings, "127.0.0.1", port, workers)
+            proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+            wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=120, what=f"serve --workers {workers}")
+            for _ in range(3 * workers):  # every worker loads lazily: warm them all
+                http_call_port(port, one_row)()
+            for clients in [int(c) for c in args.clients.split(",")]:
+                times: list[np.ndarray] = [np.empty(0)] * clients
+
+                def client(i: int) -> None:
+                    times[i] = _time(http_call_port(port, one_row), args.n_concurrent)
+
+                threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                conc[(workers, clients)] = np.concatenate(times)
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+            proc = None
+
         def p(path: str, n: int, q: float) -> float:
             return float(np.percentile(results[(path, n)], q))
 
@@ -145,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         for (path, n) in results:
             ratio = p(path, n, 50) / p("booster", n, 50)
             print(f"{path:<8} {n:>5} {p(path, n, 50):>9.3f} {p(path, n, 99):>9.3f} {ratio:>13.1f}x")
+        base = float(np.percentile(conc[min(conc)], 50)) if conc else float("nan")
+        print(f"\n{'workers':>7} {'clients':>7} {'p50 ms':>9} {'p99 ms':>9} {'p50 / (1 worker, 1 client)':>28}")
+        for (w, c), t in sorted(conc.items()):
+            print(f"{w:>7} {c:>7} {np.percentile(t, 50):>9.3f} {np.percentile(t, 99):>9.3f} {np.percentile(t, 50) / base:>27.2f}x")
         headline = {
             "http_p50_ms_1row": round(p("http", 1, 50), 3),
             "http_p99_ms_1row": round(p("http", 1, 99), 3),
@@ -159,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             "http_over_booster_1row": round(p("http", 1, 50) / p("booster", 1, 50), 2),
             "http_over_booster_1000rows": round(p("http", 1000, 50) / p("booster", 1000, 50), 2),
             "n_features": N_FEATURES,
+            **{f"http_p50_ms_workers{w}_clients{c}": round(float(np.percentile(t, 50)), 3) for (w, c), t in conc.items()},
         }
         print(json.dumps(headline))
         return 0

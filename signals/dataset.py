@@ -12,6 +12,7 @@ Pure functions on pandas objects; nothing here reads data or logs.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -19,13 +20,21 @@ import numpy as np
 import pandas as pd
 
 from signals.core.digest import frame_digest
+from signals.core.errors import SignalsError
 from signals.core.vocabulary import CLASS_LABELS, DOWN, FLAT, UP  # noqa: F401 - the label values, re-exported
 from signals.data import get_provider
 from signals.data.base import data_source_description
+from signals.data.suspicious import logged_data_warnings
 from signals.features import FEATURE_VERSION, FeatureStore
 
 if TYPE_CHECKING:
     from signals.settings.model import Settings
+
+log = logging.getLogger("signals.dataset")
+
+
+class TrainingDataError(SignalsError, ValueError):
+    """No requested symbol yields a labelled row (e.g. every one is a new listing)."""
 
 
 
@@ -132,8 +141,12 @@ class TrainingData:
     source: dict[str, Any]
     feature_version: str
     n_unlabelled: int = 0
+    #: requested symbols with no labelled row, and why (reported by the train/tune runs)
+    dropped: dict[str, str] = field(default_factory=dict)
     closes: pd.Series | None = field(default=None, repr=False)  # adjusted closes by (symbol, date): prices trades
     _digest: str | None = field(default=None, repr=False)
+    #: suspicious-but-valid findings on the source data (signals.data.suspicious), logged by the runs
+    data_warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def prices(self) -> pd.DataFrame | None:
         """Adjusted closes as a date x symbol frame (what the strategy backtest prices with)."""
@@ -193,6 +206,10 @@ def build_training_data(
     features = features.sort_index()
     X, yl, fl = labelled(features, y, fwd)
     fl = fl.astype("float64")
+    dropped = dropped_symbols(symbols, features, X, closes, horizon)
+    if len(X) == 0:
+        detail = "; ".join(f"{s}: {why}" for s, why in dropped.items()) or "no rows"
+        raise TrainingDataError(f"no labelled training rows in the requested window ({detail})")
     return TrainingData(
         features=X,
         y=yl.rename("target"),
@@ -203,23 +220,52 @@ def build_training_data(
         source=dict(source or {}),
         feature_version=str(feature_version),
         n_unlabelled=int(len(features) - len(X)),
+        dropped=dropped,
         closes=closes.astype("float64"),
     )
 
 
+def dropped_symbols(
+    symbols: Sequence[str], features: pd.DataFrame, labelled_features: pd.DataFrame, closes: pd.Series, horizon: int
+) -> dict[str, str]:
+    """Requested symbols that contribute no labelled row, each with the reason."""
+    def counts(index: pd.Index) -> pd.Series:
+        if len(index) == 0 or not isinstance(index, pd.MultiIndex):
+            return pd.Series(dtype="int64")
+        return pd.Series(1, index=index.get_level_values(_symbol_level(index))).groupby(level=0).size()
+
+    n_bars, n_feat, n_lab = counts(closes.index), counts(features.index), counts(labelled_features.index)
+    out: dict[str, str] = {}
+    for s in symbols:
+        bars = int(n_bars.get(s, 0))
+        if int(n_lab.get(s, 0)) > 0:
+            continue
+        if bars == 0:
+            out[s] = "no bars in the requested window"
+        elif bars <= horizon:
+            out[s] = f"only {bars} bar(s) in the window; labelling needs more than the {horizon}-day horizon"
+        elif int(n_feat.get(s, 0)) == 0:
+            out[s] = f"{bars} bars but no feature rows"
+        else:
+            out[s] = f"{bars} bars but no labelled row (no valid forward return)"
+    return out
+
+
 def load_training_data(
-    settings: "Settings", symbols: Iterable[str] | None = None, start: Any = None, end: Any = None
+    settings: "Settings", symbols: Iterable[str] | None = None, start: Any = None, end: Any = None,
+    *, store: FeatureStore | None = None,
 ) -> TrainingData:
-    """Features from the feature store + labels from the provider's adjusted closes."""
+    """Features from the feature store (``store``, default the one ``settings`` configures) + labels
+    from the provider's adjusted closes."""
 
     provider = get_provider(settings)
     syms = provider.resolve_symbols(list(symbols or []) or settings.data.symbols or None)
     start = start if start is not None else settings.data.start
     end = end if end is not None else settings.data.end
-    features = FeatureStore.from_settings(settings).get_features(syms, start, end, provider)
+    features = (store or FeatureStore.from_settings(settings)).get_features(syms, start, end, provider)
     closes = close_panel({s: provider.bars(s, start, end) for s in syms})
     ml = settings.ml
-    return build_training_data(
+    data = build_training_data(
         features,
         closes,
         horizon=ml.prediction_horizon,
@@ -231,6 +277,10 @@ def load_training_data(
         source=data_source_description(provider, syms, start, end),
         feature_version=str(FEATURE_VERSION),
     )
+    for sym, why in data.dropped.items():
+        log.warning("%s dropped from the training data: %s", sym, why)
+    data.data_warnings = [w.as_dict() for w in logged_data_warnings(provider, syms)]
+    return data
 
 
 def wide_closes(closes: pd.Series) -> pd.DataFrame:

@@ -113,3 +113,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not any(item.get_closest_marker(m) for m in ("integration", "e2e")):
             item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A real 2-worker Dask cluster (separate worker processes, one thread each), shared by every
+    Dask test of the session: starting one costs seconds. Yields its scheduler address."""
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install 'signals[dask]')")
+    import logging
+
+    for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        yield cluster.scheduler_address
+    finally:
+        from signals.adapters.dask_compute import close_clients
+
+        close_clients()
+        cluster.close()

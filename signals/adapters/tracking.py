@@ -26,6 +26,7 @@ import yaml
 
 from signals.core.digest import frame_digest
 from signals.core.redaction import redact_mapping, redact_value
+from signals.settings.model import ConfigError
 
 if TYPE_CHECKING:
     from signals.modeling.tuning.objective import TrialRecord
@@ -46,7 +47,16 @@ TAG_DATA_DIGEST = "signals.data_digest"
 TAG_DATA_PROVIDER = "signals.data_provider"
 TAG_DATA_SYNTHETIC = "signals.data_synthetic_tables"
 TAG_TUNE_RUN = "signals.tune_run_id"
+TAG_TUNE_STUDY = "signals.tune_study"  # one walk-forward study: same data, tuning config and windows
+TAG_HOST = "signals.host"  # the process running the run: host, pid and that pid's start time,
+TAG_PID = "signals.pid"  # so a later process can tell a run whose process died from a live one
+TAG_PID_START = "signals.pid_start"
+TAG_HEARTBEAT = "signals.heartbeat"  # unix seconds, refreshed while the run's process lives
+TAG_RESUMED_FROM = "signals.resumed_from"  # on a run that took over from dead runs: their ids
+TAG_SUPERSEDED_BY = "signals.superseded_by"  # on a dead run marked FAILED: the run that took over
+TAG_DATA_WARNINGS = "signals.data_warnings"  # how many suspicious-data warnings (data_warnings.json)
 PARENT_TAG = "mlflow.parentRunId"
+DATA_WARNINGS_FILE = "data_warnings.json"
 
 STEP_TUNE = "tune"
 STEP_WINDOW = "tune-window"
@@ -91,22 +101,49 @@ def configure_mlflow(settings: "Settings", experiment: str | None = None) -> str
         if exp_id is not None:
             mlflow.set_experiment(experiment_id=exp_id)
             return str(exp_id)
-    name = experiment or settings.mlflow.experiment
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        try:
-            exp_id = client.create_experiment(name)
-        except MlflowException:  # created concurrently by another process
-            exp = client.get_experiment_by_name(name)
-            if exp is None:
-                raise
-            exp_id = exp.experiment_id
-    else:
-        if exp.lifecycle_stage == "deleted":
-            client.restore_experiment(exp.experiment_id)
-        exp_id = exp.experiment_id
+    exp_id = get_or_create_experiment(client, settings, experiment or settings.mlflow.experiment)
     mlflow.set_experiment(experiment_id=exp_id)
     return str(exp_id)
+
+
+#: tracking URI schemes of MLflow's SQL store other than SQLite: every host talks to the database
+#: itself, so no server decides where artifacts go
+_DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "mssql")
+
+
+def artifact_location(settings: "Settings") -> str | None:
+    """Where a new experiment keeps its artifacts: ``mlflow.artifact_location``, else MLflow's
+    default. With a direct database tracking URI there is no good default (each client would
+    write to its own ``./mlruns``), so one must be configured."""
+    location = settings.mlflow.artifact_location
+    scheme = settings.mlflow.tracking_uri.split(":", 1)[0].split("+", 1)[0].lower()
+    if not location and scheme in _DATABASE_SCHEMES:
+        raise ConfigError(
+            f"mlflow.tracking_uri is a database ({redact_value('url', settings.mlflow.tracking_uri)}) and "
+            "mlflow.artifact_location is not set, so each host would keep its runs' artifacts in its own ./mlruns: "
+            "set mlflow.artifact_location (SA_MLFLOW__ARTIFACT_LOCATION) to a store every host reaches, e.g. "
+            "s3://bucket/mlruns or file:///shared/mlruns, or track through an `mlflow server`"
+        )
+    return location or None
+
+
+def get_or_create_experiment(client: Any, settings: "Settings", name: str) -> str:
+    """The id of experiment ``name`` (restored if deleted), created with the configured
+    artifact location if it does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return str(exp.experiment_id)
+    try:
+        return str(client.create_experiment(name, artifact_location=artifact_location(settings)))
+    except MlflowException:  # created concurrently by another process
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
 
 
 # ------------------------------------------------------------------------------- provenance
@@ -223,6 +260,14 @@ def log_figure(client: Any, run_id: str, fig: Any, artifact_file: str) -> str:
 def artifact_uri(client: Any, run_id: str, artifact_file: str) -> str:
     base = client.get_run(run_id).info.artifact_uri.rstrip("/")
     return f"{base}/{artifact_file}"
+
+
+def log_data_warnings(client: Any, run_id: str, warnings: list[dict[str, Any]]) -> None:
+    """The suspicious-data warnings of a run's inputs (:mod:`signals.data.suspicious`): their count as
+    the tag ``signals.data_warnings`` and, when there are any, the records as ``data_warnings.json``."""
+    client.set_tag(run_id, TAG_DATA_WARNINGS, str(len(warnings)))
+    if warnings:
+        log_json(client, run_id, warnings, DATA_WARNINGS_FILE)
 
 
 # ------------------------------------------------------------------------------- datasets
@@ -355,6 +400,134 @@ class TrialRunLogger:
             self._executor = None
         if errors:
             raise errors[0]
+
+
+# ------------------------------------------------------------------------------- dead runs
+#: How often a live run refreshes its heartbeat tag, and how old a heartbeat must be before a
+#: run on another host (whose pid cannot be checked) counts as dead.
+HEARTBEAT_INTERVAL_S = 30.0
+HEARTBEAT_GRACE_S = 600.0
+
+
+def _pid_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot, Linux): tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def process_tags() -> dict[str, str]:
+    """Who runs this run: host, pid, the pid's start time, and a first heartbeat."""
+    import socket
+
+    tags = {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid()), TAG_HEARTBEAT: f"{time.time():.0f}"}
+    start = _pid_start(os.getpid())
+    if start is not None:
+        tags[TAG_PID_START] = start
+    return tags
+
+
+def run_process_dead(tags: Mapping[str, str], *, now: float | None = None, grace_s: float = HEARTBEAT_GRACE_S) -> bool:
+    """Whether the process that ran a run (from :func:`process_tags`) is gone.
+
+    On this host: its pid no longer exists, or now belongs to a later process (another start
+    time). On another host, where no pid can be checked: its heartbeat is older than
+    ``grace_s``. A run without these tags (an older version's) is never judged dead.
+    """
+    import socket
+
+    host, pid = tags.get(TAG_HOST), tags.get(TAG_PID)
+    if not host or not pid or not pid.isdigit():
+        return False
+    if host == socket.gethostname():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        started = tags.get(TAG_PID_START)
+        return started is not None and _pid_start(int(pid)) not in (None, started)
+    try:
+        beat = float(tags.get(TAG_HEARTBEAT, ""))
+    except ValueError:
+        return False
+    return (time.time() if now is None else now) - beat > grace_s
+
+
+class RunHeartbeat:
+    """Refreshes a run's heartbeat tag from a daemon thread while the block runs.
+
+    It is what lets a process on another host tell that this run's process died (see
+    :func:`run_process_dead`); a failed refresh is logged and retried, never raised.
+    """
+
+    def __init__(self, tracking_uri: str, run_id: str, interval_s: float = HEARTBEAT_INTERVAL_S) -> None:
+        self.tracking_uri, self.run_id, self.interval_s = tracking_uri, run_id, interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+        while not self._stop.wait(self.interval_s):
+            try:
+                client.set_tag(self.run_id, TAG_HEARTBEAT, f"{time.time():.0f}")
+            except Exception as exc:  # noqa: BLE001 - a missed beat only delays another host's verdict
+                log.debug("heartbeat of run %s failed: %s", self.run_id, exc)
+
+    def __enter__(self) -> "RunHeartbeat":
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{self.run_id[:8]}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def _running_children(client: Any, experiment_id: str, parent_ids: list[str]) -> list[Any]:
+    """Every RUNNING run below ``parent_ids`` (children, grandchildren, ...)."""
+    found: list[Any] = []
+    frontier = list(parent_ids)
+    while frontier:  # MLflow's search takes no IN on tags: one query per parent (a tune has a few windows)
+        parent = frontier.pop()
+        children = client.search_runs(
+            [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent}'", max_results=50_000
+        )
+        for child in children:
+            frontier.append(child.info.run_id)
+            if child.info.status == "RUNNING":
+                found.append(child)
+    return found
+
+
+def supersede_dead_runs(client: Any, experiment_id: str, run_id: str, match: Mapping[str, str]) -> list[str]:
+    """Mark FAILED the RUNNING runs tagged like ``match`` whose process died, and link them to ``run_id``.
+
+    A ``kill -9`` leaves a run (and its nested runs) RUNNING forever. When a new run of the same
+    work starts (e.g. the same tuning study, which it resumes), each such dead run and every
+    RUNNING run nested under it is set FAILED; the dead run gets ``signals.superseded_by=<run_id>``
+    and the new run ``signals.resumed_from=<their ids>``. Returns the dead runs' ids.
+    """
+    clauses = [f"tags.`{k}` = '{v}'" for k, v in match.items()] + ["attributes.status = 'RUNNING'"]
+    candidates = client.search_runs([experiment_id], filter_string=" and ".join(clauses), max_results=1000)
+    dead = [r for r in candidates if r.info.run_id != run_id and run_process_dead(r.data.tags)]
+    if not dead:
+        return []
+    ids = [r.info.run_id for r in dead]
+    for child in _running_children(client, experiment_id, ids):
+        client.set_terminated(child.info.run_id, "FAILED")
+    for rid in ids:
+        client.set_tag(rid, TAG_SUPERSEDED_BY, run_id)
+        client.set_terminated(rid, "FAILED")
+    client.set_tag(run_id, TAG_RESUMED_FROM, ",".join(ids))
+    log.warning("marked %d run(s) of a process that died FAILED (%s); %s takes over", len(ids), ", ".join(ids), run_id)
+    return ids
 
 
 # ------------------------------------------------------------------------------- step runs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from signals.cli.common import Context, echo_json, pass_ctx, print_table
+from signals.data.errors import DataError
 from signals.data.parquet import export_provider
 from signals.data.sources import get_provider
 from signals.data.sql import load_layout_to_sql
@@ -24,9 +25,12 @@ def data() -> None:
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default=None, help="Override data.provider.")
 @click.option("--path", default=None, help="Override data.path (parquet layout directory).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--strict", is_flag=True, help="Treat warnings about suspicious data as errors (exit 1).")
 @pass_ctx
-def check(ctx: Context, symbols: tuple[str, ...], provider: str | None, path: str | None, as_json: bool) -> None:
-    """Validate bars and event tables; print per-symbol coverage and the features the source cannot provide."""
+def check(ctx: Context, symbols: tuple[str, ...], provider: str | None, path: str | None, as_json: bool,
+          strict: bool) -> None:
+    """Validate bars and event tables; print per-symbol coverage, the features the source cannot provide,
+    and warnings about suspicious data (unadjusted splits, prices outside the day's range, spikes, ...)."""
 
     settings = ctx.settings
     if provider or path:
@@ -36,17 +40,37 @@ def check(ctx: Context, symbols: tuple[str, ...], provider: str | None, path: st
     summary = check_source_features(settings, list(symbols) or settings.data.symbols or None)
     if as_json:
         echo_json(summary)
+        _fail_if_strict(summary["warnings"], strict)
         return
     click.echo(f"source: {summary['source']}")
     print_table(summary["symbols"], ["symbol", "rows", "first", "last", "gaps", "adjusted_rows", "bars", "fixes"])
     click.echo("")
-    print_table(summary["tables"], ["table", "rows", "symbols", "first_available", "last_available", "synthetic"])
+    print_table(summary["tables"], ["table", "rows", "dropped_rows", "symbols", "first_available", "last_available", "synthetic"])
     if summary["unavailable"]:
         click.echo("\nunavailable features (NaN):")
         for item in summary["unavailable"]:
             where = "" if item["scope"] == "all" else f" ({item['scope']})"
             click.echo(f"  {item['input']}: {item['why']}")
             click.echo(f"    {item['n_features']} feature(s){where}: {', '.join(item['features'])}")
+    echo_data_warnings(summary["warnings"])
+    _fail_if_strict(summary["warnings"], strict)
+
+
+def echo_data_warnings(warnings: list[dict]) -> None:
+    """The suspicious-data warnings (:mod:`signals.data.suspicious`), one line each, on stdout."""
+    if not warnings:
+        return
+    click.echo(f"\nwarnings ({len(warnings)}): suspicious but valid data")
+    for w in warnings:
+        when = f" from {w['first_date']}" if w["first_date"] else ""
+        rows = f", {w['count']} row(s)" if w["count"] else ""
+        click.echo(f"  {w['symbol']}: {w['check']}{when}{rows}: {w['detail']}")
+
+
+def _fail_if_strict(warnings: list[dict], strict: bool) -> None:
+    if strict and warnings:
+        names = ", ".join(sorted({f"{w['check']} ({w['symbol']})" for w in warnings}))
+        raise DataError(f"data check --strict: {len(warnings)} warning(s) about suspicious data: {names}")
 
 
 @data.command("export")

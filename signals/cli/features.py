@@ -9,9 +9,10 @@ from tqdm import tqdm
 
 from signals.cli.common import Context, echo_json, end_option, pass_ctx, print_table, start_option, symbols_option
 from signals.data import get_provider
-from signals.features import FEATURE_VERSION, FeatureStore
+from signals.features import FEATURE_VERSION
 from signals.features.availability import absent_field_summary
 from signals.features.spec import FEATURES, category_summary, registry_markdown
+from signals.lifecycle.wiring import feature_store
 
 
 @click.group()
@@ -39,7 +40,7 @@ def build(
     overrides: dict[str, object] = {"use_cache": not no_cache}
     if n_jobs is not None:
         overrides["n_jobs"] = n_jobs
-    store = FeatureStore.from_settings(settings, **overrides)
+    store = feature_store(settings, **overrides)
     with tqdm(total=len(requested), desc="features", unit="symbol", file=sys.stderr, disable=None) as bar:
         frame = store.get_features(
             requested, start or settings.data.start, end or settings.data.end, provider, progress=lambda _: bar.update(1)

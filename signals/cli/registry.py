@@ -15,11 +15,13 @@ import click
 from signals.adapters.redis import describe
 from signals.cli.common import Context, echo_json, pass_ctx, print_table
 from signals.core.errors import SignalsError
+from signals.core.netutil import port_in_use
 from signals.lifecycle.promote import run_promote
 from signals.lifecycle.register import run_register
 from signals.lifecycle.rollback import run_rollback
 from signals.lifecycle.wiring import open_registry
 from signals.registry.client import ModelRegistry
+from signals.serving.schema import ENV_MODEL_NAME, ENV_MODEL_VERSION
 
 KEY_METRICS = ("holdout_log_loss", "holdout_accuracy", "log_loss", "accuracy")
 
@@ -166,7 +168,9 @@ def rollback(ctx: Context, version: str | None, reason: str | None) -> None:
     _warn_mirror(result.mirror_ok, ctx)
 
 
-def serve_command(settings, host: str | None = None, port: int | None = None) -> tuple[list[str], dict[str, str], str]:
+def serve_command(
+    settings, host: str | None = None, port: int | None = None, workers: int = 1
+) -> tuple[list[str], dict[str, str], str]:
     """The ``mlflow models serve`` command line and environment for the champion (and its version)."""
 
     reg = ModelRegistry.from_settings(settings, mirror=False)
@@ -182,6 +186,7 @@ def serve_command(settings, host: str | None = None, port: int | None = None) ->
         "--env-manager", "local",
         "-h", host or settings.serve.host,
         "-p", str(port or settings.serve.port),
+        *(["--workers", str(workers)] if workers != 1 else []),
     ]  # fmt: skip
     # MLflow starts the server as `bash -c "exec uvicorn ..."`: put this interpreter's bin directory
     # first on PATH so an un-activated venv (`.venv/bin/signals serve`) still finds its uvicorn.
@@ -192,6 +197,9 @@ def serve_command(settings, host: str | None = None, port: int | None = None) ->
         "MLFLOW_TRACKING_URI": tracking,
         "MLFLOW_REGISTRY_URI": settings.mlflow.registry_uri or tracking,
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        # the served model names itself in every signal record (signals/serving/schema.py)
+        ENV_MODEL_NAME: reg.name,
+        ENV_MODEL_VERSION: str(champion.version_id),
     }
     # Idle XGBoost/OpenMP threads spin by default; on a box shared with training jobs that took
     # 1,000-row latency from ~9 ms to ~30 ms here (benchmarks/serving.py). A user's setting wins.
@@ -202,16 +210,21 @@ def serve_command(settings, host: str | None = None, port: int | None = None) ->
 @click.command("serve")
 @click.option("--host", default=None, help="Interface to bind (default: serve.host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: serve.port).")
+@click.option("--workers", "-w", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Server worker processes (uvicorn), for concurrent clients; each loads the model.")
 @pass_ctx
-def serve(ctx: Context, host: str | None, port: int | None) -> None:
+def serve(ctx: Context, host: str | None, port: int | None, workers: int) -> None:
     """Serve the champion over HTTP with `mlflow models serve` (POST /invocations).
 
     The alias is resolved once at start: restart the server after a promotion or rollback.
     """
-    cmd, env, version = serve_command(ctx.settings, host, port)
     h, p = host or ctx.settings.serve.host, port or ctx.settings.serve.port
+    if port_in_use(h, p):  # before MLflow and uvicorn start and bury the cause in a traceback
+        raise SignalsError(f"port {p} is in use (on {h}); stop what listens there or pass --port")
+    cmd, env, version = serve_command(ctx.settings, host, port, workers)
     click.echo(
-        f"serving {ctx.settings.mlflow.model_name}@champion (version {version}) on http://{h}:{p}/invocations",
+        f"serving {ctx.settings.mlflow.model_name}@champion (version {version}) on http://{h}:{p}/invocations"
+        + (f" with {workers} workers" if workers > 1 else ""),
         err=True,
     )
     sys.stdout.flush()

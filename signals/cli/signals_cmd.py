@@ -41,28 +41,28 @@ def generate(ctx: Context, as_of: str | None, symbols: tuple[str, ...], replay_d
                 "replayed_dates": max(len(out.dates) - 1, 0),
                 "in_sample_predictions": out.n_in_sample,
                 "published": out.published,
-                "signals": [s.to_dict() for s in signals],
+                "signals": out.records,  # every symbol, NONE included (see README "Signal schema")
             }
         )
         return
 
-    today = out.predictions[out.predictions["date"] == out.as_of]
     click.echo(f"as of {out.as_of.date()}  model v{out.model_version}  threshold {ctx.settings.ml.confidence_threshold}")
     rows = [
         {
-            "symbol": r.symbol,
-            "direction": r.direction,
-            "class": ("DOWN", "FLAT", "UP")[int(r.predicted_class)],
-            "confidence": float(r.confidence),
-            "p_down": float(r.p_down),
-            "p_flat": float(r.p_flat),
-            "p_up": float(r.p_up),
+            "symbol": r["symbol"],
+            "signal": r["signal"],
+            "class": r["predicted_class"],
+            "confidence": r["confidence"],
+            "p_down": r["p_down"],
+            "p_flat": r["p_flat"],
+            "p_up": r["p_up"],
+            "reason": r["reason"] or "",
         }
-        for r in today.itertuples(index=False)
+        for r in out.records
     ]
-    print_table(rows, ["symbol", "direction", "class", "confidence", "p_down", "p_flat", "p_up"])
+    print_table(rows, ["symbol", "signal", "class", "confidence", "p_down", "p_flat", "p_up", "reason"])
     click.echo("")
-    click.echo(f"{len(signals)} signal(s): " + (", ".join(f"{r['symbol']} {r['direction']}" for r in signals_table(signals)) or "none"))
+    click.echo(f"{len(signals)} signal(s): " + (", ".join(f"{r['symbol']} {r['signal']}" for r in signals_table(signals)) or "none"))
     extra = f" over {len(out.dates)} dates" if len(out.dates) > 1 else ""
     click.echo(f"{len(out.predictions)} prediction(s){extra} appended to the predictions log")
     if out.n_in_sample:

@@ -16,6 +16,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """True when ``host:port`` cannot be bound because something already listens there.
+
+    Binds with ``SO_REUSEADDR`` like uvicorn does, so a port in TIME_WAIT counts as free.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def wait_healthy(
     url: str, proc: subprocess.Popen, log_path: Path | None = None, timeout: float = 90.0, what: str = "server"
 ) -> None:

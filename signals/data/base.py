@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 import pandas as pd
 
 from signals.data.errors import DataValidationError, UnknownSymbolError
+from signals.data.reading import reading
 from signals.data.schemas import UNIVERSE_COLUMNS
-from signals.data.validation import BarReport, slice_dates, validate_bars, validate_events
+from signals.data.validation import BarReport, drop_missing_closes, slice_dates, validate_bars, validate_events
 
-if TYPE_CHECKING:
-    pass
+log = logging.getLogger(__name__)
 
 SPY = "SPY"
 VIX = "VIX"
+
+
 class DataProvider(ABC):
     """Daily bars plus optional event tables, validated and split-adjusted.
 
     Subclasses implement the ``_raw_*`` readers; this base class owns validation,
-    adjustment, date slicing and the unknown-symbol check so every source behaves alike.
+    adjustment, date slicing, the unknown-symbol check, the market series' NaN policy and
+    the read-error guard (an unreadable source is a :class:`~signals.data.errors.DataReadError`
+    naming the symbol or table), so every source behaves alike.
     """
 
     name: str = "abstract"
     #: tables whose contents are generated, not observed (labelled wherever logged): event
     #: tables, or also "bars"/"market" for a wholly synthetic layout
     synthetic_tables: frozenset[str] = frozenset()
+    #: the source's closes are split-adjusted already (no adj_close column needed): a large one-day
+    #: move is then a move, not a likely unadjusted split (see signals.data.suspicious)
+    adjusted_closes: bool = False
 
     def __init__(self) -> None:
         self._bars_cache: dict[str, tuple[pd.DataFrame, BarReport]] = {}
@@ -62,7 +70,8 @@ class DataProvider(ABC):
         return self._universe.copy()
 
     def _validated_universe(self) -> pd.DataFrame:
-        uni = self._raw_universe()
+        with reading("the universe"):
+            uni = self._raw_universe()
         missing = [c for c in UNIVERSE_COLUMNS if c not in uni.columns]
         if missing:
             raise DataValidationError(None, f"universe: missing required column(s) {missing}", missing[0])
@@ -112,7 +121,8 @@ class DataProvider(ABC):
                 self._known = frozenset(self.symbols())
             if symbol not in self._known:
                 raise UnknownSymbolError(symbol, self.symbols())
-            self._bars_cache[symbol] = self._load_bars(symbol)
+            with reading(f"bars of symbol {symbol!r}"):
+                self._bars_cache[symbol] = self._load_bars(symbol)
         return self._bars_cache[symbol]
 
     def bars(self, symbol: str, start: object = None, end: object = None) -> pd.DataFrame:
@@ -124,23 +134,43 @@ class DataProvider(ABC):
         return slice_dates(frame, symbol.upper(), start, end).copy()
 
     def market_bars(self, symbol: str, start: object = None, end: object = None) -> pd.DataFrame | None:
-        """Benchmark bars (SPY, VIX, sector ETFs); ``None`` when the source has none (or no name is given)."""
+        """Benchmark bars (SPY, VIX, sector ETFs); ``None`` when the source has none (or no name is given).
+
+        Rows with no close (holidays) are dropped and counted, in every provider: see
+        :func:`~signals.data.validation.drop_missing_closes` and :meth:`market_report`.
+        """
         symbol = symbol.upper()
         if not symbol:
             return None
         if symbol not in self._market_cache:
-            raw = self._raw_market(symbol)
+            with reading(f"market series {symbol!r}"):
+                raw = self._raw_market(symbol)
             if raw is None:
                 return None
-            self._market_cache[symbol] = validate_bars(raw, symbol, require_volume=False)
+            raw, dropped = drop_missing_closes(raw)
+            frame, report = validate_bars(raw, symbol, require_volume=False)
+            if dropped:
+                report.dropped_missing_close = dropped
+                msg = f"dropped {dropped} row(s) with no close (market holidays)"
+                report.fixes.append(msg)
+                log.info("market series %s: %s", symbol, msg)
+            self._market_cache[symbol] = (frame, report)
         frame = self._market_cache[symbol][0]
         lo = pd.Timestamp(start) if start is not None else None
         hi = pd.Timestamp(end) if end is not None else None
         return frame.loc[lo:hi].copy()
 
+    def market_report(self, symbol: str) -> BarReport | None:
+        """What validation did to a market series (rows, fixes, dropped holiday rows); None without one."""
+        if self.market_bars(symbol) is None:
+            return None
+        return self._market_cache[symbol.upper()][1]
+
     def _events(self, table: str, symbols: Iterable[str] | None) -> pd.DataFrame:
         if table not in self._events_cache:
-            self._events_cache[table] = validate_events(self._raw_events(table), table)
+            with reading(f"table {table}"):
+                raw = self._raw_events(table)
+            self._events_cache[table] = validate_events(raw, table)
         frame = self._events_cache[table]
         if symbols is not None:
             frame = frame[frame["symbol"].isin([s.upper() for s in symbols])]

@@ -1,4 +1,8 @@
-"""A whole-source health check: what ``signals data check`` and ``make run`` print."""
+"""A whole-source health check: what ``signals data check`` and ``make run`` print.
+
+``warnings`` lists suspicious but valid data (:mod:`signals.data.suspicious`); the CLI prints
+them and ``--strict`` turns them into an error.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from signals.data.base import SPY, VIX
 from signals.data.schemas import AVAILABILITY_COLUMN, NON_CLOSE_COLUMNS
 from signals.data.sources import get_provider
+from signals.data.suspicious import suspicious_data
 from signals.data.validation import BarReport
 
 if TYPE_CHECKING:
@@ -25,10 +30,12 @@ def check_source(settings: "Settings", symbols: list[str] | None = None) -> dict
     markets: dict[str, "pd.DataFrame | None"] = {}
     for market in sorted({SPY, VIX, *etfs.values()} - {""}):
         bars = markets[market] = provider.market_bars(market)
+        report = provider.market_report(market) if bars is not None else None
         tables.append(
             {
                 "table": f"market/{market}",
                 "rows": 0 if bars is None else len(bars),
+                "dropped_rows": 0 if report is None else report.dropped_missing_close,
                 "symbols": 1 if bars is not None else 0,
                 "first_available": None if bars is None or bars.empty else bars.index[0].date().isoformat(),
                 "last_available": None if bars is None or bars.empty else bars.index[-1].date().isoformat(),
@@ -41,17 +48,21 @@ def check_source(settings: "Settings", symbols: list[str] | None = None) -> dict
             {
                 "table": table,
                 "rows": len(frame),
+                "dropped_rows": 0,
                 "symbols": int(frame["symbol"].nunique()),
                 "first_available": None if frame.empty else frame[avail].min().date().isoformat(),
                 "last_available": None if frame.empty else frame[avail].max().date().isoformat(),
                 "synthetic": table in provider.synthetic_tables,
             }
         )
+    warnings = suspicious_data({s: provider.bars_with_report(s) for s in syms}, provider.universe(), markets,
+                               adjusted=provider.adjusted_closes)
     return {
         "source": provider.describe(),
         "symbols": [r.as_dict() for r in reports],
         "tables": tables,
         "missing_inputs": missing_inputs(reports, etfs, markets, tables),
+        "warnings": [w.as_dict() for w in warnings],
     }
 
 

@@ -39,3 +39,14 @@ class DataValidationError(DataError):
         self.column = column
         self.row = row
         self.problem = problem
+
+
+class DataReadError(DataError):
+    """A source file (or other raw input) that cannot be read at all: truncated, empty, corrupt."""
+
+    def __init__(self, subject: str, path: object, reason: str) -> None:
+        where = f" ({path})" if path else ""
+        super().__init__(f"cannot read {subject}{where}: {reason}")
+        self.subject = subject
+        self.path = None if path is None else str(path)
+        self.reason = reason

@@ -29,6 +29,7 @@ import pandas as pd
 
 from signals.data.base import SPY, VIX, DataProvider
 from signals.data.errors import DataError
+from signals.data.reading import read_csv
 
 STOCKS_FILE = "sp500_dataset.csv.gz"
 INDEX_FILE = "sp500_index.csv.gz"
@@ -75,10 +76,7 @@ def package_data_file(package: str, relative: str) -> Path:
 def _read_wide(name: str) -> pd.DataFrame:
     """One of skfolio's bundled CSVs: a date column, then one column of closes per series."""
     path = package_data_file("skfolio", f"datasets/data/{name}")
-    try:
-        frame = pd.read_csv(path, index_col=0, parse_dates=True)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read skfolio data file {path}: {exc}") from None
+    frame = read_csv(path, f"skfolio data file {name}", index_col=0, parse_dates=True)
     frame.index.name = "date"
     return frame
 
@@ -94,19 +92,19 @@ def _closes(frame: pd.DataFrame, column: str, path_name: str) -> pd.DataFrame:
 def _arch_vix() -> pd.DataFrame:
     """``date, close`` of arch's bundled VIX, as ``arch.data.vix.load()`` reads it (holidays are empty rows)."""
     path = package_data_file("arch", "data/vix/vix.csv.gz")
-    raw = pd.read_csv(path)
+    raw = read_csv(path, "market series 'VIX'", na_values=["."])  # FRED marks holidays "."
     raw.columns = [str(c).lower() for c in raw.columns]
     if not {"date", "vix"} <= set(raw.columns):
         raise DataError(f"arch's VIX file {path} has columns {list(raw.columns)}, expected date and vix")
-    vix = pd.to_numeric(raw["vix"], errors="coerce")
-    keep = vix.notna().to_numpy()
-    return pd.DataFrame({"date": pd.to_datetime(raw["date"])[keep].to_numpy(), "close": vix[keep].to_numpy()})
+    # holidays are empty rows: the base class drops and counts them (one policy for every provider)
+    return pd.DataFrame({"date": raw["date"], "close": raw["vix"]})
 
 
 class SkfolioProvider(DataProvider):
     """20 S&P 500 stocks, 1990-2022, close-only; SPY = the S&P 500 index; VIX 2014-2019; no events."""
 
     name = "skfolio"
+    adjusted_closes = True
 
     def __init__(self) -> None:
         super().__init__()

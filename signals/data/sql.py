@@ -34,6 +34,7 @@ import pandas as pd
 from signals.data.base import DataProvider
 from signals.data.errors import DataError
 from signals.data.parquet import ParquetProvider
+from signals.data.reading import read_parquet
 from signals.data.schemas import (
     BAR_COLUMNS,
     EVENT_COLUMNS,
@@ -42,7 +43,7 @@ from signals.data.schemas import (
     NON_CLOSE_COLUMNS,
     UNIVERSE_COLUMNS,
 )
-from signals.data.validation import has_close_only
+from signals.data.validation import drop_missing_closes, has_close_only
 
 # close is always there; the other four are NULL for close-only symbols
 _BAR_DDL = ", ".join(f"{c} DOUBLE PRECISION{'' if c in NON_CLOSE_COLUMNS else ' NOT NULL'}" for c in BAR_COLUMNS)
@@ -174,7 +175,7 @@ def load_layout_to_sql(root: str | os.PathLike[str], url: str, schema: str | Non
     market_dir = Path(root) / "market"
     market = []
     for path in sorted(market_dir.glob("*.parquet")) if market_dir.is_dir() else []:
-        raw = pd.read_parquet(path)
+        raw, _ = drop_missing_closes(read_parquet(path, f"market series {path.stem!r}"))  # holidays: not bars
         src.market_bars(path.stem)  # validate
         frame = raw if "date" in raw.columns else raw.rename_axis("date").reset_index()
         market.append(frame.assign(symbol=path.stem))

@@ -36,6 +36,10 @@ class BarReport:
     fixes: list[str] = field(default_factory=list)
     #: the source has closes only: open/high/low/volume are NaN, and so is every feature needing them
     close_only: bool = False
+    #: market series only: rows dropped because their close was missing (holidays; see drop_missing_closes)
+    dropped_missing_close: int = 0
+    #: the source gave an adj_close column (prices were adjusted by it); without one a split shows as a jump
+    has_adj_close: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -205,6 +209,7 @@ def _validate_bars_full(
         report.fixes.append(msg)
         log.warning("%s: %s", symbol, msg)
 
+    report.has_adj_close = "adj_close" in frame.columns
     if adjust and "adj_close" in frame.columns:
         factor = frame["adj_close"] / frame["close"]
         report.adjusted_rows = int((~np.isclose(factor, 1.0, rtol=1e-9, atol=0)).sum())
@@ -221,6 +226,22 @@ def _validate_bars_full(
     if len(frame) > 1:
         report.gaps = int((np.diff(frame.index.values).astype("timedelta64[D]").astype(int) > GAP_CALENDAR_DAYS).sum())
     return frame, report
+
+
+def drop_missing_closes(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The one NaN policy for market series (SPY, VIX, sector ETFs), in every provider.
+
+    A benchmark's source often carries a row for every weekday with an empty close on its
+    holidays (arch's VIX does): such a row is no bar, so it is dropped and counted rather than
+    rejected. Stock bars keep the strict rule (a missing value is an error naming the row),
+    because a hole in a traded symbol's prices is a data fault, not a calendar.
+    """
+    close = next((c for c in df.columns if str(c).lower() == "close"), None)
+    if close is None:
+        return df, 0
+    missing = df[close].isna().to_numpy()
+    n = int(missing.sum())
+    return (df[~missing], n) if n else (df, 0)
 
 
 def has_close_only(frame: pd.DataFrame) -> bool:
@@ -295,7 +316,7 @@ def clean_bar_arrays(
             return None
     if not close_only and ((cols["volume"] < 0).any() or (cols["high"] < cols["low"]).any()):
         return None
-    report = BarReport(symbol=symbol, close_only=close_only)
+    report = BarReport(symbol=symbol, close_only=close_only, has_adj_close="adj_close" in cols)
     if adjust and "adj_close" in cols:
         factor = cols["adj_close"] / cols["close"]
         report.adjusted_rows = int((~np.isclose(factor, 1.0, rtol=1e-9, atol=0)).sum())

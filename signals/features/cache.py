@@ -114,12 +114,11 @@ class CacheIndex:
         except FileNotFoundError:  # removed by another process since the listing
             return
         except InvalidEntry as exc:
-            self.problems.append(f"{exc}; removing it (its symbols are rebuilt)")
-            path.unlink(missing_ok=True)
+            self.problems.append(f"{exc}; {_remove_damaged(path)}")
             return
         if meta is None:
             log.info("feature cache: removing %s (another cache format)", path)
-            path.unlink(missing_ok=True)
+            remove_cache_file(path)
             return
         try:
             found = [
@@ -127,8 +126,7 @@ class CacheIndex:
                 for symbol, (row_group, offset, rows, fingerprint) in meta["entries"].items()
             ]
         except (TypeError, ValueError):
-            self.problems.append(f"feature cache file {path} has a damaged index; removing it (its symbols are rebuilt)")
-            path.unlink(missing_ok=True)
+            self.problems.append(f"feature cache file {path} has a damaged index; {_remove_damaged(path)}")
             return
         for entry in found:
             self.entries.setdefault(entry.symbol, []).append(entry)
@@ -158,8 +156,7 @@ class CacheIndex:
         renewed = set(rewritten)
         removed = []
         for path, symbols in self.segments.items():
-            if all(s in renewed or newest[s] != path for s in symbols):
-                path.unlink(missing_ok=True)
+            if all(s in renewed or newest[s] != path for s in symbols) and remove_cache_file(path):
                 removed.append(path)
         if removed:
             log.debug("feature cache: removed %d superseded segment(s)", len(removed))
@@ -208,7 +205,7 @@ def _remove_abandoned_segments(directory: Path) -> None:
         try:
             if tmp.stat().st_mtime < cutoff:
                 log.info("feature cache: removing %s (left by a writer that died)", tmp)
-                tmp.unlink()
+                remove_cache_file(tmp)
         except FileNotFoundError:  # finished or removed meanwhile
             pass
 
@@ -222,7 +219,30 @@ def _remove_if_older_layout(path: Path) -> None:
         return
     if isinstance(meta, dict) and isinstance(meta.get("format"), int) and meta["format"] < CACHE_FORMAT and "symbol" in meta:
         log.info("feature cache: removing %s (older cache layout)", path)
+        remove_cache_file(path)
+
+
+def remove_cache_file(path: Path) -> bool:
+    """Delete a cache file; False (with a warning) when it cannot be.
+
+    Removing superseded or damaged files is housekeeping: on a read-only or otherwise
+    unwritable cache directory it fails, and that must never fail a build whose features are
+    computed (or computable without the file). A damaged file left in place is skipped and
+    reported again on each scan.
+    """
+    try:
         path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("feature cache: could not remove %s (%s: %s); leaving it", path, type(exc).__name__, exc.strerror or exc)
+        return False
+    return True
+
+
+def _remove_damaged(path: Path) -> str:
+    """Remove a damaged segment; the end of the problem's message says what happened."""
+    if remove_cache_file(path):
+        return "removing it (its symbols are rebuilt)"
+    return "it could not be removed, so it is skipped (its symbols are rebuilt)"
 
 
 # ----------------------------------------------------------------------------- reading

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from signals.adapters import tracking as T
 from signals.data import get_provider
 from signals.data.base import data_source_description
-from signals.features import FEATURE_VERSION, FEATURES, FeatureStore
+from signals.data.suspicious import logged_data_warnings
+from signals.features import FEATURE_VERSION, FEATURES
 from signals.features.availability import absent_field_summary
 from signals.features.spec import category_summary
 from signals.lifecycle.params import check_date_order, common_parser, jsonable, run_main
+from signals.lifecycle.wiring import feature_store
 from signals.settings.model import load_settings
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ class FeaturesResult:
     cache_hits: int = 0
     built: int = 0
     seconds: float = 0.0
+    data_warnings: list[dict[str, Any]] = field(default_factory=list)  # suspicious data (signals.data.suspicious)
 
 
 def run_features(
@@ -61,9 +64,10 @@ def run_features(
     syms = provider.resolve_symbols(symbols or settings.data.symbols or None)
     start = start if start is not None else settings.data.start
     end = end if end is not None else settings.data.end
-    store = FeatureStore.from_settings(settings)
+    store = feature_store(settings)
     frame = store.get_features(syms, start, end, provider)
     stats = store.last_stats
+    warnings = [w.as_dict() for w in logged_data_warnings(provider, syms)]
     digest = T.frame_digest(frame)
     dates = frame.index.get_level_values("date")
     source = data_source_description(provider, syms, start, end)
@@ -80,6 +84,7 @@ def run_features(
     with T.start_step_run(run_name=f"features-{dates.min().date()}-{dates.max().date()}", tags=tags) as run:
         rid = run.info.run_id
         T.log_resolved_config(client, rid, settings)  # what the cache was built with, credentials masked
+        T.log_data_warnings(client, rid, warnings)
         T.log_params_batch(client, rid, {
             "symbols": ",".join(syms), "start": start or "", "end": end or "",
             "feature_version": FEATURE_VERSION, "cache_dir": str(store.cache_dir),
@@ -106,6 +111,7 @@ def run_features(
         run_id=rid, digest=digest, rows=len(frame), n_features=frame.shape[1], symbols=syms,
         first=dates.min().date().isoformat(), last=dates.max().date().isoformat(), features_uri=features_uri,
         categories=categories, unavailable=unavailable, cache_hits=stats.cache_hits, built=stats.built, seconds=time.perf_counter() - t0,
+        data_warnings=warnings,
     )
 
 

@@ -4,9 +4,13 @@
 or before it). With ``replay_days=N`` the N trading days before it are replayed first, each
 one *as of its own date*: every symbol's bars are cut at that date before the strategy sees
 them, and the strategy cuts market bars and event tables at the same date. Each prediction
-(signals and FLATs) is appended to the predictions log (:mod:`signals.monitoring.predictions_log`), so the
-monitor can resolve them once the horizon has passed; the as-of date's predictions for every
-symbol are published to Redis (FLAT included, so a consumer never acts on yesterday's signal).
+(LONG / SHORT and NONE alike) is appended to the predictions log
+(:mod:`signals.monitoring.predictions_log`), so the monitor can resolve them once the horizon has
+passed; the as-of date's prediction for every symbol is published to Redis as a signal record
+(:mod:`signals.serving.schema`; NONE included, so a consumer never acts on yesterday's signal).
+
+A symbol whose row fails the coverage guard (:mod:`signals.serving.guard`, e.g. a new listing
+without 252 bars of history) gets signal NONE with the reason, and a warning names it.
 
 Honesty note: a replayed date inside the champion's training data window (registry tags
 ``train_end`` / ``holdout_end``) is *in sample* for the model; such rows are flagged
@@ -30,7 +34,9 @@ from signals.adapters.mirror import Mirror
 from signals.core.errors import SignalsError
 from signals.data import get_provider
 from signals.lifecycle.params import opt_date, opt_int, opt_str, opt_symbols, run_main
+from signals.core.vocabulary import REASON_BELOW_THRESHOLD, REASON_PREDICTED_FLAT
 from signals.monitoring.predictions_log import DEFAULT_PATH, PredictionsLog
+from signals.serving.schema import signal_record
 from signals.settings.model import load_settings
 from signals.trading.strategy import MLSignalStrategy
 
@@ -55,6 +61,30 @@ class GenerateOutcome:
     dates: list[pd.Timestamp] = field(default_factory=list)
     model_version: str = ""
     n_in_sample: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)  # the as-of date's signal records, every symbol
+    guarded: dict[str, str] = field(default_factory=dict)  # symbol -> guard reason (signal NONE)
+
+
+def guard_reasons(predictions: pd.DataFrame) -> dict[str, str]:
+    """Symbol -> reason for rows the coverage guard withheld (not the ordinary FLAT / low-confidence NONE)."""
+    ordinary = {REASON_PREDICTED_FLAT, REASON_BELOW_THRESHOLD, None}
+    return {
+        str(r.symbol): str(r.reason)
+        for r in predictions.itertuples(index=False)
+        if r.signal == "NONE" and r.reason not in ordinary and isinstance(r.reason, str)
+    }
+
+
+def signal_records(predictions: pd.DataFrame, *, model_name: str, horizon: int | None, threshold: float) -> list[dict[str, Any]]:
+    """One schema record (signals/serving/schema.py) per prediction row."""
+    return [
+        signal_record(
+            model_name=model_name, model_version=str(r.model_version), symbol=r.symbol, as_of=r.date, horizon=horizon,
+            threshold=threshold, p_down=r.p_down, p_flat=r.p_flat, p_up=r.p_up, predicted_class=int(r.predicted_class),
+            confidence=r.confidence, signal=r.signal, reason=r.reason,
+        )
+        for r in predictions.itertuples(index=False)
+    ]
 
 
 def trading_dates(bars: dict[str, pd.DataFrame]) -> pd.DatetimeIndex:
@@ -115,7 +145,8 @@ def run_generate(
     publish: bool = True,
     outcome: list[GenerateOutcome] | None = None,
 ) -> list["Signal"]:
-    """Signals (LONG / SHORT) as of ``as_of``; see the module docstring.
+    """Signals (LONG / SHORT) as of ``as_of``; see the module docstring. Every symbol's record,
+    NONE ones included, is in ``outcome[0].records``.
 
     ``outcome``: pass a list to receive the full :class:`GenerateOutcome` (predictions,
     replayed dates, publish count) besides the returned signals.
@@ -155,28 +186,18 @@ def run_generate(
     PredictionsLog(predictions_path or DEFAULT_PATH).append(preds)
 
     today = preds[preds["date"] == day]
+    guarded = guard_reasons(today)
+    for sym, reason in guarded.items():
+        log.warning("%s: signal NONE as of %s, the model cannot judge this row (%s)", sym, day.date(), reason)
     signals = strategy.signals_from_predictions(today)
+    horizon = (getattr(strategy.predictor, "metadata", None) or {}).get("prediction_horizon", settings.ml.prediction_horizon)
+    records = signal_records(today, model_name=settings.mlflow.model_name, horizon=horizon,
+                             threshold=strategy.confidence_threshold)
     published = None
-    if publish and not today.empty:
-
-        rows = []
-        for r in today.itertuples(index=False):
-            rows.append(
-                {
-                    "symbol": r.symbol,
-                    "timestamp": pd.Timestamp(r.date).isoformat(),
-                    "direction": r.direction,
-                    "strength": float(r.confidence) if r.direction != "FLAT" else 0.0,
-                    "strategy_name": strategy.name,
-                    "prediction_class": int(r.predicted_class),
-                    "confidence": float(r.confidence),
-                    "p_down": float(r.p_down),
-                    "p_flat": float(r.p_flat),
-                    "p_up": float(r.p_up),
-                    "model_version": str(r.model_version),
-                }
-            )
-        published = Mirror.from_settings(settings).publish_signals(rows)
+    if publish and records:
+        published = Mirror.from_settings(settings).publish_signals(
+            [{**rec, "strategy_name": strategy.name} for rec in records]
+        )
     if outcome is not None:
         outcome.append(
             GenerateOutcome(
@@ -187,6 +208,8 @@ def run_generate(
                 dates=dates,
                 model_version=strategy.model_version,
                 n_in_sample=n_in,
+                records=records,
+                guarded=guarded,
             )
         )
     return signals
@@ -215,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
             "model_version": out.model_version,
             "predictions_logged": int(len(out.predictions)),
             "dates": len(out.dates),
-            "signals": [s.to_dict() for s in signals],
+            "signals": out.records,
         }, indent=2, default=str))
         return 0
 

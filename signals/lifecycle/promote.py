@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from signals.adapters.tracking import open_client_run
+from signals.adapters.tracking import get_or_create_experiment, open_client_run
 from signals.core.errors import SignalsError
 from signals.core.redaction import install_log_redaction, redact_text
 from signals.lifecycle.params import ParameterError, parse_bool, parse_version
@@ -79,8 +79,7 @@ def record_decision(
 
 
         client = MlflowClient(tracking_uri=settings.mlflow.tracking_uri, registry_uri=settings.mlflow.registry_uri)
-        exp = client.get_experiment_by_name(settings.mlflow.experiment)
-        exp_id = exp.experiment_id if exp else client.create_experiment(settings.mlflow.experiment)
+        exp_id = get_or_create_experiment(client, settings, settings.mlflow.experiment)
         # nested under the pipeline run when one is active; the `mlflow run` run when started by it
         run_id, own_run = open_client_run(client, exp_id, step, {TAG_STEP: step})
         now = int(time.time() * 1000)

@@ -80,10 +80,10 @@ def summary_lines(res: "PipelineResult", settings: "Settings") -> list[str]:
         out.extend(format_table(
             [
                 {"symbol": s.symbol, "date": str(getattr(s.timestamp, "date", lambda: s.timestamp)()),
-                 "direction": getattr(s.direction, "value", str(s.direction)), "confidence": float(s.strength)}
+                 "signal": getattr(s.direction, "value", str(s.direction)), "confidence": float(s.strength)}
                 for s in sigs
             ],
-            ["symbol", "date", "direction", "confidence"],
+            ["symbol", "date", "signal", "confidence"],
         ))
     else:
         out.append(

@@ -24,7 +24,7 @@ from signals.adapters import tracking as T
 from signals.adapters.tracking import TAG_STEP, log_params_batch, set_tags_batch
 from signals.core.versions import code_version
 from signals.data import get_provider
-from signals.features import FEATURE_VERSION, FeatureStore
+from signals.features import FEATURE_VERSION
 from signals.lifecycle.features import run_features
 from signals.lifecycle.generate import run_generate
 from signals.lifecycle.monitor import run_monitor
@@ -41,6 +41,7 @@ from signals.lifecycle.register import run_register
 from signals.lifecycle.report import summary_lines
 from signals.lifecycle.train import run_train
 from signals.lifecycle.tune import run_tune
+from signals.lifecycle.wiring import feature_store
 from signals.registry.client import ModelRegistry
 from signals.settings.model import load_settings
 
@@ -150,7 +151,7 @@ def run_pipeline(
     version = code_version()
     cfg = config_digest(settings)
     say(f"data: {provider.name} provider, {len(syms)} symbols ({', '.join(syms[:8])}{' ...' if len(syms) > 8 else ''})")
-    features = FeatureStore.from_settings(settings).get_features(syms, start, end, provider)
+    features = feature_store(settings).get_features(syms, start, end, provider)
     digest = T.frame_digest(features)
     dates = features.index.get_level_values("date")
     data = {
@@ -365,12 +366,7 @@ def _generate_summary(client: Any, settings: "Settings", symbols: list[str], rep
     outcome: list[Any] = []
     sig_list = run_generate(settings, symbols=symbols, replay_days=replay_days, outcome=outcome)
     sink.append(sig_list)
-    rows = [
-        {"symbol": s.symbol, "timestamp": str(s.timestamp), "direction": getattr(s.direction, "value", str(s.direction)),
-         "strength": float(s.strength),
-         **{k: v for k, v in (s.metadata or {}).items() if isinstance(v, (str, int, float))}}
-        for s in sig_list
-    ]
+    rows = outcome[0].records if outcome else []  # every symbol's signal record (signals/serving/schema.py)
     T.log_json(client, mlflow.active_run().info.run_id, rows, "signals/signals.json")
     as_of = outcome[0].as_of if outcome else None
     return {"n_signals": len(rows), "as_of": str(as_of.date()) if as_of is not None else "",

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from signals.adapters import tracking as T
+from signals.adapters.dask_compute import client_for
 from signals.core.errors import SignalsError
 from signals.dataset import TrainingData, load_training_data
 from signals.lifecycle.params import (
@@ -52,6 +53,8 @@ from signals.lifecycle.tune import (
     strategy_settings,
     tune_config,
 )
+from signals.lifecycle.wiring import feature_store
+from signals.modeling.dask_fit import fit_booster_on_dask
 from signals.modeling import metrics as M
 from signals.modeling import plots
 from signals.modeling.final_fit import (
@@ -65,6 +68,7 @@ from signals.modeling.forward_calibration import ForwardChainedCalibration
 from signals.modeling.model import InsufficientDataError, xgb_params_from
 from signals.modeling.splits import frame_holdout_split
 from signals.modeling.tuning.walk_forward import OOS_COLUMNS, run_walk_forward
+from signals.serving.guard import FeatureCoverage
 from signals.serving.predictor import SignalPredictor
 from signals.settings.model import load_settings
 from signals.trading.backtest import strategy_metrics
@@ -215,6 +219,8 @@ def train_with_tracking(
         T.TAG_DATA_SYNTHETIC: str(data.source.get("synthetic", "none")),
         "params_source": source,
         **({T.TAG_TUNE_RUN: tune_id} if tune_id else {}),
+        # requested symbols without a labelled row (the reasons are in dropped_symbols.json)
+        **({"data.dropped_symbols": ",".join(data.dropped)} if data.dropped else {}),
         **{k: str(v) for k, v in window.items() if k in ("train_start", "train_end", "holdout_start", "holdout_end",
                                                           "n_train_rows")},
     }
@@ -223,12 +229,15 @@ def train_with_tracking(
         T.log_resolved_config(client, rid, settings)
         T.log_params_batch(client, rid, {f"xgb.{k}": v for k, v in chosen.items()})
         T.log_params_batch(client, rid, {
-            "params_source": source, "tune_run_id": tune_id or "", "data.symbols_used": ",".join(data.symbols),
+            "params_source": source, "tune_run_id": tune_id or "", "data.symbols_used": ",".join(s for s in data.symbols if s not in data.dropped),
             **{k: window[k] for k in ("train_start", "train_end", "holdout_start", "holdout_end", "n_train_rows")},
         })
         T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
                                digest=data.digest)
+        T.log_data_warnings(client, rid, data.data_warnings)
         artifacts: dict[str, str] = {}
+        if data.dropped:
+            T.log_json(client, rid, data.dropped, "dropped_symbols.json")
 
         # ---- 1. calibration evidence: out-of-sample predictions of the walk-forward
         fcc, cal_source, own_oos = oos_calibration_source(settings, client, data, tune_id, chosen)
@@ -265,7 +274,11 @@ def train_with_tracking(
                                                          HOLDOUT_PREDICTIONS_FILE)
 
         # ---- 3. deployable model: all labelled rows; calibrator from every out-of-sample row
-        final_booster = fit_booster(X, y_arr, chosen, **common)
+        if settings.compute.distributed_final_fit:  # xgboost.dask on the cluster: its result depends on the worker count
+            final_booster, workers = fit_booster_on_dask(client_for(settings.compute.address), X, y_arr, chosen, **common)
+            T.log_params_batch(client, rid, {"final_fit.dask_workers": workers})
+        else:
+            final_booster = fit_booster(X, y_arr, chosen, **common)
         final_cal = fcc.choose(None)
         final = CalibratedModel(final_booster.pipeline, final_cal.calibrator, final_booster.params,
                                 calibration=final_cal.as_dict())
@@ -303,7 +316,8 @@ def train_with_tracking(
             "holdout_log_loss": metrics["holdout_log_loss"],
             "holdout_prior_log_loss": metrics.get("holdout_baseline_prior_log_loss"),
         }
-        predictor = SignalPredictor.from_model(final, ml.confidence_threshold, metadata)
+        coverage = FeatureCoverage.from_training(X, ml.min_feature_coverage)  # what the guard compares rows with
+        predictor = SignalPredictor.from_model(final, ml.confidence_threshold, metadata, coverage=coverage)
         reference = reference_sample(X, settings.monitoring.reference_rows, seed=ml.seed)
         info = log_signal_model(predictor, reference=reference, input_example=X.head(5), metadata_extra=metadata)
         client.set_tag(rid, "signals.model_uri", info.model_uri)
@@ -343,7 +357,7 @@ def run_train(
     params: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Load the labelled panel, evaluate on the hold-out, fit and log the deployable model."""
-    data = load_training_data(settings, symbols, start, end)
+    data = load_training_data(settings, symbols, start, end, store=feature_store(settings))
     return train_with_tracking(settings, data, tune_run_id=tune_run_id, params=params)
 
 

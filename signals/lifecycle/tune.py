@@ -17,6 +17,12 @@ each window's study, see :mod:`signals.modeling.tuning.parallel`) every worker p
 the same way, through :class:`MlflowTrialSink`: its own client on the same tracking URI, the same
 experiment, the window run as parent.
 
+A tune run is tagged with its study (``signals.tune_study``: data digest, windows, storage and the
+settings that change a trial) and its process (``signals.host``, ``signals.pid``, a heartbeat). A
+rerun of the same study after a ``kill -9`` resumes the Optuna studies, and first marks the killed
+run and every run still RUNNING under it FAILED, linking them both ways (``signals.resumed_from`` on
+the new run, ``signals.superseded_by`` on the dead one); its windows and trials nest under itself.
+
 The final params (read by ``signals train``) are chosen robustly over the last windows (see
 :func:`signals.modeling.tuning.walk_forward.choose_final_params`); they are logged as ``final.*`` params and
 ``final_params.json`` (with the pooled validation table that chose them). Every window's
@@ -29,6 +35,7 @@ deployable calibrator with each candidate's forward-chained log-loss, are in ``c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -48,6 +55,7 @@ from signals.lifecycle.params import (
     prefer_passive_openmp,
     run_main,
 )
+from signals.lifecycle.wiring import feature_store
 from signals.modeling import plots
 from signals.modeling.tuning.objective import TuneConfig
 from signals.modeling.tuning.walk_forward import OOS_COLUMNS, run_walk_forward, stitch_predictions
@@ -372,6 +380,20 @@ def _mean_gain_share(importances: list[dict[str, float]]) -> dict[str, float]:
     return total
 
 
+def tune_study_key(config: TuneConfig, data_digest: str, max_windows: int | None = None) -> str:
+    """Names one walk-forward study: the same data, windows, storage and trial-changing settings.
+
+    A tune run with the same key resumes the same Optuna studies, so it takes over any run of
+    that key whose process died (see :func:`signals.adapters.tracking.supersede_dead_runs`).
+    """
+    payload = {
+        "study": config.study_name, "data": data_digest, "trial": config.study_digest_payload(),
+        "windows": [config.train_months, config.test_months, config.step_months, max_windows],
+        "storage": T.redact("storage", config.storage or "in-memory"),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def tune_with_tracking(
     settings: "Settings",
     data: TrainingData,
@@ -394,15 +416,21 @@ def tune_with_tracking(
     config = tune_config(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage, workers=workers)
     client = mlflow.MlflowClient()
     window = data.window()
+    study = tune_study_key(config, data.digest, max_windows)
     tags = {
         T.TAG_STEP: T.STEP_TUNE,
         **T.provenance_tags(data.feature_version),
         T.TAG_DATA_DIGEST: data.digest,
         T.TAG_DATA_PROVIDER: str(data.source.get("provider", "unknown")),
         T.TAG_DATA_SYNTHETIC: str(data.source.get("synthetic", "none")),
+        T.TAG_TUNE_STUDY: study,
+        **T.process_tags(),
     }
-    with T.start_step_run(run_name=f"tune-{window['start']}-{window['end']}", tags=tags) as run:
+    with T.start_step_run(run_name=f"tune-{window['start']}-{window['end']}", tags=tags) as run, \
+            T.RunHeartbeat(mlflow.get_tracking_uri(), run.info.run_id):
         rid = run.info.run_id
+        # a killed earlier tune of this study (which this one resumes) must not stay RUNNING forever
+        T.supersede_dead_runs(client, run.info.experiment_id, rid, {T.TAG_STEP: T.STEP_TUNE, T.TAG_TUNE_STUDY: study})
         T.log_resolved_config(client, rid, settings)
         T.log_params_batch(client, rid, {
             "data.symbols_used": ",".join(data.symbols), "data.first_date": window["start"],
@@ -416,6 +444,7 @@ def tune_with_tracking(
         })
         T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
                                digest=data.digest)
+        T.log_data_warnings(client, rid, data.data_warnings)
         prices = data.prices()
         strategy = strategy_settings(settings)
         hooks = MlflowWalkForwardHooks(client, experiment_id, rid, background_trial_logging=background_trial_logging,
@@ -480,7 +509,7 @@ def run_tune(
     ``workers`` (default ``tuning.workers``): processes joining each window's Optuna study; more
     than one needs a shared ``storage`` (PostgreSQL intended)."""
     tune_config(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage, workers=workers)  # fail before loading
-    data = load_training_data(settings, symbols, start, end)
+    data = load_training_data(settings, symbols, start, end, store=feature_store(settings))
     return tune_with_tracking(settings, data, n_trials=n_trials, n_jobs=n_jobs, storage=storage, workers=workers)
 
 

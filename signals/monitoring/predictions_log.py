@@ -11,7 +11,7 @@ model_version      registry version id of the model that predicted
 predicted_class    0 DOWN / 1 FLAT / 2 UP (argmax of the calibrated probabilities)
 p_down/p_flat/p_up calibrated probabilities
 confidence         max probability
-direction          LONG / SHORT / FLAT after the confidence threshold
+direction          the signal: LONG / SHORT / NONE (after the coverage guard and the threshold)
 generated_at       wall-clock UTC time the row was written
 replay             True when made by an as-of replay of a past date (``--replay-days``)
 in_sample          True when the date lies inside the model's own training data window
@@ -73,7 +73,7 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
         raise PredictionsLogError(f"predictions lack column(s) {missing}")
     out = frame.copy()
     if "direction" not in out.columns:
-        out["direction"] = "FLAT"
+        out["direction"] = out["signal"] if "signal" in out.columns else "NONE"
     if "generated_at" not in out.columns:
         out["generated_at"] = pd.Timestamp(datetime.now(timezone.utc)).tz_localize(None)
     for flag in ("replay", "in_sample"):

@@ -31,7 +31,9 @@ Locking
     (``pg_try_advisory_lock`` polled, key derived from the model name) when the registry URI is
     PostgreSQL -- correct across machines, released by PostgreSQL if the process dies -- and, for
     any other store (an MLflow tracking server over HTTP), a local file lock, which only
-    serialises promotions started from the same machine. The Redis mirror is written while the
+    serialises promotions started from the same machine. ``registry.lock_url`` replaces the
+    choice with a lock every host reaches (a PostgreSQL advisory lock or a Redis lock, see
+    :mod:`signals.registry.locks`), whatever the tracking URI. The Redis mirror is written while the
     lock is held, so the mirror sees changes in MLflow order. After moving the alias the target
     version is re-read; if it was deleted concurrently, the alias is put back.
 
@@ -122,8 +124,10 @@ class ModelRegistry:
 
         tracking = settings.mlflow.tracking_uri
         registry_uri = settings.mlflow.registry_uri or tracking
-        return cls(MlflowClient(tracking_uri=tracking, registry_uri=registry_uri), settings.mlflow.model_name,
-                   registry_uri=registry_uri, mirror=mirror or None)
+        name, reg = settings.mlflow.model_name, settings.registry
+        lock = registry_lock(registry_uri, name, reg.lock_timeout_s, lock_url=reg.lock_url)
+        return cls(MlflowClient(tracking_uri=tracking, registry_uri=registry_uri), name,
+                   registry_uri=registry_uri, mirror=mirror or None, lock=lock)
 
     # ------------------------------------------------------------------ reading
     def _registered_model(self) -> Any | None:

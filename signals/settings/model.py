@@ -22,6 +22,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Mapping
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -105,6 +106,8 @@ class MLSettings(_Section):
     retrain_interval_days: int = Field(7, ge=1)
     model_staleness_days: int = Field(14, ge=1)
     confidence_threshold: float = Field(0.55, ge=0, le=1)
+    # share of the features present in >= 99 % of training rows a row must have to get a signal
+    min_feature_coverage: float = Field(0.9, ge=0, le=1)
     # auto: identity / temperature / sigmoid / isotonic chosen by forward-chained log-loss
     # (signals/modeling/forward_calibration.py); a method name fixes it
     calibration_method: Literal["auto", "identity", "temperature", "sigmoid", "isotonic"] = "auto"
@@ -198,6 +201,17 @@ class FeatureSettings(_Section):
     cache_dir: str = "data/features"
     n_jobs: int = Field(2, ge=1)
 
+    @field_validator("cache_dir")
+    @classmethod
+    def _a_path_not_a_url(cls, value: str) -> str:
+        # the cache is written with pathlib; a URL would become a local directory named "s3:"
+        if "://" in value:
+            raise PydanticCustomError(
+                "cache_url", "URLs such as s3:// are not supported yet: give a filesystem path (for a Dask cluster, "
+                "a shared volume mounted at the same path on every host), got {value}", {"value": value},
+            )
+        return value
+
 
 class MLflowSettings(_Section):
     tracking_uri: str = "sqlite:///mlflow.db"
@@ -205,6 +219,9 @@ class MLflowSettings(_Section):
     experiment: str = "signals"
     monitoring_experiment: str = "signals-monitoring"
     model_name: str = "signals-xgb"
+    # where new experiments keep their artifacts; required with a direct database tracking URI
+    # (postgresql://...), else every client would write to its own ./mlruns
+    artifact_location: str | None = None
 
 
 class RedisSettings(_Section):
@@ -249,6 +266,20 @@ class RegistrySettings(_Section):
     gate_min_rows: int = Field(100, ge=1)
     gate_resamples: int = Field(2000, ge=100)
     gate_block_days: int = Field(5, ge=1)
+    # the lock serialising promotions and rollbacks across hosts: postgresql://... (advisory lock) or
+    # redis://... (a Redis lock); null: a file lock beside SQLite, an advisory lock on a PostgreSQL
+    # registry, else a file lock in the local temp directory (this machine only)
+    lock_url: str | None = None
+    lock_timeout_s: float = Field(60.0, gt=0)
+
+    @field_validator("lock_url")
+    @classmethod
+    def _lock_scheme(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme.split("+")[0] not in ("postgresql", "postgres", "redis", "rediss"):
+            raise PydanticCustomError(
+                "lock_url", "must be a postgresql:// or redis:// (rediss://) URL, got {value}", {"value": redact_value("url", value)},
+            )
+        return value or None
 
 
 class ServeSettings(_Section):
@@ -259,6 +290,38 @@ class ServeSettings(_Section):
 class StrategySettings(_Section):
     min_hold_days: int = Field(3, ge=1)
     cost_bps: float = Field(5.0, ge=0)
+
+
+DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+
+
+class ComputeSettings(_Section):
+    # local: this machine (loky processes, the tuning worker pool); else a Dask scheduler's address
+    address: str = "local"
+    retries: int = Field(2, ge=0)  # reruns of a Dask task that raised (a dead worker's task is rescheduled anyway)
+    connect_timeout_s: float = Field(30.0, gt=0)
+    distributed_final_fit: bool = False  # train's final fit with xgboost.dask across the cluster
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        value = value.strip()
+        if value == "local":
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in DASK_SCHEMES or not parts.netloc:
+            raise PydanticCustomError(
+                "compute_address", "must be 'local' or a Dask scheduler address such as tcp://host:8786, got {value}",
+                {"value": value},
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _cluster_for_distributed_fit(self) -> "ComputeSettings":
+        if self.distributed_final_fit and self.address == "local":
+            raise _cross_field_error(("distributed_final_fit", "address"),
+                                     "compute.distributed_final_fit needs compute.address set to a Dask scheduler")
+        return self
 
 
 class Settings(BaseSettings):
@@ -284,6 +347,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     strategy: StrategySettings = Field(default_factory=StrategySettings)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
 
     # Set on a throwaway subclass by load_settings so the YAML source knows its file.
     yaml_source: ClassVar[Path | None] = None

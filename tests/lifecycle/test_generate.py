@@ -80,8 +80,8 @@ def test_signals_are_published_to_redis(env, tmp_path, redis_server_url, redis_p
     assert set(latest) == {"AAPL", "GOOG", "IBM", "MSFT"}  # every symbol, FLAT included
     today = sink[0].predictions.set_index("symbol")
     for sym, sig in latest.items():
-        assert sig["direction"] == today.loc[sym, "direction"]
-        assert sig["timestamp"].startswith("2012-06-29") and sig["model_version"] == env.champion.version_id
+        assert sig["signal"] == today.loc[sym, "signal"]
+        assert sig["as_of"] == "2012-06-29T00:00:00+00:00" and sig["model_version"] == env.champion.version_id
 
 
 def _cli(monkeypatch, capsys, env, *args):

@@ -49,12 +49,14 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-def _settings(root: Path, tracking_uri: str, optuna_storage: str | None = None, workers: int = 1):
+def _settings(root: Path, tracking_uri: str, optuna_storage: str | None = None, workers: int = 1,
+              artifact_location: str | None = None):
     from signals.settings.model import load_settings
 
     return load_settings(
         REPO_ROOT / "config" / "settings.yaml",
-        mlflow={"tracking_uri": tracking_uri, "experiment": "signals-pg", "model_name": "signals-xgb-pg"},
+        mlflow={"tracking_uri": tracking_uri, "experiment": "signals-pg", "model_name": "signals-xgb-pg",
+                "artifact_location": artifact_location},
         features={"cache_dir": str(root / "features"), "n_jobs": 1},
         redis={"enabled": False},
         ml={"min_training_samples": 100, "xgb_params": {"n_estimators": 40, "max_depth": 3}},
@@ -174,9 +176,15 @@ def test_lifecycle_through_mlflow_server_on_postgresql(isolated_cwd: Path) -> No
 
 
 def test_lifecycle_with_postgresql_tracking_uri(isolated_cwd: Path) -> None:
-    """No server: the client talks to PostgreSQL itself; artifacts go to ./mlruns of the cwd."""
+    """No server: the client talks to PostgreSQL itself; artifacts go to mlflow.artifact_location
+    (required in this mode: without it every host would keep artifacts in its own ./mlruns)."""
+    from signals.settings.model import ConfigError
+
     root = isolated_cwd
     with fresh_pg_database("sig_mlflow") as backend:  # dropped WITH (FORCE): pooled connections do not block it
-        settings = _settings(root, backend)
+        with pytest.raises(ConfigError, match="mlflow.artifact_location is not set"):
+            _lifecycle(_settings(root, backend))
+        settings = _settings(root, backend, artifact_location=(root / "shared-artifacts").as_uri())
         out = _lifecycle(settings)
         _check_readback(backend, settings, out)
+        assert any((root / "shared-artifacts").rglob("oos_predictions.parquet")) and not (root / "mlruns").exists()

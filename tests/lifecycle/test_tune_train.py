@@ -143,6 +143,11 @@ def test_train_uses_latest_tune_params_and_logs_honest_holdout(runs) -> None:
     p, tags, m = run.data.params, run.data.tags, run.data.metrics
     for key in ("train_start", "train_end", "holdout_start", "holdout_end", "n_train_rows"):
         assert p[key] == tags[key] == str(train.data_window[key])
+    # the sample's VIX (2014-2019) never overlaps its bars: the one suspicious-data warning, in both runs
+    for rid in (train.run_id, tune.run_id):
+        assert client.get_run(rid).data.tags["signals.data_warnings"] == "1"
+    warned = json.loads(mlflow.artifacts.load_text(f"runs:/{train.run_id}/data_warnings.json"))
+    assert [(w["check"], w["symbol"]) for w in warned] == [("market_no_overlap", "VIX")]
     h = runs["settings"].ml.prediction_horizon
     holdout_start = pd.Timestamp(p["holdout_start"])
     # the last walk_forward.test_months (2) calendar months of the labelled data
@@ -184,6 +189,9 @@ def test_logged_model_loads_and_predicts(runs) -> None:
     out = predictor.predict_frame(ref.head(10))
     assert np.allclose(out[["p_down", "p_flat", "p_up"]].sum(axis=1), 1.0)
     assert predictor.metadata["holdout_start"] == train.data_window["holdout_start"]
+    # what the guard compares rows with: measured on every training row
+    assert predictor.coverage is not None and predictor.coverage.n_rows == train.data_window["n_train_rows"]
+    assert predictor.coverage.required and set(predictor.coverage.present_share) == set(predictor.feature_names)
     model = mlflow.pyfunc.load_model(train.model_uri)
     assert len(model.predict(ref.head(3))) == 3
 

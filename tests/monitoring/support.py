@@ -40,7 +40,11 @@ def make_champion(settings, *, train_end: str = TRAIN_END, rounds: int = 15, ref
         xgb.DMatrix(X.to_numpy(np.float32), label=yk.to_numpy()),
         num_boost_round=rounds,
     )
-    predictor = SignalPredictor(booster, None, list(X.columns), settings.ml.confidence_threshold)
+    from signals.serving.guard import FeatureCoverage
+
+    predictor = SignalPredictor(booster, None, list(X.columns), settings.ml.confidence_threshold,
+                                metadata={"prediction_horizon": settings.ml.prediction_horizon},
+                                coverage=FeatureCoverage.from_training(X))
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     mlflow.set_experiment(settings.mlflow.experiment)
     with mlflow.start_run(run_name="test-champion") as run:

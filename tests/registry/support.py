@@ -34,6 +34,7 @@ def make_predictor(seed: int = 0, n_features: int = N_FEATURES, n_rows: int = 80
     import xgboost as xgb
 
     from signals.modeling.calibration import ConfidenceCalibrator
+    from signals.serving.guard import FeatureCoverage
     from signals.serving.predictor import SignalPredictor
 
     x = make_features(n_rows, seed, n_features)
@@ -46,7 +47,9 @@ def make_predictor(seed: int = 0, n_features: int = N_FEATURES, n_rows: int = 80
         rounds,
     )
     calibrator = ConfidenceCalibrator("sigmoid").fit(booster.inplace_predict(x.iloc[cal].to_numpy(np.float32)), y[cal])
-    return SignalPredictor(booster, calibrator, list(x.columns), confidence_threshold=0.55), x
+    predictor = SignalPredictor(booster, calibrator, list(x.columns), confidence_threshold=0.55,
+                                metadata={"prediction_horizon": 5}, coverage=FeatureCoverage.from_training(x))
+    return predictor, x
 
 
 def make_holdout(skill: float, seed: int, n_symbols: int = 5, n_dates: int = 60, start: str = "2024-01-02") -> pd.DataFrame:

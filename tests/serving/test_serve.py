@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from signals.serving.schema import RECORD_FIELDS, validate_record
 from tests.conftest import free_port, wait_healthy
 from tests.registry.support import (  # noqa: F401 - fixture
     FEATURES,
@@ -98,17 +99,22 @@ def test_http_predictions_equal_in_process_and_schema_is_enforced(served) -> Non
         assert status == 200, body
         got = pd.DataFrame(body["predictions"])
         want = model.predict(frame)
-        assert list(got.columns) == ["p_down", "p_flat", "p_up", "predicted_class", "confidence", "signal"]
+        assert list(got.columns) == list(RECORD_FIELDS)
         assert len(got) == len(frame)
-        np.testing.assert_allclose(got[["p_down", "p_flat", "p_up", "confidence"]], want[["p_down", "p_flat", "p_up", "confidence"]], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got[["p_down", "p_flat", "p_up", "confidence"]].astype(float),
+                                   want[["p_down", "p_flat", "p_up", "confidence"]].astype(float), rtol=1e-9, atol=1e-12)
         assert (got["predicted_class"].to_numpy() == want["predicted_class"].to_numpy()).all()
         assert (got["signal"].to_numpy() == want["signal"].to_numpy()).all()
         np.testing.assert_allclose(got[["p_down", "p_flat", "p_up"]].sum(axis=1), 1.0, atol=1e-9)
+        # the server names the model it runs; in process nobody told the model its registry name
+        assert set(got["model_name"]) == {"signals-xgb"} and set(got["model_version"]) == {champion.version_id}
+        assert want["model_name"].isna().all()
+        assert all(validate_record(r) == [] for r in body["predictions"])
     assert set(pd.DataFrame(_post(f"{base}/invocations", _split(rows))[1]["predictions"])["signal"]) <= {"LONG", "SHORT", "NONE"}
 
     status, body = _post(f"{base}/invocations", _split(rows.head(3).drop(columns=["f3"])))
     assert status == 400, body
-    assert "f3" in json.dumps(body)
+    assert body["message"].startswith("missing feature column(s): f3"), body
     status, _ = _post(f"{base}/invocations", {"dataframe_split": {"columns": FEATURES, "data": [["x"] * len(FEATURES)]}})
     assert status == 400
 
@@ -142,3 +148,6 @@ def test_serve_command_line(registry_template: Template, workdir: Path) -> None:
     ]  # fmt: skip
     assert env["MLFLOW_TRACKING_URI"] == env["MLFLOW_REGISTRY_URI"] == settings.mlflow.tracking_uri
     assert version == "1"
+    assert env["SIGNALS_MODEL_NAME"] == "signals-xgb" and env["SIGNALS_MODEL_VERSION"] == "1"
+    cmd, _, _ = serve_command(settings, workers=4)
+    assert cmd[-2:] == ["--workers", "4"]  # mlflow models serve's own flag

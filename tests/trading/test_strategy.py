@@ -45,9 +45,10 @@ class ScriptedPredictor:
     def __init__(self, by_close: dict[float, list[float]]):
         self.by_close = by_close
 
-    def predict_frame(self, features):
+    def predict_frame(self, features, threshold=None, min_coverage=None):
         p = np.array([self.by_close[float(c)] for c in features["f_close"]], dtype=float)
-        return proba_to_frame(p, self.confidence_threshold, index=features.index)
+        t = self.confidence_threshold if threshold is None else threshold
+        return proba_to_frame(p, t, index=features.index)
 
 
 class Provider:
@@ -92,7 +93,7 @@ def test_contract_and_properties(settings):
     assert s.name == "MLSignalStrategy"
     assert s.description == "XGBoost-based signal generation with 3-class prediction (UP/DOWN/FLAT)"
     assert s.min_hold_days == 3
-    assert {d.value for d in SignalDirection} == {"LONG", "SHORT", "FLAT"}
+    assert {d.value for d in SignalDirection} == {"LONG", "SHORT", "NONE"}
 
 
 def test_signals_long_short_and_nothing_for_flat_or_unconfident(settings):
@@ -113,7 +114,7 @@ def test_signals_long_short_and_nothing_for_flat_or_unconfident(settings):
     assert isinstance(a, Signal) and a.strategy_name == "MLSignalStrategy"
     assert a.timestamp == datetime(2020, 1, 2)  # the last bar
     assert a.strength == pytest.approx(0.7)
-    assert a.metadata["prediction_class"] == 2 and a.metadata["confidence"] == pytest.approx(0.7)
+    assert a.metadata["predicted_class"] == "UP" and a.metadata["confidence"] == pytest.approx(0.7)
     assert a.metadata["model_version"] == "7"
     d = a.to_dict()
     assert d["direction"] == "LONG" and d["timestamp"] == "2020-01-02T00:00:00" and d["model_version"] == "7"
@@ -138,8 +139,8 @@ def test_everything_the_features_see_is_cut_at_the_last_bar(settings):
 def test_threshold_override_and_direction_rule(settings):
     assert direction_for(2, 0.56, 0.55) is SignalDirection.LONG
     assert direction_for(0, 0.56, 0.55) is SignalDirection.SHORT
-    assert direction_for(1, 0.99, 0.55) is SignalDirection.FLAT
-    assert direction_for(2, 0.55, 0.55) is SignalDirection.FLAT
+    assert direction_for(1, 0.99, 0.55) is SignalDirection.NONE
+    assert direction_for(2, 0.55, 0.55) is SignalDirection.NONE
     strat = MLSignalStrategy(Provider(), settings, predictor=ScriptedPredictor({10.0: [0.1, 0.2, 0.7]}),
                              model_version="1", feature_store=RecordingStore(), confidence_threshold=0.8)
     assert strat.generate_signals({"A": _bars([10.0])}) == []
