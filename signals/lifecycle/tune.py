@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from signals.adapters import dask_compute
 from signals.adapters import tracking as T
 from signals.dataset import TrainingData, load_training_data
 from signals.lifecycle.params import (
@@ -57,7 +58,8 @@ from signals.lifecycle.params import (
 )
 from signals.lifecycle.wiring import feature_store
 from signals.modeling import plots
-from signals.modeling.tuning.objective import TuneConfig
+from signals.modeling.tuning.dask_trials import dask_storage_problem
+from signals.modeling.tuning.objective import TuneConfig, TuneWorkerError
 from signals.modeling.tuning.walk_forward import OOS_COLUMNS, run_walk_forward, stitch_predictions
 from signals.settings.model import load_settings
 from signals.trading.backtest import SHARPE_DEFINITION, BacktestError, run_backtest, strategy_metrics
@@ -414,6 +416,12 @@ def tune_with_tracking(
     t0 = time.perf_counter()
     experiment_id = T.configure_mlflow(settings)
     config = tune_config(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage, workers=workers)
+    dask_client = None
+    if not dask_compute.is_local(settings.compute):  # trials run as tasks on the Dask cluster
+        problem = dask_storage_problem(config.storage)
+        if problem:
+            raise TuneWorkerError(problem)
+        dask_client = dask_compute.client_for(settings.compute.address, settings.compute.connect_timeout_s)
     client = mlflow.MlflowClient()
     window = data.window()
     study = tune_study_key(config, data.digest, max_windows)
@@ -440,6 +448,8 @@ def tune_with_tracking(
             "tune.sharpe_definition": SHARPE_DEFINITION, "tune.class_weight": config.class_weight,
             "tune.calibration_method": config.calibration_method,
             "tune.max_windows": max_windows if max_windows is not None else "all",
+            "tune.compute": settings.compute.address,
+            "tune.dask_workers": dask_compute.worker_count(dask_client) if dask_client is not None else 0,
             **{f"tune.{k}": getattr(config, k) for k in COST_CONTROLS},
         })
         T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
@@ -452,7 +462,7 @@ def tune_with_tracking(
                                        prices=prices, strategy=strategy)
         try:
             res = run_walk_forward(data.features, data.y, data.forward_return, config=config, hooks=hooks,
-                                   max_windows=max_windows)
+                                   max_windows=max_windows, dask_client=dask_client)
         except BaseException:
             hooks.fail_open()
             raise

@@ -49,6 +49,7 @@ import pandas as pd
 
 from signals.modeling.model import InsufficientDataError, MLPipeline, xgb_params_from
 from signals.modeling.splits import frame_holdout_split
+from signals.modeling.tuning.dask_trials import run_trials_on_dask
 from signals.modeling.tuning.objective import (
     SEARCH_SPACE,
     TrialCallback,
@@ -234,6 +235,7 @@ def tune_window(
     worker_sink: TrialSinkFactory | None = None,
     pool: TuneWorkerPool | None = None,
     warm_start: Sequence[dict[str, Any]] = (),
+    dask_client: Any = None,
 ) -> WindowTuning:
     """Run (or resume) the window's study up to ``n_trials`` finished trials; return its best.
 
@@ -246,7 +248,9 @@ def tune_window(
     With ``config.workers > 1`` the missing trials of each study are split over this process and
     ``workers - 1`` worker processes (``pool``, or a pool opened for this call); ``worker_sink``
     builds each worker's trial callback (required when ``on_trial`` is given, so that no trial
-    goes unreported). See :mod:`signals.modeling.tuning.parallel`.
+    goes unreported). With ``dask_client`` (a ``distributed.Client``: ``compute.address``) the
+    trials run as tasks on the cluster instead (:mod:`signals.modeling.tuning.dask_trials`); the
+    CPU seconds reported are then the coordinator's only.
     """
     from optuna.trial import TrialState
 
@@ -275,15 +279,15 @@ def tune_window(
                                        on_trial, fidelity=len(sub) / max(1, len(fit_idx)))
         low = study_for(config, f"{study_name}-lo{round(100 * config.fidelity_rows):02d}")
         _enqueue(low, warm)
-        _run_study(low, low_objective, target, config, worker_sink, pool)
+        _run_study(low, low_objective, target, config, worker_sink, pool, dask_client)
         low_done = finished_trials(low)
         ranked = sorted((t for t in low_done if t.state == TrialState.COMPLETE), key=lambda t: t.value)
         promoted = _distinct([{k: t.params[k] for k in SEARCH_SPACE} for t in ranked])[: int(config.promote_top)]
         _enqueue(study, promoted)
-        resumed = _run_study(study, objective, len(promoted), config, worker_sink, pool)
+        resumed = _run_study(study, objective, len(promoted), config, worker_sink, pool, dask_client)
     else:
         _enqueue(study, warm)
-        resumed = _run_study(study, objective, target, config, worker_sink, pool)
+        resumed = _run_study(study, objective, target, config, worker_sink, pool, dask_client)
     done = finished_trials(study)
     complete = sorted((t for t in done if t.state == TrialState.COMPLETE), key=lambda t: t.value)
     if not complete:
@@ -341,11 +345,14 @@ def _enqueue(study: Any, params: Sequence[dict[str, Any]]) -> None:
 
 
 def _run_study(study: Any, objective: TrialObjective, target: int, config: TuneConfig,
-               worker_sink: TrialSinkFactory | None, pool: TuneWorkerPool | None) -> int:
+               worker_sink: TrialSinkFactory | None, pool: TuneWorkerPool | None, dask_client: Any = None) -> int:
     """Run ``study`` up to ``target`` finished trials; return how many it had already (resumed)."""
     resumed = len(finished_trials(study))
     remaining = max(0, target - resumed)
-    if remaining and config.workers > 1:
+    if remaining and dask_client is not None:
+        run_trials_on_dask(dask_client, study.study_name, str(config.storage), objective, remaining,
+                           sink=worker_sink, seed=config.seed)
+    elif remaining and config.workers > 1:
         _optimize_with_workers(study, objective, remaining, config, study.study_name, worker_sink, pool)
     elif remaining:
         study.optimize(objective, n_trials=remaining, n_jobs=max(1, int(config.n_jobs)), gc_after_trial=False,

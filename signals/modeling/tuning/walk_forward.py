@@ -163,11 +163,13 @@ def run_walk_forward(
     hooks: WalkForwardHooks | None = None,
     max_windows: int | None = None,
     fixed_params: dict[str, Any] | None = None,
+    dask_client: Any = None,
 ) -> WalkForwardResult:
     """Tune (or, with ``fixed_params``, just fit), predict and forward-chain-calibrate every window.
 
     ``features``/``y``/``forward_return`` hold only labelled rows, aligned, indexed by
     (symbol, date). ``max_windows`` keeps only the most recent windows (benchmarks, demos).
+    ``dask_client`` runs every window's trials on that Dask cluster (``compute.address``).
     """
     hooks = hooks or WalkForwardHooks()
     y_arr = np.asarray(y, dtype=np.int64)
@@ -188,7 +190,7 @@ def run_walk_forward(
     calibration = ForwardChainedCalibration(config.calibration_policy())
     with _worker_pool(config) as pool:
         results, skipped = _walk_windows(features, y_arr, fwd, label_end, splits, config, hooks, pool, calibration,
-                                         fixed_params)
+                                         fixed_params, dask_client)
     if not results:
         raise InsufficientDataError(
             "every walk-forward window was skipped: " + "; ".join(f"window {w.index}: {r}" for w, r in skipped)
@@ -283,7 +285,7 @@ def _worker_pool(config: TuneConfig):
 def _walk_windows(features: pd.DataFrame, y_arr: np.ndarray, fwd: np.ndarray, label_end: np.ndarray, splits: list,
                   config: TuneConfig, hooks: WalkForwardHooks, pool: TuneWorkerPool | None,
                   calibration: ForwardChainedCalibration, fixed_params: dict[str, Any] | None,
-                  ) -> tuple[list[WindowResult], list[tuple[Window, str]]]:
+                  dask_client: Any = None) -> tuple[list[WindowResult], list[tuple[Window, str]]]:
     results: list[WindowResult] = []
     skipped: list[tuple[Window, str]] = []
     warm: list[dict[str, Any]] = []  # the previous tuned window's best trials
@@ -306,10 +308,11 @@ def _walk_windows(features: pd.DataFrame, y_arr: np.ndarray, fwd: np.ndarray, la
                 tuning = fixed_window(X_tr, y_tr, fixed_params, config=config)
             else:
                 sink_of = getattr(hooks, "worker_trial_sink", None)
-                sink = sink_of() if config.workers > 1 and on_trial is not None and sink_of is not None else None
+                remote = config.workers > 1 or dask_client is not None
+                sink = sink_of() if remote and on_trial is not None and sink_of is not None else None
                 tuning = tune_window(X_tr, y_tr, config=config, study_name=name, on_trial=on_trial,
                                      worker_sink=sink, pool=pool, n_trials=config.trials_for(len(results)),
-                                     warm_start=warm)
+                                     warm_start=warm, dask_client=dask_client)
                 warm = tuning.top_trials
         except InsufficientDataError as exc:
             log.warning("window %d skipped: %s", window.index, exc)
