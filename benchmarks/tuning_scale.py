@@ -9,8 +9,8 @@ months) are tuned by the same walk-forward loop ``signals tune`` runs
     naive       the tuning before the cost controls: each trial rebuilds its matrices, median
                 pruner, every window a cold full TPE study of ``--trials`` trials
     +reuse      matrices built once per window (QuantileDMatrix), reused by every trial
-    +hyperband  successive halving over boosting rounds instead of the median rule
-    +warm       warm start from the previous window's best 5, a full study every 4th window, 3
+    +asha       successive halving over boosting rounds instead of the median rule
+    +warm       warm start from the previous window's best 5, a full study every 4th window, 2
                 warm-started trials in between
     project     the defaults: + full studies ranked on a 25% symbol subsample, the best 3 re-run
                 on every row
@@ -50,8 +50,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does
 VARIANTS: dict[str, dict] = {
     "naive": dict(reuse_matrix=False, pruner="median", warm_start_trials=0, full_every=1, fidelity_rows=1.0),
     "+reuse": dict(reuse_matrix=True, pruner="median", warm_start_trials=0, full_every=1, fidelity_rows=1.0),
-    "+hyperband": dict(reuse_matrix=True, pruner="hyperband", warm_start_trials=0, full_every=1, fidelity_rows=1.0),
-    "+warm": dict(reuse_matrix=True, pruner="hyperband", warm_start_trials=5, full_every=4, short_trials=3,
+    "+asha": dict(reuse_matrix=True, pruner="asha", warm_start_trials=0, full_every=1, fidelity_rows=1.0),
+    "+warm": dict(reuse_matrix=True, pruner="asha", warm_start_trials=5, full_every=4, short_trials=2,
                   fidelity_rows=1.0),
     "project": dict(),  # the defaults of TuneConfig (= tuning.* in defaults.yaml)
 }

@@ -25,7 +25,7 @@ def data() -> tuple[pd.DataFrame, pd.Series, pd.Series]:
 
 def _config(**kw) -> TU.TuneConfig:
     # one study per window, cold, median pruner: the mechanics these tests check; the cost
-    # controls (warm start, retune policy, two fidelities, hyperband) have their own tests
+    # controls (warm start, retune policy, two fidelities, successive halving) have their own tests
     base = dict(horizon=5, train_months=6, test_months=2, step_months=3, n_trials=3, min_training_samples=50,
                 early_stopping_rounds=10, storage=None, xgb_threads=1, pruner="median", fidelity_rows=1.0,
                 full_every=1, warm_start_trials=0)

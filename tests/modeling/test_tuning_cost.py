@@ -152,10 +152,11 @@ def test_walk_forward_retunes_short_and_warm_between_full_studies(small) -> None
             assert row["val_log_loss"] in [v for v, _ in w.tuning.full_values.values()]
 
 
-def test_hyperband_prunes_and_keeps_a_complete_best(small) -> None:
+@pytest.mark.parametrize("pruner", ["asha", "hyperband"])
+def test_successive_halving_prunes_and_keeps_a_complete_best(small, pruner: str) -> None:
     X, y, _ = small
-    res = TU.tune_window(X, y.to_numpy(), config=_config(n_trials=12, pruner="hyperband", report_every=5,
-                                                         early_stopping_rounds=50), study_name="hb")
+    res = TU.tune_window(X, y.to_numpy(), config=_config(n_trials=12, pruner=pruner, report_every=5,
+                                                         early_stopping_rounds=50), study_name="sh")
     assert res.n_pruned > 0 and res.n_trials_total == 12 and np.isfinite(res.best_value)
 
 

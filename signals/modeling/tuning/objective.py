@@ -5,8 +5,8 @@
   are purged, the rest is what each trial fits on. The test window is never seen by tuning;
 * objective = validation log-loss (unweighted) of the booster at its early-stopped best
   iteration (``early_stopping_rounds`` on the same slice);
-* TPE sampler with a fixed seed; a pruner (``hyperband`` by default: successive halving over
-  boosting rounds, ``median``, or ``none``) fed by an XGBoost callback that reports the
+* TPE sampler with a fixed seed; a pruner (``asha`` by default: successive halving over
+  boosting rounds; ``hyperband``, ``median``, or ``none``) fed by an XGBoost callback that reports the
   validation log-loss every ``report_every`` boosting rounds;
 * cost controls (each switchable in ``tuning.*``, each measured by ``benchmarks/tuning_scale.py``):
   the window's matrices are built once and reused by every trial (``reuse_matrix``); a study
@@ -82,7 +82,7 @@ SEARCH_SPACE: dict[str, tuple[str, float, float, bool]] = {
     "reg_lambda": ("float", 0.1, 100.0, True),
     "reg_alpha": ("float", 1e-3, 10.0, True),
 }
-PRUNERS = ("hyperband", "median", "none")
+PRUNERS = ("asha", "hyperband", "median", "none")
 MIN_SUBSAMPLE_SYMBOLS = 10
 #: the search space's version stamp (part of every study's name): changes with the space itself
 SEARCH_SPACE_VERSION = stamp(2, json.dumps(SEARCH_SPACE, sort_keys=True))
@@ -123,11 +123,11 @@ class TuneConfig:
     min_training_samples: int = 500
     xgb_threads: int | None = None  # XGBoost threads in total; None -> MLPipeline's default (2)
     workers: int = 1  # processes joining each window's study (needs a shared storage)
-    pruner: str = "hyperband"  # hyperband | median | none
+    pruner: str = "asha"  # asha (successive halving) | hyperband | median | none
     reuse_matrix: bool = True  # build each window's matrices once for all its trials
     warm_start_trials: int = 5  # previous window's best trials enqueued first (0: cold start)
     full_every: int = 4  # a full study every k-th window; short warm-started ones in between (1: always full)
-    short_trials: int = 3  # trials of a short study
+    short_trials: int = 2  # trials of a short study
     fidelity_rows: float = 0.25  # share of symbols a full study's trials are first ranked on (1.0: off)
     promote_top: int = 3  # trials of the subsample ranking re-run on every row
     heartbeat_interval: int = 30  # seconds between a running trial's heartbeats (RDB storages)
@@ -325,11 +325,21 @@ def process_cpu_seconds() -> float:
 
 
 def make_pruner(kind: str, report_every: int = 10):
-    """``hyperband``: successive halving over boosting rounds (rungs from 3 reports up to the
-    largest ``n_estimators`` of the search space); ``median``: the median rule after 5 trials;
-    ``none``: never prune (early stopping still ends a trial)."""
+    """``asha``: successive halving over boosting rounds (rungs at 3, 9, 27 ... reports; a trial
+    goes on past a rung only if it is in the best third there); ``hyperband``: several
+    successive-halving brackets, some never pruning (safer, costlier); ``median``: the median
+    rule after 5 trials (the tuning before the cost controls); ``none``: never prune (early
+    stopping still ends a trial).
+
+    Measured on one 200-symbol window (81,600 fit rows, 40 trials ranked on a 25 % symbol
+    subsample, best of the top 3 re-run on every row): asha 0.84 CPU s a trial, validation
+    log-loss 1.04799; hyperband at 10 % rows 1.13 s, 1.04845; the cold full-row median study
+    4.72 s, 1.04796.
+    """
     import optuna
 
+    if kind == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=3 * report_every, reduction_factor=3)
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=3 * report_every,
                                               max_resource=int(SEARCH_SPACE["n_estimators"][2]), reduction_factor=3)
