@@ -70,7 +70,7 @@ def test_two_fidelity_needs_enough_trials_and_symbols() -> None:
     with pytest.raises(ValueError, match="fidelity_rows"):
         _config(fidelity_rows=0.0)
     with pytest.raises(ValueError, match="pruner"):
-        _config(pruner="asha")
+        _config(pruner="bohb")
 
 
 def test_symbol_subsample_takes_whole_symbols_deterministically(wide) -> None:
