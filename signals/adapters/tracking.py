@@ -418,8 +418,14 @@ class TrialRunLogger:
         }
         if self.window is not None:
             tags[TAG_WINDOW] = str(self.window)
+        name = f"trial-{record.number:03d}"
+        fidelity = float(getattr(record, "fidelity", 1.0))
+        tags["fidelity"] = f"{fidelity:.3f}"
+        if fidelity < 1.0:  # the subsample ranking of a two-fidelity study: its own trial numbers
+            name += "-subsample"
+            tags["optuna.study_role"] = "subsample"
         run = self.client.create_run(
-            self.experiment_id, start_time=int(record.start_time * 1000), tags=tags, run_name=f"trial-{record.number:03d}"
+            self.experiment_id, start_time=int(record.start_time * 1000), tags=tags, run_name=name
         )
         rid = run.info.run_id
         end_ms = int(record.end_time * 1000)

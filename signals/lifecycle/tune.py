@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
+from signals.adapters import dask_compute
 from signals.adapters import tracking as T
 from signals.dataset import TrainingData, load_training_data
 from signals.features.spec import synthetic_features
@@ -58,7 +59,8 @@ from signals.lifecycle.params import (
 )
 from signals.lifecycle.wiring import feature_store
 from signals.modeling import plots
-from signals.modeling.tuning.objective import TuneConfig
+from signals.modeling.tuning.dask_trials import dask_storage_problem
+from signals.modeling.tuning.objective import TuneConfig, TuneWorkerError
 from signals.modeling.tuning.walk_forward import OOS_COLUMNS, run_walk_forward, stitch_predictions
 from signals.settings.model import load_settings
 from signals.trading.backtest import SHARPE_DEFINITION, BacktestError, run_backtest, strategy_metrics
@@ -122,6 +124,11 @@ def oos_summary_rows(m: dict[str, float], prefix: str = "oos_", baseline_prefix:
          "baseline_kind": "buy and hold (net of costs)" + (
              "; the strategy never took a position" if g("strategy_exposure") == 0 else "")},
     ]
+
+
+#: the tuning cost controls, logged as ``tune.<name>`` params of the tune run (see TuneConfig)
+COST_CONTROLS = ("pruner", "reuse_matrix", "warm_start_trials", "full_every", "short_trials", "fidelity_rows",
+                 "promote_top")
 
 
 def _fmt(x: Any) -> str:
@@ -219,6 +226,8 @@ class MlflowWalkForwardHooks:
         metrics.update({"best_val_log_loss": t.best_value, "best_trial": t.best_trial, "n_trials": t.n_trials_total,
                         "n_trials_run": t.n_trials_run, "n_trials_resumed": t.n_trials_resumed,
                         "n_pruned": t.n_pruned, "tuning_seconds": t.seconds, "n_rounds": t.n_rounds,
+                        "n_trials_target": t.n_trials_target, "n_warm_started": t.n_warm_started,
+                        "n_subsample_trials": t.n_low_fidelity, "tuning_cpu_seconds": t.cpu_seconds,
                         "calibration_pool_rows": cal.pool_rows, "calibration_selection_rows": cal.selection_rows})
         metrics.update({f"calibration_fc_log_loss_{k}": v for k, v in cal.candidate_log_loss.items()})
         T.log_params_batch(self.client, rid, {"calibration.method": cal.method, "calibration.reason": cal.reason})
@@ -300,6 +309,11 @@ def window_table(res: "WalkForwardResult", window_runs: dict[int, str] | None = 
             "best_val_log_loss": w.tuning.best_value,
             "best_params": w.tuning.best_params,
             "n_rounds": w.tuning.n_rounds,
+            "n_trials": w.tuning.n_trials_total,
+            "n_trials_target": w.tuning.n_trials_target,
+            "n_warm_started": w.tuning.n_warm_started,
+            "n_subsample_trials": w.tuning.n_low_fidelity,
+            "tuning_cpu_seconds": round(w.tuning.cpu_seconds, 2),
             "calibration": w.calibration.method,
             "calibration_pool_rows": w.calibration.pool_rows,
             **{k: w.metrics.get(k) for k in ("log_loss", "log_loss_raw", "accuracy", "brier", "ece", "ece_raw",
@@ -405,6 +419,12 @@ def tune_with_tracking(
     t0 = time.perf_counter()
     experiment_id = T.configure_mlflow(settings)
     config = tune_config(settings, n_trials=n_trials, n_jobs=n_jobs, storage=storage, workers=workers)
+    dask_client = None
+    if not dask_compute.is_local(settings.compute):  # trials run as tasks on the Dask cluster
+        problem = dask_storage_problem(config.storage)
+        if problem:
+            raise TuneWorkerError(problem)
+        dask_client = dask_compute.client_for(settings.compute.address, settings.compute.connect_timeout_s)
     client = mlflow.MlflowClient()
     window = data.window()
     study = tune_study_key(config, data.digest, max_windows)
@@ -431,6 +451,9 @@ def tune_with_tracking(
             "tune.sharpe_definition": SHARPE_DEFINITION, "tune.class_weight": config.class_weight,
             "tune.calibration_method": config.calibration_method,
             "tune.max_windows": max_windows if max_windows is not None else "all",
+            "tune.compute": settings.compute.address,
+            "tune.dask_workers": dask_compute.worker_count(dask_client) if dask_client is not None else 0,
+            **{f"tune.{k}": getattr(config, k) for k in COST_CONTROLS},
         })
         T.log_training_dataset(data.frame(), name=f"signals-panel-{data.feature_version}", source=data.source,
                                digest=data.digest)
@@ -442,7 +465,7 @@ def tune_with_tracking(
                                        prices=prices, strategy=strategy)
         try:
             res = run_walk_forward(data.features, data.y, data.forward_return, config=config, hooks=hooks,
-                                   max_windows=max_windows)
+                                   max_windows=max_windows, dask_client=dask_client)
         except BaseException:
             hooks.fail_open()
             raise
@@ -458,12 +481,15 @@ def tune_with_tracking(
         T.log_params_batch(client, rid, {f"final.{k}": v for k, v in res.final_params.items()})
         T.log_params_batch(client, rid, {"final_params_window": res.final_params_window,
                                          "tune.final_params_rule": res.final_params_report.get("rule", ""),
+                                         "tune.final_params_refits": res.final_params_report.get("n_fits", 0),
+                                         "tune.final_params_reused": res.final_params_report.get("n_reused", 0),
                                          "calibration.method": deploy.method, "calibration.reason": deploy.reason})
         T.log_metrics_batch(client, rid, metrics)
         artifacts = log_walk_forward_outputs(client, rid, res, config.horizon, hooks.window_runs, prices, strategy,
                                              synthetic_features=synthetic_features(data.source.get("synthetic_tables") or ()))
         seconds = time.perf_counter() - t0
-        T.log_metrics_batch(client, rid, {"tune_seconds": seconds})
+        cpu = sum(w.tuning.cpu_seconds for w in res.windows) + float(res.final_params_report.get("cpu_seconds", 0.0))
+        T.log_metrics_batch(client, rid, {"tune_seconds": seconds, "tuning_cpu_seconds": cpu})
     return TuneResult(
         run_id=rid,
         experiment_id=experiment_id,

@@ -314,6 +314,41 @@ class MLPipeline:
 
     predict_proba = predict
 
+    def matrix(self, features: pd.DataFrame, target: np.ndarray, *, quantile: bool = False, ref: Any = None) -> Any:
+        """A training (or, with ``ref``, evaluation) matrix for this pipeline's weights.
+
+        Built once and reused, a matrix keeps XGBoost's histogram index between fits (the cost a
+        tuning trial otherwise pays again every time). ``quantile`` builds a ``QuantileDMatrix``,
+        which sketches the bins straight from the frame without keeping a float copy.
+        """
+        import xgboost as xgb
+
+        y = np.asarray(target, dtype=np.int64)
+        x = self._matrix(features)
+        names = [str(c) for c in features.columns]
+        weight = self.sample_weights(y) if ref is None else None
+        if quantile:
+            return xgb.QuantileDMatrix(x, label=y, weight=weight, feature_names=names, missing=np.nan, ref=ref)
+        return xgb.DMatrix(x, label=y, weight=weight, feature_names=names, missing=np.nan)
+
+    def fit_matrices(self, dtrain: Any, dval: Any, y_val: np.ndarray, *, early_stopping_rounds: int | None,
+                     callbacks: Sequence[Any] | None = None) -> tuple[int, float]:
+        """Fit on prepared matrices and score the early-stopped booster on ``dval``.
+
+        The same rule as :meth:`train` with an ``eval_set`` (rounds cut at the best iteration;
+        validation log-loss of the cut booster), without rebuilding the matrices. Returns
+        (rounds kept, validation log-loss); the booster is not kept (a tuning trial needs only its score).
+        """
+        import xgboost as xgb
+
+        booster = xgb.train(self.booster_params(), dtrain, num_boost_round=self.n_rounds(),
+                            evals=[(dval, "validation")], early_stopping_rounds=early_stopping_rounds,
+                            verbose_eval=False, callbacks=list(callbacks or []))
+        best = getattr(booster, "best_iteration", None) if early_stopping_rounds else None
+        n_rounds = int(best + 1) if best is not None else int(booster.num_boosted_rounds())
+        proba = normalize_proba(booster.predict(dval, iteration_range=(0, n_rounds)))
+        return n_rounds, M.log_loss(np.asarray(y_val, dtype=np.int64), proba)
+
     def feature_importance(self, importance_type: str = "gain") -> dict[str, float]:
         """Per-feature importance (features never used in a split are 0)."""
         self._check_fitted()

@@ -169,6 +169,14 @@ class TuningSettings(_Section):
     final_params_windows: int = Field(4, ge=1)
     storage: str | None = None
     study_name: str = "signals-walk-forward"
+    # cost controls (benchmarks/tuning_scale.py measures each): see signals.modeling.tuning.objective
+    pruner: Literal["asha", "hyperband", "median", "none"] = "asha"
+    reuse_matrix: bool = True
+    warm_start_trials: int = Field(5, ge=0)
+    full_every: int = Field(4, ge=1)
+    short_trials: int = Field(2, ge=1)
+    fidelity_rows: float = Field(0.25, gt=0, le=1)
+    promote_top: int = Field(3, ge=1)
 
 
 class DataSettings(_Section):

@@ -24,8 +24,11 @@ def data() -> tuple[pd.DataFrame, pd.Series, pd.Series]:
 
 
 def _config(**kw) -> TU.TuneConfig:
+    # one study per window, cold, median pruner: the mechanics these tests check; the cost
+    # controls (warm start, retune policy, two fidelities, successive halving) have their own tests
     base = dict(horizon=5, train_months=6, test_months=2, step_months=3, n_trials=3, min_training_samples=50,
-                early_stopping_rounds=10, storage=None, xgb_threads=1)
+                early_stopping_rounds=10, storage=None, xgb_threads=1, pruner="median", fidelity_rows=1.0,
+                full_every=1, warm_start_trials=0)
     base.update(kw)
     return TU.TuneConfig(**base)
 
@@ -72,6 +75,13 @@ def test_every_fit_sees_only_data_before_the_test_window(data, monkeypatch) -> N
         return orig_train(self, features, target, **kw)
 
     monkeypatch.setattr(MLPipeline, "train", spy)
+    orig_call = TU.TrialObjective.__call__
+
+    def spy_trial(self, trial):  # trials fit on prebuilt matrices (tuning.reuse_matrix): record their rows
+        seen.append((self.X_fit.index, self.X_val.index))
+        return orig_call(self, trial)
+
+    monkeypatch.setattr(TU.TrialObjective, "__call__", spy_trial)
 
     class Hooks(TU.WalkForwardHooks):
         def __init__(self) -> None:
@@ -137,11 +147,11 @@ def test_pruned_trials_are_reported(data, monkeypatch) -> None:
         def prune(self, study, trial) -> bool:
             return trial.number % 2 == 1
 
-    def create(storage, name, seed, report_every=10):
-        return optuna.create_study(study_name=name, storage=storage, direction="minimize",
-                                   sampler=optuna.samplers.TPESampler(seed=seed), pruner=PruneOdd())
+    def create(config, name, seed=None):
+        return optuna.create_study(study_name=name, storage=config.storage, direction="minimize",
+                                   sampler=optuna.samplers.TPESampler(seed=config.seed), pruner=PruneOdd())
 
-    monkeypatch.setattr("signals.modeling.tuning.parallel.create_study", create)  # where tune_window looks it up
+    monkeypatch.setattr("signals.modeling.tuning.parallel.study_for", create)  # where tune_window looks it up
     records: list[TU.TrialRecord] = []
     res = TU.tune_window(X, y.to_numpy(), config=_config(n_trials=4, report_every=5), study_name="p",
                          on_trial=records.append)

@@ -12,6 +12,7 @@ import mlflow
 import optuna
 import pytest
 
+from signals.modeling.tuning.objective import finished_trials
 from tests.conftest import REPO_ROOT, fresh_pg_database
 from tests.modeling.test_model import make_panel, single_thread_xgboost  # noqa: F401 - autouse fixture
 
@@ -44,7 +45,9 @@ def _settings(workdir: Path, storage: str, **tuning):
         redis={"enabled": False},
         ml={"min_training_samples": 50},
         walk_forward={"train_months": 4, "test_months": 2, "step_months": 2},
-        tuning={"n_trials": N_TRIALS, "early_stopping_rounds": 5, "storage": storage, **tuning},
+        # every window a full single-fidelity study: the quota mechanics under test
+        tuning={"n_trials": N_TRIALS, "early_stopping_rounds": 5, "storage": storage, "full_every": 1,
+                "fidelity_rows": 1.0, **tuning},
     )
 
 
@@ -146,3 +149,33 @@ def test_workers_option_reaches_the_config(tmp_path: Path) -> None:
     assert tune_config(settings).workers == 3 and tune_config(settings, workers=1).workers == 1
     out = CliRunner().invoke(cli, ["tune", "--help"])
     assert "--workers" in out.output
+
+
+@pytest.mark.slow
+def test_the_walk_forward_runs_its_trials_on_a_dask_cluster(workdir: Path, pg_optuna_url: str, dask_cluster: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``compute.address``: every window's trials (full, then short and warm-started) are tasks on
+    the cluster; each finished trial is one run under its window run, none lost, none twice."""
+    from signals.lifecycle.tune import TAG_TUNE_WORKER, tune_with_tracking
+
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    settings = _settings(workdir, pg_optuna_url, full_every=2, short_trials=2, warm_start_trials=2)
+    settings = settings.model_copy(update={"compute": settings.compute.model_copy(update={"address": dask_cluster})})
+    res = tune_with_tracking(settings, _data(), max_windows=2)
+    client = mlflow.MlflowClient()
+    assert client.get_run(res.run_id).data.params["tune.dask_workers"] == "2"
+    runs = client.search_runs([res.experiment_id], max_results=1000)
+    windows = {r.info.run_id: r for r in runs if r.data.tags.get("signals.step") == "tune-window"}
+    trials = [r for r in runs if r.data.tags.get("signals.step") == "tune-trial"]
+    assert len(windows) == 2
+    targets = sorted(int(w.data.metrics["n_trials_target"]) for w in windows.values())
+    assert targets == [2, N_TRIALS]
+    for wid, w in windows.items():
+        study = optuna.load_study(study_name=w.data.tags["optuna.study_name"], storage=pg_optuna_url)
+        numbers = sorted(t.number for t in finished_trials(study))
+        assert len(numbers) == int(w.data.metrics["n_trials_target"])
+        mine = [t for t in trials if t.data.tags["mlflow.parentRunId"] == wid]
+        assert Counter(int(t.data.tags["optuna.trial_number"]) for t in mine) == Counter(numbers)
+        assert all(t.data.tags[TAG_TUNE_WORKER] != "0" for t in mine)  # all ran as cluster tasks
+    warm = [w for w in windows.values() if int(w.data.metrics["n_trials_target"]) == 2]
+    assert warm[0].data.metrics["n_warm_started"] == 2

@@ -6,6 +6,7 @@ from signals.modeling.model import InsufficientDataError
 from signals.modeling.tuning.objective import (
     SEARCH_SPACE,
     SEARCH_SPACE_VERSION,
+    TrialObjective,
     TrialRecord,
     TuneConfig,
     TuneWorkerError,
@@ -27,7 +28,7 @@ from signals.modeling.tuning.walk_forward import (
 )
 
 __all__ = [
-    "InsufficientDataError", "OOS_COLUMNS", "SEARCH_SPACE", "SEARCH_SPACE_VERSION", "TrialRecord", "TuneConfig",
+    "InsufficientDataError", "OOS_COLUMNS", "SEARCH_SPACE", "SEARCH_SPACE_VERSION", "TrialObjective", "TrialRecord", "TuneConfig",
     "TuneWorkerError", "WalkForwardHooks", "WalkForwardResult", "WindowResult", "WindowTuning", "choose_final_params",
     "finished_trials", "fixed_window", "make_pruning_callback", "run_walk_forward", "stitch_predictions",
     "study_name_for", "suggest_params", "tune_window",

@@ -35,7 +35,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from signals.modeling.tuning.objective import TrialCallback, TrialObjective, TuneWorkerError, create_study
+from signals.modeling.tuning.objective import TrialCallback, TrialObjective, TuneWorkerError, study_for
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,9 @@ def run_trial_task(task: TrialTask, objective: TrialObjective) -> list[int]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # load_if_exists: the coordinator created the study; this loads it with the one sampler and
-    # pruner definition (the pruner is not stored with a study)
-    study = create_study(task.storage, task.study_name, task.sampler_seed, objective.config.report_every)
+    # load_if_exists: the coordinator created the study; this loads it with the one sampler,
+    # pruner and heartbeat definition (none of them is stored with a study)
+    study = study_for(objective.config, task.study_name, task.sampler_seed)
     on_trial = task.sink(task.index) if task.sink is not None else None
     numbers: list[int] = []
     try:

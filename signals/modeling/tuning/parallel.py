@@ -42,13 +42,14 @@ import multiprocessing as mp
 import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from signals.modeling.model import InsufficientDataError, MLPipeline, xgb_params_from
 from signals.modeling.splits import frame_holdout_split
+from signals.modeling.tuning.dask_trials import run_trials_on_dask
 from signals.modeling.tuning.objective import (
     SEARCH_SPACE,
     TrialCallback,
@@ -56,8 +57,11 @@ from signals.modeling.tuning.objective import (
     TuneConfig,
     TuneWorkerError,
     WindowTuning,
-    create_study,
     finished_trials,
+    params_key,
+    process_cpu_seconds,
+    study_for,
+    symbol_subsample,
 )
 
 log = logging.getLogger(__name__)
@@ -105,7 +109,7 @@ def _init_worker(stop: Any) -> None:
 def run_quota(task: WorkerTask) -> list[int]:
     """Worker body: run ``task.quota`` trials of the study; return their trial numbers."""
 
-    study = create_study(task.storage, task.study_name, task.sampler_seed, task.objective.config.report_every)
+    study = study_for(task.objective.config, task.study_name, task.sampler_seed)
     on_trial = task.sink(task.worker) if task.sink is not None else None
     objective = task.objective.with_callback(on_trial)
     numbers: list[int] = []
@@ -230,17 +234,27 @@ def tune_window(
     on_trial: TrialCallback | None = None,
     worker_sink: TrialSinkFactory | None = None,
     pool: TuneWorkerPool | None = None,
+    warm_start: Sequence[dict[str, Any]] = (),
+    dask_client: Any = None,
 ) -> WindowTuning:
     """Run (or resume) the window's study up to ``n_trials`` finished trials; return its best.
 
-    With ``config.workers > 1`` the missing trials are split over this process and
+    ``warm_start``: trial params (as sampled) enqueued before TPE samples anything, at most
+    ``config.warm_start_trials`` of them (the previous window's best). When
+    ``config.two_fidelity(n_trials)``, the trials first run in a companion study
+    (``<study_name>-lo<pct>``) on a symbol subsample of the fit rows; its ``promote_top`` best
+    are then re-run on every fit row in the window's own study, whose best is the result.
+
+    With ``config.workers > 1`` the missing trials of each study are split over this process and
     ``workers - 1`` worker processes (``pool``, or a pool opened for this call); ``worker_sink``
     builds each worker's trial callback (required when ``on_trial`` is given, so that no trial
-    goes unreported). See :mod:`signals.modeling.tuning.parallel`.
+    goes unreported). With ``dask_client`` (a ``distributed.Client``: ``compute.address``) the
+    trials run as tasks on the cluster instead (:mod:`signals.modeling.tuning.dask_trials`); the
+    CPU seconds reported are then the coordinator's only.
     """
     from optuna.trial import TrialState
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), process_cpu_seconds()
     y = np.asarray(y, dtype=np.int64)
     fit_idx, val_idx, val_start = frame_holdout_split(
         X, fraction=config.validation_fraction, horizon=config.horizon, embargo_days=config.embargo_days
@@ -252,42 +266,98 @@ def tune_window(
         )
     if len(val_idx) < 10:
         raise InsufficientDataError(f"validation slice has {len(val_idx)} rows; need at least 10")
-    n_jobs = max(1, int(config.n_jobs))
-    objective = TrialObjective(X.iloc[fit_idx], y[fit_idx], X.iloc[val_idx], y[val_idx], config,
-                               config.threads_per_trial(), on_trial)
-
-    study = create_study(config.storage, study_name, config.seed, config.report_every)
+    X_fit, y_fit, X_val, y_val = X.iloc[fit_idx], y[fit_idx], X.iloc[val_idx], y[val_idx]
+    objective = TrialObjective(X_fit, y_fit, X_val, y_val, config, config.threads_per_trial(), on_trial)
     target = int(n_trials if n_trials is not None else config.n_trials)
-    resumed = len(finished_trials(study))
-    remaining = max(0, target - resumed)
-    if remaining and config.workers > 1:
-        _optimize_with_workers(study, objective, remaining, config, study_name, worker_sink, pool)
-    elif remaining:
-        study.optimize(objective, n_trials=remaining, n_jobs=n_jobs, gc_after_trial=False, show_progress_bar=False)
+    warm = [dict(p) for p in warm_start][: int(config.warm_start_trials)]
+
+    study = study_for(config, study_name)
+    low_done: list[Any] = []
+    if config.two_fidelity(target, _n_symbols(X_fit.index)):
+        sub = symbol_subsample(X_fit.index, config.fidelity_rows, config.seed)
+        low_objective = TrialObjective(X_fit.iloc[sub], y_fit[sub], X_val, y_val, config, config.threads_per_trial(),
+                                       on_trial, fidelity=len(sub) / max(1, len(fit_idx)))
+        low = study_for(config, f"{study_name}-lo{round(100 * config.fidelity_rows):02d}")
+        _enqueue(low, warm)
+        _run_study(low, low_objective, target, config, worker_sink, pool, dask_client)
+        low_done = finished_trials(low)
+        ranked = sorted((t for t in low_done if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+        promoted = _distinct([{k: t.params[k] for k in SEARCH_SPACE} for t in ranked])[: int(config.promote_top)]
+        _enqueue(study, promoted)
+        resumed = _run_study(study, objective, len(promoted), config, worker_sink, pool, dask_client)
+    else:
+        _enqueue(study, warm)
+        resumed = _run_study(study, objective, target, config, worker_sink, pool, dask_client)
     done = finished_trials(study)
-    complete = [t for t in done if t.state == TrialState.COMPLETE]
+    complete = sorted((t for t in done if t.state == TrialState.COMPLETE), key=lambda t: t.value)
     if not complete:
         raise InsufficientDataError(f"study {study_name}: no trial completed (all {len(done)} pruned or failed)")
-    best = study.best_trial
+    best = complete[0]
     n_rounds = int(best.user_attrs.get("n_rounds", best.params["n_estimators"]))
     best_params = {k: best.params[k] for k in SEARCH_SPACE}
     best_params["n_estimators"] = n_rounds
+    low_ranked = sorted((t for t in low_done if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    top = _distinct([{k: t.params[k] for k in SEARCH_SPACE} for t in [*complete, *low_ranked]])
     return WindowTuning(
         study_name=study_name,
         best_params=best_params,
         best_value=float(best.value),
         best_trial=int(best.number),
         n_rounds=n_rounds,
-        n_trials_total=len(done),
+        n_trials_total=len(done) + len(low_done),
         n_trials_run=len(done) - resumed,
         n_trials_resumed=resumed,
-        n_pruned=sum(1 for t in done if t.state == TrialState.PRUNED),
+        n_pruned=sum(1 for t in [*done, *low_done] if t.state == TrialState.PRUNED),
         fit_rows=len(fit_idx),
         validation_rows=len(val_idx),
         validation_start=val_start.date().isoformat(),
         seconds=time.perf_counter() - t0,
         trial_params={k: best.params[k] for k in SEARCH_SPACE},
+        n_trials_target=target,
+        n_warm_started=len(warm),
+        n_low_fidelity=len(low_done),
+        cpu_seconds=process_cpu_seconds() - cpu0,
+        top_trials=top[: max(5, int(config.warm_start_trials))],
+        full_values={params_key(t.params): (float(t.value), int(t.user_attrs.get("n_rounds", 0))) for t in complete},
     )
+
+
+def _n_symbols(index: pd.Index) -> int:
+    return int((index.get_level_values(0) if isinstance(index, pd.MultiIndex) else index).nunique())
+
+
+def _distinct(params: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    out = []
+    for p in params:
+        key = params_key(p)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def _enqueue(study: Any, params: Sequence[dict[str, Any]]) -> None:
+    """Queue trials with fixed params ahead of the sampler (skipped if the study already has them:
+    a resumed window does not run them twice)."""
+    for p in params:
+        study.enqueue_trial({k: p[k] for k in SEARCH_SPACE if k in p}, skip_if_exists=True)
+
+
+def _run_study(study: Any, objective: TrialObjective, target: int, config: TuneConfig,
+               worker_sink: TrialSinkFactory | None, pool: TuneWorkerPool | None, dask_client: Any = None) -> int:
+    """Run ``study`` up to ``target`` finished trials; return how many it had already (resumed)."""
+    resumed = len(finished_trials(study))
+    remaining = max(0, target - resumed)
+    if remaining and dask_client is not None:
+        run_trials_on_dask(dask_client, study.study_name, str(config.storage), objective, remaining,
+                           sink=worker_sink, seed=config.seed)
+    elif remaining and config.workers > 1:
+        _optimize_with_workers(study, objective, remaining, config, study.study_name, worker_sink, pool)
+    elif remaining:
+        study.optimize(objective, n_trials=remaining, n_jobs=max(1, int(config.n_jobs)), gc_after_trial=False,
+                       show_progress_bar=False)
+    return resumed
 
 
 def fixed_window(X: pd.DataFrame, y: np.ndarray, params: dict[str, Any], *, config: TuneConfig) -> WindowTuning:

@@ -7,10 +7,16 @@ those predictions with a calibrator fitted only on earlier windows' out-of-sampl
 (:mod:`signals.modeling.forward_calibration`). It reports through :class:`WalkForwardHooks` (the
 MLflow side lives in :mod:`signals.lifecycle.tune`).
 
+Retune policy: the ``k``-th tuned window (0-based) runs ``config.trials_for(k)`` trials, a full
+study every ``full_every`` windows and a short one in between, and every study starts from the
+previous tuned window's best trials (``warm_start_trials``): neighbouring windows share most of
+their training rows, so last quarter's winners are the natural first guesses.
+
 Final params (:func:`choose_final_params`): not the single best trial of the last window (on
 noisy data that is the trial that fitted one validation slice's noise best) but, among the best
 trials of the last ``final_params_windows`` windows, the one with the lowest validation log-loss
-pooled over all of those windows' validation slices. ``n_estimators`` stays the trial's cap: the
+pooled over all of those windows' validation slices (a candidate a window's study already ran
+on every fit row is not refitted: its score is the trial's). ``n_estimators`` stays the trial's cap: the
 final fit sets its rounds by early stopping on its own last slice
 (:func:`signals.modeling.final_fit.fit_booster`).
 """
@@ -38,7 +44,14 @@ from signals.modeling.splits import (
     row_dates,
     row_symbols,
 )
-from signals.modeling.tuning.objective import TrialCallback, TuneConfig, WindowTuning, study_name_for
+from signals.modeling.tuning.objective import (
+    TrialCallback,
+    TuneConfig,
+    WindowTuning,
+    params_key,
+    process_cpu_seconds,
+    study_name_for,
+)
 from signals.modeling.tuning.parallel import TrialSinkFactory, TuneWorkerPool, fixed_window, tune_window
 
 log = logging.getLogger(__name__)
@@ -150,11 +163,13 @@ def run_walk_forward(
     hooks: WalkForwardHooks | None = None,
     max_windows: int | None = None,
     fixed_params: dict[str, Any] | None = None,
+    dask_client: Any = None,
 ) -> WalkForwardResult:
     """Tune (or, with ``fixed_params``, just fit), predict and forward-chain-calibrate every window.
 
     ``features``/``y``/``forward_return`` hold only labelled rows, aligned, indexed by
     (symbol, date). ``max_windows`` keeps only the most recent windows (benchmarks, demos).
+    ``dask_client`` runs every window's trials on that Dask cluster (``compute.address``).
     """
     hooks = hooks or WalkForwardHooks()
     y_arr = np.asarray(y, dtype=np.int64)
@@ -175,7 +190,7 @@ def run_walk_forward(
     calibration = ForwardChainedCalibration(config.calibration_policy())
     with _worker_pool(config) as pool:
         results, skipped = _walk_windows(features, y_arr, fwd, label_end, splits, config, hooks, pool, calibration,
-                                         fixed_params)
+                                         fixed_params, dask_client)
     if not results:
         raise InsufficientDataError(
             "every walk-forward window was skipped: " + "; ".join(f"window {w.index}: {r}" for w, r in skipped)
@@ -208,6 +223,7 @@ def choose_final_params(results: list[WindowResult], features: pd.DataFrame, y: 
     trial that merely fitted its own slice's noise does not carry over to its neighbours'.
     Returns (params with ``n_estimators`` = the trial's cap, a report for the tune run).
     """
+    cpu0 = process_cpu_seconds()
     recent = [r for r in results if r.train_index is not None][-max(1, int(config.final_params_windows)):]
     candidates: list[tuple[int, dict[str, Any]]] = []
     for r in recent:
@@ -217,23 +233,31 @@ def choose_final_params(results: list[WindowResult], features: pd.DataFrame, y: 
     if len(recent) < 2 or len(candidates) < 2:
         last = results[-1]
         return (dict(last.tuning.trial_params or last.tuning.best_params),
-                {"rule": "best trial of the most recent window (one candidate)", "window": last.window.index})
+                {"rule": "best trial of the most recent window (one candidate)", "window": last.window.index,
+                 "cpu_seconds": 0.0, "n_fits": 0, "n_reused": 0})
     scores = {i: [0.0, 0] for i in range(len(candidates))}
     table: list[dict[str, Any]] = []
+    n_fits = n_reused = 0
     for r in recent:
         X_tr, y_tr = features.iloc[r.train_index], y[r.train_index]
         fit_idx, val_idx, _ = frame_holdout_split(X_tr, fraction=config.validation_fraction, horizon=config.horizon,
                                                   embargo_days=config.embargo_days)
         for i, (src, params) in enumerate(candidates):
-            pipe = MLPipeline(params, horizon=config.horizon, min_training_samples=1, seed=config.seed,
-                              n_jobs=config.threads(), class_weight=config.class_weight)
-            m = pipe.train(X_tr.iloc[fit_idx], y_tr[fit_idx], eval_set=(X_tr.iloc[val_idx], y_tr[val_idx]),
-                           early_stopping_rounds=config.early_stopping_rounds)
-            scores[i][0] += float(m["val_log_loss"]) * len(val_idx)
+            known = r.tuning.full_values.get(params_key(params))
+            if known is not None:  # this window's study ran the same trial on every fit row: same fit, same score
+                value, n_rounds = known
+                n_reused += 1
+            else:
+                pipe = MLPipeline(params, horizon=config.horizon, min_training_samples=1, seed=config.seed,
+                                  n_jobs=config.threads(), class_weight=config.class_weight)
+                m = pipe.train(X_tr.iloc[fit_idx], y_tr[fit_idx], eval_set=(X_tr.iloc[val_idx], y_tr[val_idx]),
+                               early_stopping_rounds=config.early_stopping_rounds)
+                value, n_rounds = float(m["val_log_loss"]), int(m["n_rounds"])
+                n_fits += 1
+            scores[i][0] += value * len(val_idx)
             scores[i][1] += len(val_idx)
-            table.append({"candidate_window": src, "scored_on_window": r.window.index,
-                          "val_log_loss": float(m["val_log_loss"]), "n_rounds": int(m["n_rounds"]),
-                          "rows": int(len(val_idx))})
+            table.append({"candidate_window": src, "scored_on_window": r.window.index, "val_log_loss": value,
+                          "n_rounds": n_rounds, "rows": int(len(val_idx)), "reused": known is not None})
     pooled = {i: tot / max(n, 1) for i, (tot, n) in scores.items()}
     best = min(pooled, key=lambda i: (pooled[i], -candidates[i][0]))
     src, params = candidates[best]
@@ -243,6 +267,9 @@ def choose_final_params(results: list[WindowResult], features: pd.DataFrame, y: 
         "window": src,
         "pooled_val_log_loss": {str(candidates[i][0]): v for i, v in pooled.items()},
         "table": table,
+        "cpu_seconds": process_cpu_seconds() - cpu0,
+        "n_fits": n_fits,
+        "n_reused": n_reused,
     }
     return dict(params), report
 
@@ -258,9 +285,10 @@ def _worker_pool(config: TuneConfig):
 def _walk_windows(features: pd.DataFrame, y_arr: np.ndarray, fwd: np.ndarray, label_end: np.ndarray, splits: list,
                   config: TuneConfig, hooks: WalkForwardHooks, pool: TuneWorkerPool | None,
                   calibration: ForwardChainedCalibration, fixed_params: dict[str, Any] | None,
-                  ) -> tuple[list[WindowResult], list[tuple[Window, str]]]:
+                  dask_client: Any = None) -> tuple[list[WindowResult], list[tuple[Window, str]]]:
     results: list[WindowResult] = []
     skipped: list[tuple[Window, str]] = []
+    warm: list[dict[str, Any]] = []  # the previous tuned window's best trials
     for window, tr, te in splits:
         X_tr, y_tr, X_te, y_te = features.iloc[tr], y_arr[tr], features.iloc[te], y_arr[te]
         if len(tr) < config.min_training_samples:
@@ -280,9 +308,12 @@ def _walk_windows(features: pd.DataFrame, y_arr: np.ndarray, fwd: np.ndarray, la
                 tuning = fixed_window(X_tr, y_tr, fixed_params, config=config)
             else:
                 sink_of = getattr(hooks, "worker_trial_sink", None)
-                sink = sink_of() if config.workers > 1 and on_trial is not None and sink_of is not None else None
+                remote = config.workers > 1 or dask_client is not None
+                sink = sink_of() if remote and on_trial is not None and sink_of is not None else None
                 tuning = tune_window(X_tr, y_tr, config=config, study_name=name, on_trial=on_trial,
-                                     worker_sink=sink, pool=pool)
+                                     worker_sink=sink, pool=pool, n_trials=config.trials_for(len(results)),
+                                     warm_start=warm, dask_client=dask_client)
+                warm = tuning.top_trials
         except InsufficientDataError as exc:
             log.warning("window %d skipped: %s", window.index, exc)
             skipped.append((window, str(exc)))
