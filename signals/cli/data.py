@@ -47,7 +47,6 @@ def check(ctx: Context, symbols: list[str] | None, provider: str | None, path: s
         return
     for line in render_check(summary):
         click.echo(line)
-    echo_data_warnings(summary.get("warnings") or [])
     _fail_if_strict(summary.get("warnings") or [], strict)
 
 
@@ -83,7 +82,10 @@ def render_check(summary: dict[str, Any]) -> list[str]:
             lines.append(f"  {item['input']}: {item['why']}")
             lines.append(f"    {item['n_features']} feature(s){where}: {', '.join(item['features'])}")
     for key, value in summary.items():  # anything else the check reports, e.g. warnings
-        if key in ("source", "symbols", "tables", "unavailable", "warnings") or value in (None, [], {}, ""):
+        if key in ("source", "symbols", "tables", "unavailable") or value in (None, [], {}, ""):
+            continue
+        if key == "warnings" and all(isinstance(w, dict) and "check" in w for w in value):
+            lines += data_warning_lines(value)
             continue
         lines += ["", f"{key}:"]
         for item in value if isinstance(value, (list, tuple)) else [value]:
@@ -95,15 +97,14 @@ def render_check(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def echo_data_warnings(warnings: list[dict]) -> None:
-    """The suspicious-data warnings (:mod:`signals.data.suspicious`), one line each, on stdout."""
-    if not warnings:
-        return
-    click.echo(f"\nwarnings ({len(warnings)}): suspicious but valid data")
+def data_warning_lines(warnings: list[dict]) -> list[str]:
+    """The suspicious-data warnings (:mod:`signals.data.suspicious`), one line each."""
+    lines = ["", f"warnings ({len(warnings)}): suspicious but valid data"]
     for w in warnings:
-        when = f" from {w['first_date']}" if w["first_date"] else ""
-        rows = f", {w['count']} row(s)" if w["count"] else ""
-        click.echo(f"  {w['symbol']}: {w['check']}{when}{rows}: {w['detail']}")
+        when = f" from {w['first_date']}" if w.get("first_date") else ""
+        rows = f", {w['count']} row(s)" if w.get("count") else ""
+        lines.append(f"  {w['symbol']}: {w['check']}{when}{rows}: {w['detail']}")
+    return lines
 
 
 def _fail_if_strict(warnings: list[dict], strict: bool) -> None:

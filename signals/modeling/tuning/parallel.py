@@ -347,8 +347,18 @@ def _enqueue(study: Any, params: Sequence[dict[str, Any]]) -> None:
 def _run_study(study: Any, objective: TrialObjective, target: int, config: TuneConfig,
                worker_sink: TrialSinkFactory | None, pool: TuneWorkerPool | None, dask_client: Any = None) -> int:
     """Run ``study`` up to ``target`` finished trials; return how many it had already (resumed)."""
+    from optuna.trial import TrialState
+
     resumed = len(finished_trials(study))
     remaining = max(0, target - resumed)
+    concurrent = int(config.n_jobs) > 1 or config.workers > 1 or dask_client is not None
+    waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    if concurrent and remaining and waiting:
+        # enqueued (warm-start, promoted) trials first, one at a time: taking a waiting trial is
+        # not atomic across threads on SQLite, and two runners could run (and tell) the same one
+        first = min(waiting, remaining)
+        study.optimize(objective, n_trials=first, n_jobs=1, gc_after_trial=False, show_progress_bar=False)
+        remaining -= first
     if remaining and dask_client is not None:
         run_trials_on_dask(dask_client, study.study_name, str(config.storage), objective, remaining,
                            sink=worker_sink, seed=config.seed)
