@@ -351,11 +351,13 @@ def _run_study(study: Any, objective: TrialObjective, target: int, config: TuneC
 
     resumed = len(finished_trials(study))
     remaining = max(0, target - resumed)
-    concurrent = int(config.n_jobs) > 1 or config.workers > 1 or dask_client is not None
-    waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-    if concurrent and remaining and waiting:
-        # enqueued (warm-start, promoted) trials first, one at a time: taking a waiting trial is
-        # not atomic across threads on SQLite, and two runners could run (and tell) the same one
+    # enqueued (warm-start, promoted) trials first, one at a time, when several runners share a
+    # SQLite storage: taking a waiting trial is not atomic there (SQLite ignores FOR UPDATE), and
+    # two runners could run, and tell, the same one. PostgreSQL locks the row.
+    concurrent = int(config.n_jobs) > 1 or config.workers > 1
+    sqlite = str(config.storage or "").startswith("sqlite")
+    waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) if concurrent and sqlite else 0
+    if remaining and waiting:
         first = min(waiting, remaining)
         study.optimize(objective, n_trials=first, n_jobs=1, gc_after_trial=False, show_progress_bar=False)
         remaining -= first
