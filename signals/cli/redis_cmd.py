@@ -33,6 +33,10 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
         raise KeyboardInterrupt  # SIGTERM (e.g. systemd, kill) stops it like Ctrl-C: data saved
 
     signal.signal(signal.SIGTERM, _stop)
+    # Ctrl-C stops it even when the parent started it with SIGINT ignored (an ignored signal is
+    # inherited across exec, and Python then installs no handler of its own: e.g. under nohup, or
+    # from a process that runs a Dask cluster)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     click.echo(f"embedded Redis for {server.rdb} is running (pid {server.pid}); Ctrl-C saves and stops it.")
     click.echo("point other programs at it with one of:")
     for url in server.urls:

