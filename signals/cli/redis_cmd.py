@@ -37,12 +37,12 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     # inherited across exec, and Python then installs no handler of its own: e.g. under nohup, or
     # from a process that runs a Dask cluster)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    click.echo(f"embedded Redis for {server.rdb} is running (pid {server.pid}); Ctrl-C saves and stops it.")
-    click.echo("point other programs at it with one of:")
-    for url in server.urls:
-        click.echo(f"  SA_REDIS__URL={url}")
-    click.echo(f"key prefix: {ctx.settings.redis.prefix!r} (e.g. {ctx.settings.redis.prefix}:signals:latest)")
-    try:
+    try:  # a Ctrl-C at any point after the start, even mid-banner, saves and stops the server
+        click.echo(f"embedded Redis for {server.rdb} is running (pid {server.pid}); Ctrl-C saves and stops it.")
+        click.echo("point other programs at it with one of:")
+        for url in server.urls:
+            click.echo(f"  SA_REDIS__URL={url}")
+        click.echo(f"key prefix: {ctx.settings.redis.prefix!r} (e.g. {ctx.settings.redis.prefix}:signals:latest)")
         while True:
             time.sleep(1.0)
             server.client.ping()  # the server died under us (killed): stop waiting
