@@ -29,9 +29,8 @@ import numpy as np
 import pandas as pd
 
 from signals.modeling import metrics as M
-from signals.modeling.final_fit import FittedBooster, date_range_of
-from signals.modeling.model import InsufficientDataError, MLPipeline, xgb_params_from
-from signals.modeling.splits import frame_holdout_split
+from signals.modeling.final_fit import FittedBooster, fitted_booster, stopping_split
+from signals.modeling.model import MLPipeline, xgb_params_from
 
 _LABEL, _WEIGHT = "__label__", "__weight__"
 
@@ -134,15 +133,8 @@ def fit_booster_on_dask(
 ) -> tuple[FittedBooster, int]:
     """:func:`signals.modeling.final_fit.fit_booster` on the cluster: rounds by early stopping on
     the purged last slice, then a refit on every row; returns it and the worker count."""
-    y_arr = np.asarray(y, dtype=np.int64)
-    if len(y_arr) < min_training_samples:
-        raise InsufficientDataError(
-            f"need at least {min_training_samples} labelled training rows (ml.min_training_samples), got {len(y_arr)}")
-    fit_idx, val_idx, _ = frame_holdout_split(features, fraction=validation_fraction, horizon=horizon,
-                                              embargo_days=embargo_days)
-    if len(val_idx) < 10 or len(fit_idx) < 10:
-        raise InsufficientDataError(
-            f"the early-stopping split leaves {len(fit_idx)} rows to fit and {len(val_idx)} to validate; need 10 each")
+    y_arr, fit_idx, val_idx = stopping_split(features, y, horizon=horizon, validation_fraction=validation_fraction,
+                                             embargo_days=embargo_days, min_training_samples=min_training_samples)
     common = dict(horizon=horizon, min_training_samples=1, seed=seed, n_jobs=n_jobs, class_weight=class_weight)
     probe = MLPipeline(params, **common)
     Xf, yf = features.iloc[fit_idx], y_arr[fit_idx]
@@ -154,11 +146,7 @@ def fit_booster_on_dask(
     final = MLPipeline(chosen, **common)
     done = fit(client, final.booster_params(), features, y_arr, final.sample_weights(y_arr), n_rounds)
     _adopt(final, done.booster, features, y_arr)
-    return FittedBooster(
-        pipeline=final, params=chosen, n_rounds=n_rounds, rows=len(y_arr), fit_range=date_range_of(features),
-        stopping_rows=len(val_idx), stopping_range=date_range_of(features.iloc[val_idx]),
-        stopping_log_loss=float(stopping_loss),
-    ), done.n_workers
+    return fitted_booster(final, chosen, features, val_idx, stopping_loss), done.n_workers
 
 
 __all__ = ["DaskFit", "fit", "fit_booster_on_dask"]

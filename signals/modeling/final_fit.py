@@ -64,6 +64,23 @@ def fit_booster(
 ) -> FittedBooster:
     """Early-stop on the purged last slice to choose the rounds (``n_estimators`` is the cap),
     then refit on every row of ``(features, y)`` with those rounds."""
+    y_arr, fit_idx, val_idx = stopping_split(features, y, horizon=horizon, validation_fraction=validation_fraction,
+                                             embargo_days=embargo_days, min_training_samples=min_training_samples)
+    common = dict(horizon=horizon, min_training_samples=1, seed=seed, n_jobs=n_jobs, class_weight=class_weight)
+    probe = MLPipeline(params, **common)
+    m = probe.train(features.iloc[fit_idx], y_arr[fit_idx], eval_set=(features.iloc[val_idx], y_arr[val_idx]),
+                    early_stopping_rounds=early_stopping_rounds)
+    n_rounds = int(m["n_rounds"])
+    chosen = {**xgb_params_from(params), "n_estimators": n_rounds}
+    final = MLPipeline(chosen, **common)
+    final.train(features, y_arr)
+    return fitted_booster(final, chosen, features, val_idx, float(m["val_log_loss"]))
+
+
+def stopping_split(features: pd.DataFrame, y: pd.Series | np.ndarray, *, horizon: int, validation_fraction: float,
+                   embargo_days: int, min_training_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The final fit's checked inputs: labels as an array and the (fit, early-stopping) row
+    positions of the purged last slice (one recipe for the local and the Dask final fit)."""
     y_arr = np.asarray(y, dtype=np.int64)
     if len(features) != len(y_arr):
         raise ValueError(f"features have {len(features)} rows but y has {len(y_arr)}")
@@ -75,18 +92,16 @@ def fit_booster(
     if len(val_idx) < 10 or len(fit_idx) < 10:
         raise InsufficientDataError(
             f"the early-stopping split leaves {len(fit_idx)} rows to fit and {len(val_idx)} to validate; need 10 each")
-    common = dict(horizon=horizon, min_training_samples=1, seed=seed, n_jobs=n_jobs, class_weight=class_weight)
-    probe = MLPipeline(params, **common)
-    m = probe.train(features.iloc[fit_idx], y_arr[fit_idx], eval_set=(features.iloc[val_idx], y_arr[val_idx]),
-                    early_stopping_rounds=early_stopping_rounds)
-    n_rounds = int(m["n_rounds"])
-    chosen = {**xgb_params_from(params), "n_estimators": n_rounds}
-    final = MLPipeline(chosen, **common)
-    final.train(features, y_arr)
+    return y_arr, fit_idx, val_idx
+
+
+def fitted_booster(final: MLPipeline, chosen: dict[str, Any], features: pd.DataFrame, val_idx: np.ndarray,
+                   stopping_log_loss: float) -> FittedBooster:
+    """The record of a final fit refitted on every row of ``features`` after early stopping on ``val_idx``."""
     return FittedBooster(
-        pipeline=final, params=chosen, n_rounds=n_rounds, rows=len(y_arr), fit_range=date_range_of(features),
-        stopping_rows=len(val_idx), stopping_range=date_range_of(features.iloc[val_idx]),
-        stopping_log_loss=float(m["val_log_loss"]),
+        pipeline=final, params=chosen, n_rounds=int(chosen["n_estimators"]), rows=len(features),
+        fit_range=date_range_of(features), stopping_rows=len(val_idx),
+        stopping_range=date_range_of(features.iloc[val_idx]), stopping_log_loss=float(stopping_log_loss),
     )
 
 
