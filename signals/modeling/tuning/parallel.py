@@ -273,6 +273,7 @@ def tune_window(
 
     study = study_for(config, study_name)
     low_done: list[Any] = []
+    low_ranked: list[Any] = []
     if config.two_fidelity(target, _n_symbols(X_fit.index)):
         sub = symbol_subsample(X_fit.index, config.fidelity_rows, config.seed)
         low_objective = TrialObjective(X_fit.iloc[sub], y_fit[sub], X_val, y_val, config, config.threads_per_trial(),
@@ -281,23 +282,22 @@ def tune_window(
         _enqueue(low, warm)
         _run_study(low, low_objective, target, config, worker_sink, pool, dask_client)
         low_done = finished_trials(low)
-        ranked = sorted((t for t in low_done if t.state == TrialState.COMPLETE), key=lambda t: t.value)
-        promoted = _distinct([{k: t.params[k] for k in SEARCH_SPACE} for t in ranked])[: int(config.promote_top)]
+        low_ranked = _ranked(low_done)
+        promoted = _distinct(low_ranked)[: int(config.promote_top)]
         _enqueue(study, promoted)
         resumed = _run_study(study, objective, len(promoted), config, worker_sink, pool, dask_client)
     else:
         _enqueue(study, warm)
         resumed = _run_study(study, objective, target, config, worker_sink, pool, dask_client)
     done = finished_trials(study)
-    complete = sorted((t for t in done if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    complete = _ranked(done)
     if not complete:
         raise InsufficientDataError(f"study {study_name}: no trial completed (all {len(done)} pruned or failed)")
     best = complete[0]
     n_rounds = int(best.user_attrs.get("n_rounds", best.params["n_estimators"]))
     best_params = {k: best.params[k] for k in SEARCH_SPACE}
     best_params["n_estimators"] = n_rounds
-    low_ranked = sorted((t for t in low_done if t.state == TrialState.COMPLETE), key=lambda t: t.value)
-    top = _distinct([{k: t.params[k] for k in SEARCH_SPACE} for t in [*complete, *low_ranked]])
+    top = _distinct([*complete, *low_ranked])
     return WindowTuning(
         study_name=study_name,
         best_params=best_params,
@@ -326,10 +326,19 @@ def _n_symbols(index: pd.Index) -> int:
     return int((index.get_level_values(0) if isinstance(index, pd.MultiIndex) else index).nunique())
 
 
-def _distinct(params: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _ranked(trials: list[Any]) -> list[Any]:
+    """The completed trials, best (lowest validation log-loss) first."""
+    from optuna.trial import TrialState
+
+    return sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+
+
+def _distinct(trials: list[Any]) -> list[dict[str, Any]]:
+    """The trials' search-space params in order, each parameter set once."""
     seen: set[str] = set()
     out = []
-    for p in params:
+    for t in trials:
+        p = {k: t.params[k] for k in SEARCH_SPACE}
         key = params_key(p)
         if key not in seen:
             seen.add(key)
